@@ -1,0 +1,1 @@
+"""The ``xconv`` command line: parse, call the library, print. Nothing else lives here."""

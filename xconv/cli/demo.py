@@ -1,0 +1,41 @@
+"""``xconv demo [NAME]``: the core job on a built-in reference model."""
+
+from __future__ import annotations
+
+import sys
+
+DEFAULT = "unet_encoder"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("name", nargs="?", default=DEFAULT, help=f"zoo model (default {DEFAULT}); see 'xconv inspect'")
+    p.add_argument("--device", default="cpu", help="where the PyTorch side runs: cpu, cuda, cuda:1 ... (default cpu)")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="float64 is the strict mode")
+    p.add_argument("--batch", type=int, default=1, help="input batch size (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights and input (default 0)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+
+
+def run(args) -> int:
+    from .. import zoo
+    from ..comparison import compare
+    from ..errors import BadInputError
+    from ..transfer import transfer_weights
+
+    zoo.spec(args.name)  # unknown names fail before TensorFlow loads
+    if args.batch < 1:
+        raise BadInputError(f"--batch must be at least 1; received {args.batch}.")
+    if not args.json:
+        print(f"Building '{args.name}' in Keras and PyTorch ({args.dtype}, seed {args.seed})...", file=sys.stderr)
+    keras_model = zoo.build(args.name, "keras", seed=args.seed, dtype=args.dtype, random_biases=True)
+    torch_model = zoo.build(args.name, "torch", seed=args.seed, dtype=args.dtype)
+    manifest = transfer_weights(keras_model, torch_model)
+    x = zoo.sample_input(args.name, args.batch, seed=args.seed, dtype=args.dtype)
+    report = compare(keras_model, torch_model, x, device=args.device, dtype=args.dtype)
+    if args.json:
+        print(report.to_json(indent=2))
+    else:
+        print(f"Moved {len(manifest.entries)} tensors Keras -> PyTorch (matched by {manifest.matched_by}).")
+        print(f"Input {x.shape} (channels-last); every layer compared in channels-first layout:\n")
+        print(report)
+    return 0 if report.ok else 1

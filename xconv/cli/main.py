@@ -1,0 +1,59 @@
+"""``xconv`` entry point. Subcommand modules are imported only when their command runs.
+
+Exit codes: 0 ok, 1 a mismatch was found, 2 bad input or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
+
+# command -> (module, help); each module defines add_arguments(parser) and run(args) -> int
+COMMANDS = {
+    "demo": ("xconv.cli.demo", "build a reference model in Keras and PyTorch, move the weights, compare every layer"),
+    "inspect": ("xconv.cli.inspect_cmd", "show every weight of a model in Keras and PyTorch layouts"),
+    "layers": ("xconv.cli.layers", "list the layer families xconv converts"),
+    "env": ("xconv.cli.env", "print versions of Python, xconv and the frameworks (for bug reports)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="xconv",
+        description="Move conv networks between Keras and PyTorch and prove, layer by layer, that they match.",
+        epilog="Exit codes: 0 ok, 1 mismatch found, 2 bad input or usage.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        # arguments are cheap to declare but live with their command
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up chatter hides our output
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return EXIT_BAD_INPUT
+    from ..errors import XconvError
+
+    try:
+        return importlib.import_module(args._module).run(args)
+    except XconvError as exc:
+        print(f"xconv {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("xconv: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

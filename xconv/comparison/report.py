@@ -1,0 +1,94 @@
+"""The result of a comparison: one row per layer, a verdict, a table and JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class LayerDiff:
+    """How one layer's activations differ (shape and index in channels-first layout)."""
+
+    name: str
+    type: str
+    shape: tuple[int, ...]
+    max_abs: float
+    max_rel: float  # max_abs / max |reference|
+    where: tuple[int, ...]  # index of the greatest absolute difference
+    atol: float
+    rtol: float
+    ok: bool
+
+
+@dataclass
+class Report:
+    a: str  # framework of the reference side
+    b: str
+    device: str
+    dtype: str
+    tf32: bool
+    layers: list[LayerDiff] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (layer, why)
+
+    @property
+    def ok(self) -> bool:
+        return all(row.ok for row in self.layers)
+
+    @property
+    def first_divergence(self) -> str | None:
+        return next((row.name for row in self.layers if not row.ok), None)
+
+    def __getitem__(self, name: str) -> LayerDiff:
+        for row in self.layers:
+            if row.name == name:
+                return row
+        raise KeyError(f"no layer {name!r} in this report; layers: {[r.name for r in self.layers]}")
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "a": self.a,
+            "b": self.b,
+            "device": self.device,
+            "dtype": self.dtype,
+            "tf32": self.tf32,
+            "first_divergence": self.first_divergence,
+            "layers": [{**asdict(r), "shape": list(r.shape), "where": list(r.where)} for r in self.layers],
+            "skipped": [{"name": n, "why": w} for n, w in self.skipped],
+        }
+
+    def to_json(self, **kw) -> str:
+        return json.dumps(self.to_dict(), **kw)
+
+    def verdict(self) -> str:
+        n = len(self.layers)
+        setting = f"{self.dtype} on {self.device}, TF32 {'on' if self.tf32 else 'off'}"
+        if self.ok:
+            worst = max(self.layers, key=lambda r: r.max_rel, default=None)
+            tail = f"; greatest relative difference {worst.max_rel:.2e} at '{worst.name}'" if worst else ""
+            return f"MATCH: all {n} layers of {self.a} and {self.b} agree within tolerance ({setting}){tail}."
+        bad = sum(not r.ok for r in self.layers)
+        return (
+            f"MISMATCH: {bad} of {n} layers differ beyond tolerance ({setting}); "
+            f"first divergence at '{self.first_divergence}'."
+        )
+
+    def table(self) -> str:
+        head = ("layer", "type", "shape (N,C,...)", "max abs", "max rel", "allowed", "at", "ok")
+        rows = [
+            (
+                r.name, r.type, "x".join(map(str, r.shape)), f"{r.max_abs:.3e}", f"{r.max_rel:.3e}",
+                f"{r.atol:.0e}+{r.rtol:.0e}*|a|", str(tuple(r.where)), "ok" if r.ok else "FAIL",
+            )
+            for r in self.layers
+        ]  # fmt: skip
+        widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
+        line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+        out = [line(head), line(["-" * w for w in widths]), *map(line, rows)]
+        for name, why in self.skipped:
+            out.append(f"(not compared: {name}: {why})")
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return f"{self.table()}\n{self.verdict()}"

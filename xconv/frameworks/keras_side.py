@@ -1,0 +1,183 @@
+"""Keras 3 adapter: layers, weights, activation capture and dtype casting (any Keras backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._optional import require
+from ..errors import BadInputError, MismatchedModelsError
+
+
+def keras():
+    return require("keras", "work with Keras models")
+
+
+def iter_layers(model) -> Iterator:
+    """Every non-input layer, in graph order, descending into nested models."""
+    for layer in model.layers:
+        if type(layer).__name__ == "InputLayer":
+            continue
+        if hasattr(layer, "layers") and layer.layers:  # a nested model
+            yield from iter_layers(layer)
+        else:
+            yield layer
+
+
+def short_name(variable) -> str:
+    return variable.path.rsplit("/", 1)[-1]
+
+
+def layer_weights(layer) -> dict[str, np.ndarray]:
+    """``{'kernel': ..., 'bias': ...}`` as NumPy arrays (Keras layout)."""
+    k = keras()
+    return {short_name(v): np.asarray(k.ops.convert_to_numpy(v.value)) for v in layer.weights}
+
+
+def set_layer_weights(layer, arrays: Mapping[str, np.ndarray]) -> None:
+    by_name = {short_name(v): v for v in layer.weights}
+    for key, value in arrays.items():
+        by_name[key].assign(np.asarray(value, dtype=by_name[key].dtype))
+
+
+def weighted_layers(model) -> list:
+    return [layer for layer in iter_layers(model) if layer.weights]
+
+
+def _producer(tensor):
+    history = getattr(tensor, "_keras_history", None)
+    return history.operation if history is not None else None
+
+
+_PASS_THROUGH = {"Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "Activation"}
+
+
+def flatten_source_shape(layer) -> tuple[int, ...] | None:
+    """The channels-last shape (no batch) a Flatten turned into this layer's input, if one did."""
+    try:
+        tensor = layer.input
+    except (AttributeError, ValueError):
+        return None
+    op = _producer(tensor)
+    while op is not None and type(op).__name__ in _PASS_THROUGH:
+        op = _producer(op.input)
+    if op is None or type(op).__name__ != "Flatten":
+        return None
+    shape = tuple(op.input.shape[1:])
+    if len(shape) < 2 or any(s is None for s in shape):
+        return None
+    return tuple(int(s) for s in shape)
+
+
+@dataclass(frozen=True)
+class Captured:
+    """One layer's activation in Keras layout and what is needed to put it in torch layout."""
+
+    name: str
+    type: str
+    value: np.ndarray
+    flatten_of: tuple[int, ...] | None
+
+
+def input_shapes(model) -> list[tuple]:
+    return [tuple(t.shape) for t in model.inputs]
+
+
+def check_inputs(model, arrays: Sequence[np.ndarray]) -> None:
+    expected = input_shapes(model)
+    if len(expected) != len(arrays):
+        raise BadInputError(
+            f"Keras model '{model.name}' takes {len(expected)} input(s); received {len(arrays)}."
+        )
+    for want, got, t in zip(expected, arrays, model.inputs):
+        ok = len(want) == got.ndim and all(w is None or w == g for w, g in zip(want, got.shape))
+        if not ok:
+            raise BadInputError(
+                f"Keras model '{model.name}' input '{t.name}' expects shape {want} (channels-last, None = any); "
+                f"received {tuple(got.shape)}. Give the input in the layout of the first model passed."
+            )
+
+
+def capture(model, arrays: Sequence[np.ndarray], names: Sequence[str] | None = None) -> list[Captured]:
+    """Run ``model`` once and return every (or every named) layer's output, in graph order."""
+    k = keras()
+    check_inputs(model, arrays)
+    layers = [l for l in model.layers if type(l).__name__ != "InputLayer"]
+    if names is not None:
+        wanted = set(names)
+        layers = [l for l in layers if l.name in wanted]
+    outputs, kept = [], []
+    for layer in layers:
+        out = layer.output
+        if isinstance(out, (list, tuple)):  # a layer with several outputs: keep the first
+            out = out[0]
+        outputs.append(out)
+        kept.append(layer)
+    sub = k.Model(inputs=model.inputs, outputs=outputs)
+    dtype = model.inputs[0].dtype
+    feed = [np.asarray(a, dtype=dtype) for a in arrays]
+    values = sub(feed, training=False)  # sub was built on the list model.inputs
+    if not isinstance(values, (list, tuple)):
+        values = [values]
+    return [
+        Captured(l.name, type(l).__name__, np.asarray(k.ops.convert_to_numpy(v)), _flatten_of_output(l))
+        for l, v in zip(kept, values)
+    ]
+
+
+def _flatten_of_output(layer) -> tuple[int, ...] | None:
+    """A Flatten's output (or a layer fed by one, before any Dense) is a reordered vector."""
+    if type(layer).__name__ == "Flatten":
+        shape = tuple(layer.input.shape[1:])
+        if len(shape) >= 2 and all(s is not None for s in shape):
+            return tuple(int(s) for s in shape)
+        return None
+    if type(layer).__name__ in _PASS_THROUGH:
+        return flatten_source_shape(layer)
+    return None
+
+
+def predict(model, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    k = keras()
+    check_inputs(model, arrays)
+    feed = list(arrays) if isinstance(model.input, (list, tuple)) else arrays[0]
+    out = model(feed, training=False)
+    if not isinstance(out, (list, tuple)):
+        out = [out]
+    return [np.asarray(k.ops.convert_to_numpy(o)) for o in out]
+
+
+def cast(model, dtype: str):
+    """A copy of ``model`` whose layers compute in ``dtype`` (float64 strict mode), weights cast."""
+    k = keras()
+    if all(getattr(l, "compute_dtype", dtype) == dtype for l in iter_layers(model)) and model.inputs[0].dtype == dtype:
+        return model
+
+    def clone_layer(layer):
+        config = layer.get_config()
+        config["dtype"] = dtype
+        return type(layer).from_config(config)
+
+    inputs = [k.Input(shape=t.shape[1:], dtype=dtype, name=t.name) for t in model.inputs]
+    try:
+        clone = k.models.clone_model(
+            model, input_tensors=inputs if len(inputs) > 1 else inputs[0], clone_function=clone_layer
+        )
+    except Exception as exc:  # Keras raises many types here; say what we tried
+        raise MismatchedModelsError(f"Could not rebuild Keras model '{model.name}' in {dtype}: {exc}") from exc
+    clone.set_weights([np.asarray(w, dtype=dtype) for w in model.get_weights()])
+    return clone
+
+
+def versions() -> dict[str, str]:
+    k = keras()
+    out = {"keras": k.__version__, "keras_backend": k.backend.backend()}
+    try:
+        import tensorflow as tf
+
+        out["tensorflow"] = tf.__version__
+    except ImportError:
+        pass
+    return out

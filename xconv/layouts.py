@@ -1,0 +1,204 @@
+"""Weight and activation layouts, Keras <-> PyTorch, written once for every spatial rank.
+
+Pure NumPy: this module imports no framework. Every function returns a new C-contiguous
+array and the pairs are exact inverses (round trips are bit-exact).
+
+Keras kernels are ``(*k, in/groups, out)``; torch's are ``(out, in/groups, *k)``, so the
+permutation for spatial rank ``n`` is ``(n + 1, n, 0, ..., n - 1)``. A transposed conv is
+``(*k, out, in)`` in Keras and ``(in, out, *k)`` in torch: the same permutation.
+
+>>> import numpy as np
+>>> conv_kernel_to_torch(np.zeros((3, 3, 512, 512), np.float32)).shape   # conv5_2
+(512, 512, 3, 3)
+>>> conv_kernel_to_keras(np.zeros((2, 4, 3, 3, 3))).shape                # conv3d_c
+(3, 3, 3, 4, 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import LayoutError
+
+__all__ = [
+    "kernel_permutation",
+    "conv_kernel_to_torch",
+    "conv_kernel_to_keras",
+    "depthwise_kernel_to_torch",
+    "depthwise_kernel_to_keras",
+    "dense_kernel_to_torch",
+    "dense_kernel_to_keras",
+    "flatten_dense_kernel_to_torch",
+    "flatten_dense_kernel_to_keras",
+    "flatten_permutation",
+    "activation_to_torch",
+    "activation_to_keras",
+    "describe_kernel_axes",
+]
+
+
+def kernel_permutation(rank: int, to: str = "torch") -> tuple[int, ...]:
+    """Axis permutation taking a rank-``rank`` conv kernel to ``to`` ('torch' or 'keras') layout."""
+    if rank < 1:
+        raise LayoutError(f"A conv kernel needs spatial rank >= 1; received rank={rank}.")
+    if to == "torch":
+        return (rank + 1, rank, *range(rank))
+    if to == "keras":
+        return (*range(2, rank + 2), 1, 0)
+    raise LayoutError(f"Unknown target layout {to!r}; expected 'torch' or 'keras'.")
+
+
+def _permuted(array: np.ndarray, axes: Sequence[int]) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(array, axes))
+
+
+def _check_conv(array: np.ndarray, what: str) -> int:
+    array = np.asarray(array)
+    if not 3 <= array.ndim <= 5:
+        raise LayoutError(
+            f"{what} must have 3 to 5 axes (a 1D, 2D or 3D conv kernel); received shape {array.shape}."
+        )
+    return array.ndim - 2
+
+
+def conv_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
+    """Keras ``(*k, in/groups, out)`` -> torch ``(out, in/groups, *k)`` (transposed conv: same permutation)."""
+    rank = _check_conv(kernel, "A Keras conv kernel")
+    return _permuted(kernel, kernel_permutation(rank, "torch"))
+
+
+def conv_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
+    """torch ``(out, in/groups, *k)`` -> Keras ``(*k, in/groups, out)``."""
+    rank = _check_conv(weight, "A PyTorch conv weight")
+    return _permuted(weight, kernel_permutation(rank, "keras"))
+
+
+def depthwise_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
+    """Keras depthwise ``(*k, in, mult)`` -> torch ``(in * mult, 1, *k)``; output channel ``c * mult + m``."""
+    rank = _check_conv(kernel, "A Keras depthwise kernel")
+    *k, cin, mult = kernel.shape
+    merged = np.reshape(kernel, (*k, cin * mult))  # C order puts c * mult + m on the last axis
+    return np.ascontiguousarray(np.moveaxis(merged, rank, 0)[:, None])
+
+
+def depthwise_kernel_to_keras(weight: np.ndarray, depth_multiplier: int = 1) -> np.ndarray:
+    """torch ``(in * mult, 1, *k)`` -> Keras ``(*k, in, mult)``."""
+    rank = _check_conv(weight, "A PyTorch depthwise weight")
+    out, one, *k = weight.shape
+    if one != 1 or depth_multiplier < 1 or out % depth_multiplier:
+        raise LayoutError(
+            f"A depthwise weight is (in * depth_multiplier, 1, *k); received shape {weight.shape} "
+            f"with depth_multiplier={depth_multiplier}."
+        )
+    moved = np.moveaxis(weight[:, 0], 0, rank)
+    return np.ascontiguousarray(np.reshape(moved, (*k, out // depth_multiplier, depth_multiplier)))
+
+
+def dense_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
+    """Keras Dense ``(in, out)`` -> torch Linear ``(out, in)``."""
+    if np.ndim(kernel) != 2:
+        raise LayoutError(f"A Keras Dense kernel is (in, out); received shape {np.shape(kernel)}.")
+    return _permuted(kernel, (1, 0))
+
+
+def dense_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
+    """torch Linear ``(out, in)`` -> Keras Dense ``(in, out)``."""
+    if np.ndim(weight) != 2:
+        raise LayoutError(f"A PyTorch Linear weight is (out, in); received shape {np.shape(weight)}.")
+    return _permuted(weight, (1, 0))
+
+
+def flatten_permutation(feature_shape: Sequence[int]) -> np.ndarray:
+    """Index ``p`` with ``flat_channels_first = flat_channels_last[p]``.
+
+    ``feature_shape`` is the channels-last shape before the Flatten, without the batch axis,
+    e.g. ``(56, 56, 1, 2)`` for conv3d_demo.
+    """
+    shape = tuple(int(s) for s in feature_shape)
+    if len(shape) < 2:
+        raise LayoutError(f"A Flatten of feature maps needs (*spatial, channels); received {shape}.")
+    index = np.arange(int(np.prod(shape))).reshape(shape)
+    return np.moveaxis(index, -1, 0).reshape(-1)
+
+
+def _check_flatten(rows: int, feature_shape: Sequence[int], what: str) -> None:
+    if rows != int(np.prod(feature_shape)):
+        raise LayoutError(
+            f"{what} has {rows} input features, but a Flatten of {tuple(feature_shape)} gives "
+            f"{int(np.prod(feature_shape))}; pass the shape the Flatten receives (without the batch axis)."
+        )
+
+
+def flatten_dense_kernel_to_torch(kernel: np.ndarray, feature_shape: Sequence[int]) -> np.ndarray:
+    """Keras Dense after a channels-last Flatten -> torch Linear after a channels-first flatten.
+
+    Keras' row ``(h * W + w) * C + c`` becomes torch's column ``c * H * W + h * W + w``,
+    so no transpose is needed at run time.
+    """
+    dense = dense_kernel_to_torch(kernel)
+    _check_flatten(dense.shape[1], feature_shape, "The Dense kernel")
+    return np.ascontiguousarray(dense[:, flatten_permutation(feature_shape)])
+
+
+def flatten_dense_kernel_to_keras(weight: np.ndarray, feature_shape: Sequence[int]) -> np.ndarray:
+    """Inverse of :func:`flatten_dense_kernel_to_torch`."""
+    if np.ndim(weight) != 2:
+        raise LayoutError(f"A PyTorch Linear weight is (out, in); received shape {np.shape(weight)}.")
+    _check_flatten(weight.shape[1], feature_shape, "The Linear weight")
+    inverse = np.argsort(flatten_permutation(feature_shape))
+    return dense_kernel_to_keras(weight[:, inverse])
+
+
+def activation_to_torch(x: np.ndarray, flatten_of: Sequence[int] | None = None) -> np.ndarray:
+    """A batch of Keras activations in torch layout.
+
+    Feature maps ``(N, *spatial, C)`` become ``(N, C, *spatial)``; a flattened vector that came
+    from channels-last maps of shape ``flatten_of`` is reordered channels-first; vectors stay.
+    """
+    x = np.asarray(x)
+    if flatten_of is not None:
+        return np.ascontiguousarray(x[:, flatten_permutation(flatten_of)])
+    if x.ndim >= 3:
+        return np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    return x
+
+
+def activation_to_keras(x: np.ndarray, flatten_of: Sequence[int] | None = None) -> np.ndarray:
+    """Inverse of :func:`activation_to_torch` (``flatten_of`` is still the channels-last shape)."""
+    x = np.asarray(x)
+    if flatten_of is not None:
+        return np.ascontiguousarray(x[:, np.argsort(flatten_permutation(flatten_of))])
+    if x.ndim >= 3:
+        return np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    return x
+
+
+_SPATIAL = {1: ("width",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+
+
+def describe_kernel_axes(shape: Sequence[int], layout: str, kind: str = "conv") -> str:
+    """Say what each axis of a kernel means: ``3x3 window x 512 input channels x 512 filters``."""
+    shape = tuple(int(s) for s in shape)
+    if kind == "dense":
+        if layout == "keras":
+            return f"{shape[0]} inputs x {shape[1]} units"
+        return f"{shape[0]} units x {shape[1]} inputs"
+    if kind in ("vector",):
+        return f"{shape[0]} channels"
+    rank = len(shape) - 2
+    if rank not in _SPATIAL:
+        return "x".join(map(str, shape))
+    k = shape[:rank] if layout == "keras" else shape[2:]
+    a, b = (shape[rank], shape[rank + 1]) if layout == "keras" else (shape[1], shape[0])
+    window = "x".join(map(str, k))
+    if kind == "transposed":
+        # Keras (*k, out, in), torch (in, out, *k)
+        cin, cout = (b, a) if layout == "keras" else (shape[0], shape[1])
+        return f"{window} window x {cin} input channels x {cout} output channels"
+    if kind == "depthwise":
+        return f"{window} window x {a} input channels x {b} per channel"
+    if layout == "keras":
+        return f"{window} window x {a} input channels x {b} filters"
+    return f"{b} filters x {a} input channels x {window} window"

@@ -1,0 +1,110 @@
+"""One entry per layer family: how its weights map between Keras and PyTorch.
+
+A family is registered once (registering a Keras or torch type twice is an error); the CLI's
+``xconv layers``, the docs table and the parametrised tests all read this registry.
+
+>>> family_for_keras("Conv3D").name
+'conv'
+>>> family_for_torch("Linear").name
+'dense'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import UnsupportedLayerError
+
+__all__ = ["LayerContext", "WeightFamily", "register", "family_for_keras", "family_for_torch", "families"]
+
+Weights = dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class LayerContext:
+    """What a weight map needs to know beyond the arrays themselves."""
+
+    name: str
+    # channels-last feature shape (no batch) flattened right before this layer, if any
+    flatten_of: tuple[int, ...] | None = None
+    depth_multiplier: int = 1
+
+
+@dataclass(frozen=True)
+class WeightFamily:
+    """A family of layers whose weights map the same way.
+
+    ``to_torch`` takes Keras arrays by their short names (``kernel``, ``bias``, ``gamma`` ...)
+    and returns torch arrays by parameter/buffer name; ``to_keras`` is its exact inverse.
+    ``kind`` tells :func:`xconv.layouts.describe_kernel_axes` how to read the main kernel.
+    """
+
+    name: str
+    keras_types: tuple[str, ...]
+    torch_types: tuple[str, ...]
+    to_torch: Callable[[Mapping[str, np.ndarray], LayerContext], Weights]
+    to_keras: Callable[[Mapping[str, np.ndarray], LayerContext], Weights]
+    kind: str = "conv"
+    # torch parameter name -> Keras weight name, for manifests and inspect
+    names: Mapping[str, str] = field(default_factory=dict)
+
+
+_BY_KERAS: dict[str, WeightFamily] = {}
+_BY_TORCH: dict[str, WeightFamily] = {}
+_FAMILIES: dict[str, WeightFamily] = {}
+
+
+def register(family: WeightFamily) -> WeightFamily:
+    """Add a family; a name or layer type that is already registered is rejected."""
+    if family.name in _FAMILIES:
+        raise ValueError(f"Weight family {family.name!r} is registered twice.")
+    for table, types, side in ((_BY_KERAS, family.keras_types, "Keras"), (_BY_TORCH, family.torch_types, "torch")):
+        for t in types:
+            if t in table:
+                raise ValueError(
+                    f"{side} type {t!r} is already registered by family {table[t].name!r}; "
+                    f"family {family.name!r} cannot register it again."
+                )
+    _FAMILIES[family.name] = family
+    for t in family.keras_types:
+        _BY_KERAS[t] = family
+    for t in family.torch_types:
+        _BY_TORCH[t] = family
+    return family
+
+
+def _load() -> None:
+    # importing the family modules registers them (pure numpy: cheap)
+    from . import conv, dense, norm  # noqa: F401
+
+
+def families() -> tuple[WeightFamily, ...]:
+    _load()
+    return tuple(_FAMILIES.values())
+
+
+def _unsupported(kind: str, type_name: str, layer: str | None, table: Mapping[str, WeightFamily]) -> UnsupportedLayerError:
+    where = f" (layer '{layer}')" if layer else ""
+    return UnsupportedLayerError(
+        f"No weight converter for {kind} type '{type_name}'{where}. Supported: {', '.join(sorted(table))}. "
+        f"To add one, register a WeightFamily in xconv/registry/."
+    )
+
+
+def family_for_keras(type_name: str, layer: str | None = None) -> WeightFamily:
+    _load()
+    try:
+        return _BY_KERAS[type_name]
+    except KeyError:
+        raise _unsupported("Keras layer", type_name, layer, _BY_KERAS) from None
+
+
+def family_for_torch(type_name: str, layer: str | None = None) -> WeightFamily:
+    _load()
+    try:
+        return _BY_TORCH[type_name]
+    except KeyError:
+        raise _unsupported("torch module", type_name, layer, _BY_TORCH) from None

@@ -48,7 +48,8 @@ def _prepare_torch(module, device: str, dtype: str):
 
 def _diff(name: str, kind: str, ref: np.ndarray, other: np.ndarray, rtol: float, atol: float) -> LayerDiff:
     if ref.shape != other.shape:
-        return LayerDiff(name, kind, tuple(ref.shape), float("inf"), float("inf"), (), atol, rtol, False)
+        note = f"shapes differ: reference {tuple(ref.shape)}, other {tuple(other.shape)} (channels-first)"
+        return LayerDiff(name, kind, tuple(ref.shape), float("inf"), float("inf"), (), atol, rtol, False, note)
     if ref.size == 0:
         return LayerDiff(name, kind, tuple(ref.shape), 0.0, 0.0, (), atol, rtol, True)
     diff = np.abs(ref - other)

@@ -19,6 +19,7 @@ class LayerDiff:
     atol: float
     rtol: float
     ok: bool
+    note: str = ""  # why a layer could not be measured (e.g. the shapes differ)
 
 
 @dataclass
@@ -86,6 +87,9 @@ class Report:
         widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
         line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
         out = [line(head), line(["-" * w for w in widths]), *map(line, rows)]
+        for r in self.layers:
+            if r.note:
+                out.append(f"({r.name}: {r.note})")
         for name, why in self.skipped:
             out.append(f"(not compared: {name}: {why})")
         return "\n".join(out)

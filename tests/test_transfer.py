@@ -1,0 +1,112 @@
+"""transfer_weights: both directions, bit-exact round trips, clear errors and no partial writes."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import needs_keras
+from xconv import transfer_weights, zoo
+from xconv.errors import BadInputError, MismatchedModelsError
+
+pytestmark = needs_keras
+
+
+def _keras_weights(model):
+    return [np.array(w) for w in model.get_weights()]
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_round_trip_keras_torch_keras_is_bit_exact(name):
+    k = zoo.build(name, "keras", seed=5, random_biases=True)
+    t = zoo.build(name, "torch", seed=9)
+    original = _keras_weights(k)
+    transfer_weights(k, t)
+    k2 = zoo.build(name, "keras", seed=11)
+    manifest = transfer_weights(t, k2)
+    assert manifest.direction == "torch->keras" and manifest.matched_by == "name"
+    for a, b in zip(original, _keras_weights(k2)):
+        assert a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def test_round_trip_torch_keras_torch_is_bit_exact():
+    t = zoo.build("conv3d_demo", "torch", seed=2, random_biases=True)
+    state = {k: v.clone() for k, v in t.state_dict().items()}
+    k = zoo.build("conv3d_demo", "keras")
+    transfer_weights(t, k)
+    t2 = zoo.build("conv3d_demo", "torch", seed=99)
+    transfer_weights(k, t2)
+    for key, value in t2.state_dict().items():
+        assert torch.equal(value, state[key]), key
+
+
+def test_values_land_where_the_layout_says():
+    k = zoo.build("conv3d_demo", "keras", seed=3)
+    t = zoo.build("conv3d_demo", "torch")
+    manifest = transfer_weights(k, t)
+    kernel = k.get_layer("conv3d_b").get_weights()[0]  # (3, 3, 3, 2, 4)
+    w = t.conv3d_b.weight.detach().numpy()  # (4, 2, 3, 3, 3)
+    assert w[3, 1, 0, 2, 1] == kernel[0, 2, 1, 1, 3]
+    dense = k.get_layer("dense_a").get_weights()[0]  # (6272, 100), rows channels-last (56, 56, 1, 2)
+    lin = t.dense_a.weight.detach().numpy()  # (100, 6272), columns channels-first (2, 56, 56, 1)
+    h, w_, c = 10, 20, 1
+    assert lin[7, c * 56 * 56 + h * 56 + w_] == dense[(h * 56 + w_) * 2 + c, 7]
+    entry = {e.target: e for e in manifest.entries}["dense_a.weight"]
+    assert "flatten" in entry.transform and entry.source_shape == (6272, 100) and entry.target_shape == (100, 6272)
+    assert {e.target: e for e in manifest.entries}["conv3d_b.weight"].transform == "permute (4, 3, 0, 1, 2)"
+
+
+class _HandTwin(nn.Module):
+    """A user's own twin of two_conv with other names: matched by order."""
+
+    def __init__(self, second_filters=6):
+        super().__init__()
+        self.a = nn.Conv2d(1, 4, 5, padding=2)
+        self.b = nn.Conv2d(4, second_filters, 3, padding=1)
+
+    def forward(self, x):
+        return torch.relu(self.b(torch.relu(self.a(x))))
+
+
+def test_hand_written_twin_is_matched_by_order():
+    k = zoo.build("two_conv", "keras", random_biases=True)
+    manifest = transfer_weights(k, _HandTwin())
+    assert manifest.matched_by == "order"
+    assert [e.target for e in manifest.entries] == ["a.weight", "a.bias", "b.weight", "b.bias"]
+
+
+def test_shape_mismatch_names_the_layer_and_writes_nothing():
+    k = zoo.build("two_conv", "keras", random_biases=True)
+    twin = _HandTwin(second_filters=5)
+    before = {n: p.clone() for n, p in twin.state_dict().items()}
+    with pytest.raises(MismatchedModelsError, match="conv2.*kernel|conv2"):
+        transfer_weights(k, twin)
+    for n, p in twin.state_dict().items():
+        assert torch.equal(p, before[n]), f"{n} was written before the error"
+
+
+def test_different_models_are_refused():
+    with pytest.raises(MismatchedModelsError, match="do not line up"):
+        transfer_weights(zoo.build("two_conv", "keras"), zoo.build("unet_encoder", "torch"))
+    with pytest.raises(MismatchedModelsError, match="not one of"):
+        transfer_weights(zoo.build("single_conv", "keras"), nn.Sequential(nn.Linear(3, 3)))
+
+
+def test_same_framework_is_refused():
+    with pytest.raises(BadInputError, match="Keras model and a PyTorch module"):
+        transfer_weights(zoo.build("two_conv", "torch"), zoo.build("two_conv", "torch"))
+
+
+def test_batchnorm_epsilon_mismatch_is_an_error():
+    import keras
+
+    x = keras.Input((4, 4, 2))
+    k = keras.Model(x, keras.layers.BatchNormalization(name="bn")(keras.layers.Conv2D(2, 1, name="c")(x)))
+    t = nn.Sequential()
+    t.add_module("c", nn.Conv2d(2, 2, 1))
+    t.add_module("bn", nn.BatchNorm2d(2))  # eps 1e-5, Keras' is 1e-3
+    with pytest.raises(MismatchedModelsError, match="epsilon=0.001"):
+        transfer_weights(k, t)
+    t.bn.eps = 1e-3
+    manifest = transfer_weights(k, t)
+    assert {e.target for e in manifest.entries} >= {"bn.running_var", "bn.running_mean", "bn.weight", "bn.bias"}

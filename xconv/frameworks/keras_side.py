@@ -15,6 +15,14 @@ def keras():
     return require("keras", "work with Keras models")
 
 
+def to_numpy(value) -> np.ndarray:
+    """A backend tensor as NumPy; a TF eager tensor's own ``.numpy()`` avoids a second copy."""
+    try:
+        return value.numpy()
+    except (AttributeError, TypeError, RuntimeError):  # torch on CUDA or with grad, JAX arrays
+        return np.asarray(keras().ops.convert_to_numpy(value))
+
+
 def iter_layers(model) -> Iterator:
     """Every non-input layer, in graph order, descending into nested models."""
     for layer in model.layers:
@@ -122,7 +130,7 @@ def capture(model, arrays: Sequence[np.ndarray], names: Sequence[str] | None = N
     if not isinstance(values, (list, tuple)):
         values = [values]
     return [
-        Captured(l.name, type(l).__name__, np.asarray(k.ops.convert_to_numpy(v)), _flatten_of_output(l))
+        Captured(l.name, type(l).__name__, to_numpy(v), _flatten_of_output(l))
         for l, v in zip(kept, values)
     ]
 
@@ -146,7 +154,7 @@ def predict(model, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     out = model(feed, training=False)
     if not isinstance(out, (list, tuple)):
         out = [out]
-    return [np.asarray(k.ops.convert_to_numpy(o)) for o in out]
+    return [to_numpy(o) for o in out]
 
 
 def cast(model, dtype: str):

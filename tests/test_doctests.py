@@ -1,0 +1,17 @@
+"""The ``>>>`` examples in the public modules run (those that need no framework)."""
+
+import doctest
+
+import pytest
+
+import xconv
+import xconv.layouts
+import xconv.padding
+import xconv.registry
+import xconv.zoo
+
+
+@pytest.mark.parametrize("module", [xconv, xconv.layouts, xconv.padding, xconv.registry, xconv.zoo], ids=lambda m: m.__name__)
+def test_doctests(module):
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0

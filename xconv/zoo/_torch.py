@@ -32,6 +32,9 @@ class ZooNet(nn.Module):
         self.spec_name = spec.name
         self.output_names = spec.outputs
         self.xconv_outputs: dict[str, str] = {}
+        # Dense layers fed by a Flatten: the channels-last shape that was flattened (for inspect)
+        self.xconv_flatten_of: dict[str, tuple[int, ...]] = {}
+        flattened = None
         spatial, channels = list(spec.input_shape[:-1]), spec.input_shape[-1]
         features = int(np.prod(spec.input_shape))
         for ls in spec.layers:
@@ -53,8 +56,11 @@ class ZooNet(nn.Module):
                 features = channels * int(np.prod(spatial))
             elif ls.op == "flatten":
                 self.add_module(ls.name, nn.Flatten())
+                flattened = (*spatial, channels)
             elif ls.op == "dense":
                 self.add_module(ls.name, nn.Linear(features, ls.units))
+                if flattened:
+                    self.xconv_flatten_of[ls.name], flattened = flattened, None
                 features = ls.units
             else:
                 raise ValueError(f"unknown op {ls.op!r} in zoo spec {spec.name}")

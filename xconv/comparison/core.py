@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -136,7 +137,83 @@ def _diff(name, kind, ref: np.ndarray, other: np.ndarray, scale: float, rtol: fl
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
     ok = bool(max_abs <= atol + rtol * scale)
     where = tuple(int(i) for i in np.unravel_index(index, ref.shape))
-    return LayerDiff(name, kind, tuple(ref.shape), max_abs, max_rel, where, atol, rtol, ok)
+    return LayerDiff(name, kind, tuple(ref.shape), max_abs, max_rel, where, atol, rtol, ok, scale=scale)
+
+
+@dataclass
+class Aligned:
+    """One Keras layer and its PyTorch counterpart's activation, both channels-first."""
+
+    name: str
+    type: str
+    keras: np.ndarray  # a channels-first *view* of the Keras activation
+    keras_raw: np.ndarray  # the Keras activation as captured (contiguous, channels-last)
+    torch: np.ndarray | None  # None when the layer has no torch counterpart
+    why_missing: str = ""
+
+
+@dataclass
+class Capture:
+    a: str
+    b: str
+    device: str
+    dtype: str
+    tf32: bool
+    layers: list[Aligned]
+
+
+def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None, align=None, layers=None) -> Capture:
+    """Run a Keras model and a torch module on the same input and line up their activations.
+
+    The shared first half of :func:`compare`, also used by the pictures.
+    """
+    from ..frameworks import keras_side as ks
+    from ..frameworks import torch_side as ts
+
+    fa, fb = framework_of(a), framework_of(b)
+    if {fa, fb} != {"keras", "torch"}:
+        raise BadInputError(
+            f"compare() takes one Keras model and one PyTorch module, in either order; received "
+            f"{type(a).__name__} ({fa}) and {type(b).__name__} ({fb})."
+        )
+    dtype = dtype or "float32"
+    if dtype not in _DTYPES:
+        raise BadInputError(f"dtype must be one of {_DTYPES}; received {dtype!r}.")
+    kmodel, tmodule = (a, b) if fa == "keras" else (b, a)
+    arrays = _as_list(inputs)
+    k_in = arrays if fa == "keras" else [_swap_layout(x, "keras") for x in arrays]
+    t_in = [_swap_layout(x, "torch") for x in arrays] if fa == "keras" else arrays
+
+    kmodel = ks.cast(kmodel, dtype)
+    tmodule, dev, tdtype = _prepare_torch(tmodule, device, dtype)
+    k_acts = ks.capture(kmodel, k_in, names=layers)
+    if layers is not None and not k_acts:
+        names = [l.name for l in ks.iter_layers(kmodel)]
+        raise BadInputError(f"No layer named {list(layers)} in Keras model '{kmodel.name}'. Layers: {names}.")
+    mapping = {**getattr(tmodule, "xconv_outputs", {}), **(align or {})}
+    t_names = {c.name: mapping.get(c.name, c.name) for c in k_acts}
+    with ts.numerics(allow_tf32=False) as settings:
+        t_acts, _ = ts.capture(tmodule, t_in, list(t_names.values()), dev, tdtype)
+
+    modules = dict(tmodule.named_modules())
+    aligned = []
+    for c in k_acts:
+        # a view, not a copy: moveaxis costs nothing until the subtraction reads it
+        k_val = c.value[:, layouts.flatten_permutation(c.flatten_of)] if c.flatten_of else (
+            np.moveaxis(c.value, -1, 1) if c.value.ndim >= 3 else c.value
+        )  # fmt: skip
+        tname = t_names[c.name]
+        why = ""
+        if tname not in t_acts:
+            why = "the PyTorch module did not run it" if tname in modules else f"no PyTorch module named '{tname}'"
+        aligned.append(Aligned(c.name, c.type, k_val, c.value, t_acts.get(tname), why))
+    if all(al.torch is None for al in aligned):
+        raise BadInputError(
+            f"No layer of Keras model '{kmodel.name}' lines up with a module of {type(tmodule).__name__} "
+            f"(Keras layers: {[c.name for c in k_acts][:8]}; torch modules: {list(modules)[1:9]}). "
+            f"Name the torch modules after the Keras layers, or pass align={{keras_name: torch_name}}."
+        )
+    return Capture(fa, fb, str(dev), dtype, settings["tf32"], aligned)
 
 
 def compare(
@@ -166,54 +243,17 @@ def compare(
     >>> compare(k, t, zoo.sample_input("two_conv")).ok   # doctest: +SKIP
     True
     """
-    from ..frameworks import keras_side as ks
-    from ..frameworks import torch_side as ts
-
-    fa, fb = framework_of(a), framework_of(b)
-    if {fa, fb} != {"keras", "torch"}:
-        raise BadInputError(
-            f"compare() takes one Keras model and one PyTorch module, in either order; received "
-            f"{type(a).__name__} ({fa}) and {type(b).__name__} ({fb})."
-        )
-    dtype = dtype or "float32"
-    if dtype not in _DTYPES:
-        raise BadInputError(f"dtype must be one of {_DTYPES}; received {dtype!r}.")
-    rtol, atol = tolerance.resolve(dtype, rtol, atol)
-    kmodel, tmodule = (a, b) if fa == "keras" else (b, a)
-    arrays = _as_list(inputs)
-    k_in = arrays if fa == "keras" else [_swap_layout(x, "keras") for x in arrays]
-    t_in = [_swap_layout(x, "torch") for x in arrays] if fa == "keras" else arrays
-
-    kmodel = ks.cast(kmodel, dtype)
-    tmodule, dev, tdtype = _prepare_torch(tmodule, device, dtype)
-    k_acts = ks.capture(kmodel, k_in, names=layers)
-    mapping = {**getattr(tmodule, "xconv_outputs", {}), **(align or {})}
-    t_names = {c.name: mapping.get(c.name, c.name) for c in k_acts}
-    with ts.numerics(allow_tf32=False) as settings:
-        t_acts, _ = ts.capture(tmodule, t_in, list(t_names.values()), dev, tdtype)
-
-    report = Report(a=fa, b=fb, device=str(dev), dtype=dtype, tf32=settings["tf32"])
-    modules = dict(tmodule.named_modules())
+    rtol, atol = tolerance.resolve(dtype or "float32", rtol, atol)
+    cap = capture_pair(a, b, inputs, device=device, dtype=dtype, align=align, layers=layers)
+    report = Report(a=cap.a, b=cap.b, device=cap.device, dtype=cap.dtype, tf32=cap.tf32)
     scratch = _Scratch()
-    for c in k_acts:
-        tname = t_names[c.name]
-        if tname not in t_acts:
-            why = "the PyTorch module did not run it" if tname in modules else f"no PyTorch module named '{tname}'"
-            report.skipped.append((c.name, why))
+    for al in cap.layers:
+        if al.torch is None:
+            report.skipped.append((al.name, al.why_missing))
             continue
-        # a view, not a copy: moveaxis costs nothing until the subtraction reads it
-        k_val = c.value[:, layouts.flatten_permutation(c.flatten_of)] if c.flatten_of else (
-            np.moveaxis(c.value, -1, 1) if c.value.ndim >= 3 else c.value
-        )  # fmt: skip
-        ref, other = (k_val, t_acts[tname]) if fa == "keras" else (t_acts[tname], k_val)
-        scale = _absmax(c.value if fa == "keras" else t_acts[tname])  # the contiguous copy of ref
-        report.layers.append(_diff(c.name, c.type, ref, other, scale, rtol, atol, scratch))
-    if not report.layers:
-        raise BadInputError(
-            f"No layer of Keras model '{kmodel.name}' lines up with a module of {type(tmodule).__name__} "
-            f"(Keras layers: {[c.name for c in k_acts][:8]}; torch modules: {list(modules)[1:9]}). "
-            f"Name the torch modules after the Keras layers, or pass align={{keras_name: torch_name}}."
-        )
+        ref, other = (al.keras, al.torch) if cap.a == "keras" else (al.torch, al.keras)
+        scale = _absmax(al.keras_raw if cap.a == "keras" else al.torch)  # the contiguous copy of ref
+        report.layers.append(_diff(al.name, al.type, ref, other, scale, rtol, atol, scratch))
     return report
 
 

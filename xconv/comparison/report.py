@@ -20,6 +20,7 @@ class LayerDiff:
     rtol: float
     ok: bool
     note: str = ""  # why a layer could not be measured (e.g. the shapes differ)
+    scale: float = 0.0  # max |reference|: the layer passes when max_abs <= atol + rtol * scale
 
 
 @dataclass

@@ -1,0 +1,479 @@
+"""Pictures: filter grids, feature maps, weight changes, and where two frameworks disagree.
+
+matplotlib is imported inside each function (never by ``import xconv``), and figures are
+built as ``matplotlib.figure.Figure`` objects with no window: nothing here needs a display.
+Every function returns the figure; ``path=`` also saves it (format from the extension:
+png, svg, pdf, jpg), through a temporary file so that a failure leaves no partial output.
+
+Tiles are tagged for programs and tests: ``ax.get_gid()`` is ``"tile:<filter>:<channel>"``
+(2D), ``"tile:<filter>:<channel>:<slice>"`` (3D), ``"tile:<filter>"`` (RGB), and
+``"map:<layer>:<channel>"`` / ``"diff:<channel>"`` for activations.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from .._optional import require
+from ..errors import BadInputError
+from ._data import NORMALIZE, grid_shape, kernel_of, norm_limits
+
+__all__ = [
+    "plot_filters",
+    "plot_feature_maps",
+    "plot_weights_change",
+    "plot_report",
+    "plot_layer_diff",
+    "save_figure",
+    "kernel_of",
+]
+
+FORMATS = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
+_DIVERGING, _GREY, _HEAT = "RdBu_r", "gray", "magma"
+
+
+def _figure(width: float, height: float):
+    require("matplotlib", "draw pictures")
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(max(width, 3.0), max(height, 2.0)), layout="constrained")
+
+
+def save_figure(fig, path: str | os.PathLike) -> str:
+    """Save ``fig`` to ``path`` atomically: a temporary file in the same folder, then a rename."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FORMATS:
+        raise BadInputError(f"Cannot write a picture to {path!r}: use one of {', '.join(FORMATS)}.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise BadInputError(f"Cannot write {path!r}: folder {folder!r} does not exist.")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".xconv-", suffix=ext, dir=folder)
+    except OSError as exc:
+        raise BadInputError(f"Cannot write {path!r}: {exc.strerror} (is the folder writable?).") from exc
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format=ext.lstrip(".").replace("jpg", "jpeg"), dpi=110)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a picture is an ordinary file
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _finish(fig, path):
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def _tile(ax, image, *, cmap=None, lim=None, gid=None, title=None, fontsize=7):
+    if lim is None:  # per-tile min-max
+        lo, hi = float(np.min(image)), float(np.max(image))
+        lim = (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+    ax.imshow(image, cmap=cmap, vmin=lim[0], vmax=lim[1], interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if gid:
+        ax.set_gid(gid)
+    if title:
+        ax.set_title(title, fontsize=fontsize, pad=2)
+
+
+def _colorbar(fig, axes, lim, cmap, label):
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    fig.colorbar(ScalarMappable(Normalize(*lim), cmap), ax=axes, shrink=0.8, label=label)
+
+
+def _cap_note(n_out, n_in, shown_out, shown_in) -> str:
+    left = []
+    if shown_out < n_out:
+        left.append(f"filters {shown_out}..{n_out - 1}")
+    if shown_in < n_in:
+        left.append(f"input channels {shown_in}..{n_in - 1}")
+    return f"not shown: {' and '.join(left)} (raise max_filters / max_channels)" if left else ""
+
+
+def _panel_size(so: int, si: int, k, rgb: bool, slice_axis: int) -> tuple[float, float]:
+    """Inches for one panel of kernel tiles, from the grid that _draw_kernels will use."""
+    if len(k) == 2 and (rgb or si == 1):
+        rows, cols = grid_shape(so)
+    elif len(k) == 3:
+        rows, cols = so * si, k[slice_axis]
+    else:
+        rows, cols = so, si
+    return cols * 0.85, rows * 0.9
+
+
+def _draw_kernels(fig, w, *, mode, rgb, slice_axis, name="", show_colorbar=True):
+    """Draw kernel tiles of ``w`` (torch layout, already capped) into ``fig`` (a figure or subfigure)."""
+    out, cin, *k = w.shape
+    rank = len(k)
+    lim = norm_limits(w, mode)
+    cmap = _DIVERGING if mode == "symmetric" else _GREY
+    axes = []
+    if rank == 2 and rgb:
+        rows, cols = grid_shape(out)
+        grid = fig.subplots(rows, cols, squeeze=False)
+        for o in range(out):
+            img = np.moveaxis(w[o], 0, -1)  # (kh, kw, 3)
+            lo, hi = lim if lim is not None else (float(img.min()), float(img.max()))
+            img = np.clip((img - lo) / ((hi - lo) or 1.0), 0, 1)
+            ax = grid.flat[o]
+            ax.imshow(img, interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            ax.set_gid(f"tile:{o}")
+            ax.set_title(f"f{o}", fontsize=7, pad=2)
+            axes.append(ax)
+        for ax in grid.flat[out:]:
+            ax.set_axis_off()
+        return axes, None, cmap
+    if rank == 2 and cin == 1:
+        rows, cols = grid_shape(out)
+        grid = fig.subplots(rows, cols, squeeze=False)
+        for o in range(out):
+            _tile(grid.flat[o], w[o, 0], cmap=cmap, lim=lim, gid=f"tile:{o}:0", title=f"f{o}")
+            axes.append(grid.flat[o])
+        for ax in grid.flat[out:]:
+            ax.set_axis_off()
+    elif rank == 2:
+        grid = fig.subplots(out, cin, squeeze=False)
+        for o in range(out):
+            for i in range(cin):
+                ax = grid[o, i]
+                _tile(ax, w[o, i], cmap=cmap, lim=lim, gid=f"tile:{o}:{i}", title=f"in {i}" if o == 0 else None)
+                if i == 0:
+                    ax.set_ylabel(f"f{o}", fontsize=7, rotation=0, labelpad=10)
+                axes.append(ax)
+    elif rank == 3:
+        depth = k[slice_axis]
+        grid = fig.subplots(out * cin, depth, squeeze=False)
+        for o in range(out):
+            for i in range(cin):
+                for d in range(depth):
+                    ax = grid[o * cin + i, d]
+                    tile = np.take(w[o, i], d, axis=slice_axis)
+                    _tile(ax, tile, cmap=cmap, lim=lim, gid=f"tile:{o}:{i}:{d}", title=f"f{o} in{i} z{d}", fontsize=6)
+                    axes.append(ax)
+    elif rank == 1:
+        grid = fig.subplots(out, cin, squeeze=False, sharey=True)
+        for o in range(out):
+            for i in range(cin):
+                ax = grid[o, i]
+                ax.plot(np.arange(k[0]), w[o, i], marker="o", lw=1, ms=2)
+                ax.axhline(0, color="0.7", lw=0.5)
+                ax.set_xticks([])
+                ax.tick_params(labelsize=6)
+                ax.set_gid(f"tile:{o}:{i}")
+                if o == 0:
+                    ax.set_title(f"in {i}", fontsize=7, pad=2)
+                if i == 0:
+                    ax.set_ylabel(f"f{o}", fontsize=7)
+                if lim is not None:
+                    ax.set_ylim(*lim)
+                axes.append(ax)
+        return axes, None, cmap
+    else:
+        raise BadInputError(f"Cannot draw a kernel of shape {w.shape}: expected (out, in, *k) with 1 to 3 window axes.")
+    if show_colorbar and lim is not None:
+        _colorbar(fig, axes, lim, cmap, "weight" + (" (symmetric scale)" if mode == "symmetric" else ""))
+    return axes, lim, cmap
+
+
+def plot_filters(
+    source,
+    layer: str | None = None,
+    *,
+    layout: str | None = None,
+    normalize: str | None = None,
+    max_filters: int = 64,
+    max_channels: int = 8,
+    rgb: bool | None = None,
+    slice_axis: int = 0,
+    path: str | os.PathLike | None = None,
+):
+    """The kernels of one conv layer as a grid of tiles.
+
+    ``source``: a Keras model, a PyTorch module (with ``layer``), or a raw kernel array with
+    ``layout='keras'`` (``(*k, in, out)``) or ``'torch'`` (``(out, in, *k)``).
+    2D kernels: one tile per (filter, input channel), a near-square grid for one input
+    channel, or one RGB tile per filter for three (``rgb=None`` decides by the channel count).
+    3D kernels: one tile per filter, input channel and slice along ``slice_axis`` of the window.
+    1D kernels: one small line plot per (filter, input channel).
+    ``normalize``: 'symmetric' (around zero, diverging colours; the default for signed
+    weights), 'global' (min-max over the layer, grey) or 'filter' (each tile its own min-max).
+    """
+    w = kernel_of(source, layer, layout=layout)
+    mode = normalize or ("symmetric" if float(np.min(w)) < 0 else "global")
+    if mode not in NORMALIZE:
+        raise BadInputError(f"normalize must be one of {NORMALIZE}; received {mode!r}.")
+    if max_filters < 1 or max_channels < 1:
+        raise BadInputError(f"max_filters and max_channels must be >= 1; received {max_filters}, {max_channels}.")
+    out, cin, *k = w.shape
+    rank = len(k)
+    use_rgb = (cin == 3 and rank == 2) if rgb is None else bool(rgb)
+    if use_rgb and (cin != 3 or rank != 2):
+        raise BadInputError(f"rgb=True needs a 2D kernel with 3 input channels; received {w.shape} (torch layout).")
+    shown = w[:max_filters, : (cin if use_rgb else max_channels)]
+    so, si = shown.shape[:2]
+    pw, ph = _panel_size(so, si, k, use_rgb, slice_axis)
+    fig = _figure(pw + 1.8, ph + 1.1)
+    _draw_kernels(fig, shown, mode=mode, rgb=use_rgb, slice_axis=slice_axis)
+    window = "x".join(map(str, k))
+    label = f"'{layer}'" if layer else "kernel"
+    title = f"{label}: {out} filters x {cin} input channels x {window} window"
+    sub = {"symmetric": "symmetric scale around 0", "global": "min-max over the layer", "filter": "each tile its own min-max"}[mode]
+    if use_rgb:
+        sub += "; one RGB tile per filter"
+    note = _cap_note(out, cin if not use_rgb else 3, so, si)
+    fig.suptitle(f"{title}\n({sub})" + (f"\n{note}" if note else ""), fontsize=9)
+    return _finish(fig, path)
+
+
+def _maps_of(model, inputs, layers, input_layout):
+    """Channels-first activations (batch item 0) of the chosen layers, the input, and conv in-channels."""
+    from ..frameworks import framework_of
+
+    fw = framework_of(model)
+    x = np.asarray(inputs)
+    if fw == "keras":
+        from ..frameworks import keras_side as ks
+
+        all_layers = list(ks.iter_layers(model))
+        names = layers or [l.name for l in all_layers if "Conv" in type(l).__name__]
+        known = {l.name for l in all_layers}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise BadInputError(f"No layer {missing} in Keras model '{model.name}'. Layers: {sorted(known)}.")
+        caps = {c.name: c for c in ks.capture(model, [x], names=names)}
+        by_name = {l.name: l for l in all_layers}
+        cin = {n: ks.layer_weights(by_name[n])["kernel"].shape[-2] for n in names if "kernel" in ks.layer_weights(by_name[n]) and ks.layer_weights(by_name[n])["kernel"].ndim >= 3}
+        maps = {n: (np.moveaxis(caps[n].value[0], -1, 0) if caps[n].value.ndim >= 3 else caps[n].value[0]) for n in names}
+        return maps, np.moveaxis(x[0], -1, 0), cin
+    if fw == "torch":
+        from ..frameworks import torch_side as ts
+
+        modules = dict(model.named_modules())
+        mapping = getattr(model, "xconv_outputs", {})
+        names = layers or [n for n, m in modules.items() if type(m).__name__.startswith(("Conv", "ConvTranspose"))]
+        missing = [n for n in names if n not in modules and n not in mapping]
+        if missing:
+            raise BadInputError(f"No module {missing} in {type(model).__name__}. Modules: {[n for n in modules if n][:20]}.")
+        t_names = {n: mapping.get(n, n) for n in names}
+        dtype = next(model.parameters()).dtype
+        store, _ = ts.capture(model, [x], list(t_names.values()), next(model.parameters()).device, dtype)
+        cin = {n: modules[n].weight.shape[1] * getattr(modules[n], "groups", 1) for n in names if n in modules and getattr(modules[n], "weight", None) is not None and modules[n].weight.dim() >= 3}
+        return {n: store[t_names[n]][0] for n in names}, x[0], cin
+    raise BadInputError(f"plot_feature_maps takes a Keras model or a PyTorch module; received {type(model).__name__}.")
+
+
+def _show_map(ax, m, *, gid, title, lim=None, cmap="viridis"):
+    if m.ndim == 1:
+        ax.plot(m, lw=1)
+        ax.set_xticks([]), ax.tick_params(labelsize=6)
+        ax.set_gid(gid), ax.set_title(title, fontsize=7, pad=2)
+        return
+    if m.ndim == 3:  # a volume: its middle slice along the last axis
+        m = m[..., m.shape[-1] // 2]
+    _tile(ax, m, cmap=cmap, lim=lim, gid=gid, title=title)
+
+
+def plot_feature_maps(
+    model,
+    inputs,
+    layers: list[str] | None = None,
+    *,
+    max_channels: int = 32,
+    cols: int = 8,
+    path: str | os.PathLike | None = None,
+):
+    """Every channel of the chosen layers' outputs (all conv layers by default), input first.
+
+    ``inputs`` is one batch in the model's own layout (channels-last for Keras, channels-first
+    for PyTorch); item 0 is drawn. Each map has its own min-max scale (tile titles give the
+    channel). A volume is shown by its middle slice along the last spatial axis.
+    """
+    maps, x0, cin = _maps_of(model, inputs, layers, None)
+    blocks = [("input", x0)] + list(maps.items())
+    heights = [int(np.ceil(min(len(m), max_channels) / cols)) if m.ndim >= 2 else 1 for _, m in blocks]
+    fig = _figure(min(cols, max(len(m) for _, m in blocks)) * 1.3 + 0.5, sum(heights) * 1.5 + 0.9 * len(blocks))
+    subs = fig.subfigures(len(blocks), 1, height_ratios=[h + 0.6 for h in heights]) if len(blocks) > 1 else [fig]
+    for sf, (name, m) in zip(np.atleast_1d(subs), blocks):
+        channels = m.shape[0] if m.ndim >= 2 else 1
+        shown = min(channels, max_channels)
+        rows = int(np.ceil(shown / cols)) if m.ndim >= 2 else 1
+        grid = sf.subplots(rows, min(cols, shown), squeeze=False)
+        if m.ndim >= 2:
+            for c in range(shown):
+                _show_map(grid.flat[c], m[c], gid=f"map:{name}:{c}", title=f"{name}[{c}]", cmap="gray" if name == "input" else "viridis")
+            for ax in grid.flat[shown:]:
+                ax.set_axis_off()
+        else:
+            _show_map(grid.flat[0], m, gid=f"map:{name}:0", title=name)
+        if name == "input":
+            head = f"input: {channels} channel{'s' if channels != 1 else ''}, {'x'.join(map(str, m.shape[1:]))}"
+        else:
+            head = f"{name}: {channels} maps of {'x'.join(map(str, m.shape[1:]))}"
+            if name in cin:
+                head += (
+                    f" (each of its {channels} filters spans all {cin[name]} input maps and sums them,"
+                    f" so {channels} maps, not {channels} x {cin[name]})"
+                    if cin[name] > 1
+                    else f" (one per filter, over {cin[name]} input channel)"
+                )
+        if shown < channels:
+            head += f"; first {shown} shown"
+        sf.suptitle(head, fontsize=9)
+    return _finish(fig, path)
+
+
+def plot_weights_change(
+    before,
+    after,
+    layer: str | None = None,
+    *,
+    layout: str | None = None,
+    max_filters: int = 32,
+    max_channels: int = 4,
+    path: str | os.PathLike | None = None,
+):
+    """Filters before, after, and their difference, with the greatest change in the title.
+
+    ``before`` and ``after`` are two models (Keras or PyTorch, any mix) or two raw kernels
+    with ``layout``; the same layer is drawn from each.
+    """
+    wb = kernel_of(before, layer, layout=layout)
+    wa = kernel_of(after, layer, layout=layout)
+    if wb.shape != wa.shape:
+        raise BadInputError(f"'{layer}' has shape {wb.shape} before and {wa.shape} after (torch layout): not the same layer.")
+    d = wa - wb
+    flat = int(np.argmax(np.abs(d)))
+    idx = np.unravel_index(flat, d.shape)
+    biggest = float(np.abs(d).reshape(-1)[flat])
+    sl = (slice(0, max_filters), slice(0, max_channels))
+    out, cin, *k = wb.shape
+    so, si = wb[sl].shape[:2]
+    pw, ph = _panel_size(so, si, k, False, 0)
+    fig = _figure(3 * pw + 2.6, ph + 1.3)
+    subs = fig.subfigures(1, 3, width_ratios=[pw, pw + 1.0, pw + 1.0])
+    shared = norm_limits(np.concatenate([wb[sl].ravel(), wa[sl].ravel()]), "symmetric")
+    for sf, (label, w) in zip(subs, (("before", wb[sl]), ("after", wa[sl]))):
+        axes, _, _ = _draw_kernels(sf, w, mode="symmetric", rgb=False, slice_axis=0, show_colorbar=False)
+        for ax in axes:
+            for im in ax.images:
+                im.set_clim(*shared)
+            ax.set_gid(f"{label}:{ax.get_gid()}")
+        sf.suptitle(label, fontsize=9)
+    _colorbar(subs[1], subs[1].axes, shared, _DIVERGING, "weight")
+    axes, lim, _ = _draw_kernels(subs[2], d[sl], mode="symmetric", rgb=False, slice_axis=0)
+    for ax in axes:
+        ax.set_gid(f"change:{ax.get_gid()}")
+    subs[2].suptitle("after - before", fontsize=9)
+    where = f"filter {idx[0]}, input channel {idx[1]}, window offset {tuple(int(i) for i in idx[2:])}"
+    if biggest == 0:
+        head = f"'{layer or 'kernel'}': no weight changed (all {d.size:,} values identical)"
+    else:
+        head = f"'{layer or 'kernel'}': greatest change {biggest:.4g} at {where}"
+    note = _cap_note(out, cin, so, si)
+    fig.suptitle(head + (f"\n{note}" if note else ""), fontsize=10)
+    return _finish(fig, path)
+
+
+def plot_report(report, *, path: str | os.PathLike | None = None):
+    """Per-layer greatest difference on a log scale, the allowed difference drawn, failures marked."""
+    rows = report.layers
+    if not rows:
+        raise BadInputError("The report has no compared layers to plot.")
+    fig = _figure(max(6.0, 0.45 * len(rows) + 2), 4.2)
+    ax = fig.subplots()
+    x = np.arange(len(rows))
+    positive = [r.max_abs for r in rows if 0 < r.max_abs < float("inf")] + [r.atol for r in rows if r.atol > 0]
+    floor = (min(positive) if positive else 1e-16) / 10  # where an exact 0 is drawn on the log axis
+    y = np.array([r.max_abs if np.isfinite(r.max_abs) and r.max_abs > 0 else (floor if r.max_abs == 0 else np.nan) for r in rows])
+    allowed = np.array([r.atol + r.rtol * r.scale for r in rows])
+    ax.step(x, np.where(allowed > 0, allowed, floor), where="mid", color="0.4", lw=1.5, label="allowed: atol + rtol * max|a|", gid="allowed")
+    ok = np.array([r.ok for r in rows])
+    ax.scatter(x[ok], y[ok], color="tab:green", zorder=3, label="within tolerance", gid="ok")
+    ax.scatter(x[~ok], np.where(np.isnan(y[~ok]), np.nanmax(np.append(y, allowed)) * 10, y[~ok]), color="tab:red", marker="X", s=60, zorder=3, label="beyond tolerance", gid="fail")
+    for i, r in enumerate(rows):
+        if r.max_abs == 0:
+            ax.annotate("0", (i, floor), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+        if not np.isfinite(r.max_abs):
+            ax.annotate(r.note or "not finite", (i, np.nanmax(np.append(y, allowed)) * 10), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=6, color="tab:red")
+    ax.set_yscale("log")
+    ax.set_xticks(x, [r.name for r in rows], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("greatest |a - b|")
+    ax.grid(True, which="major", axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    first = report.first_divergence
+    ax.set_title(
+        f"{report.a} vs {report.b}, {report.dtype} on {report.device}, TF32 {'on' if report.tf32 else 'off'}: "
+        + ("every layer matches" if report.ok else f"first divergence at '{first}'"),
+        fontsize=9,
+    )
+    if first is not None:
+        ax.axvline(x[[r.name for r in rows].index(first)], color="tab:red", alpha=0.3, lw=6, gid="first_divergence")
+    return _finish(fig, path)
+
+
+def plot_layer_diff(
+    a,
+    b,
+    inputs,
+    layer: str,
+    *,
+    max_channels: int = 8,
+    device: str = "cpu",
+    dtype: str | None = None,
+    align=None,
+    path: str | os.PathLike | None = None,
+):
+    """One layer of two models side by side: the Keras map, the PyTorch map, and ``|difference|``.
+
+    ``a``, ``b`` and ``inputs`` are as for :func:`xconv.compare`; item 0 of the batch is drawn,
+    one row per channel (the ``max_channels`` channels with the greatest difference first).
+    """
+    from ..comparison.core import capture_pair
+
+    cap = capture_pair(a, b, inputs, device=device, dtype=dtype, align=align, layers=[layer])
+    al = cap.layers[0]
+    if al.torch is None:
+        raise BadInputError(f"Layer '{layer}' has no PyTorch counterpart: {al.why_missing}.")
+    k_map, t_map = np.asarray(al.keras[0]), np.asarray(al.torch[0])
+    if k_map.shape != t_map.shape:
+        raise BadInputError(f"Layer '{layer}': Keras gives {k_map.shape}, PyTorch {t_map.shape} (channels-first): nothing to overlay.")
+    if k_map.ndim < 2:
+        k_map, t_map = k_map[None, :], t_map[None, :]
+    diff = np.abs(k_map.astype(np.float64) - t_map)
+    per_channel = diff.reshape(diff.shape[0], -1).max(axis=1)
+    order = np.argsort(-per_channel, kind="stable")[:max_channels]
+    lim = (float(min(k_map.min(), t_map.min())), float(max(k_map.max(), t_map.max())))
+    dlim = (0.0, float(diff.max()) or 1.0)
+    fig = _figure(9, 2.0 * len(order) + 1.2)
+    grid = fig.subplots(len(order), 3, squeeze=False)
+    for row, c in enumerate(order):
+        for col, (label, m, l, cmap) in enumerate(
+            (("Keras", k_map[c], lim, "viridis"), ("PyTorch", t_map[c], lim, "viridis"), ("|Keras - PyTorch|", diff[c], dlim, _HEAT))
+        ):
+            gid = f"diff:{c}" if col == 2 else f"{label.lower()}:{c}"
+            _show_map(grid[row, col], m, gid=gid, title=f"{label}, channel {c}", lim=l, cmap=cmap)
+    _colorbar(fig, grid[:, :2].ravel().tolist(), lim, "viridis", "activation")
+    _colorbar(fig, grid[:, 2].tolist(), dlim, _HEAT, "|difference|")
+    flat = int(np.argmax(diff))
+    where = tuple(int(i) for i in np.unravel_index(flat, diff.shape))
+    fig.suptitle(
+        f"'{layer}' ({al.type}), batch item 0: greatest |difference| {diff.max():.3g} at channel {where[0]}, "
+        f"position {where[1:]}\n{len(order)} of {diff.shape[0]} channels shown, most different first",
+        fontsize=9,
+    )
+    return _finish(fig, path)

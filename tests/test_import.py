@@ -13,7 +13,7 @@ def _loaded_after(code: str) -> set[str]:
 
 
 def test_import_xconv_loads_no_framework():
-    assert _loaded_after("import xconv, xconv.layouts, xconv.padding, xconv.errors") == set()
+    assert _loaded_after("import xconv, xconv.layouts, xconv.padding, xconv.errors, xconv.viz") == set()
 
 
 def test_zoo_specs_and_registry_load_no_framework():

@@ -9,29 +9,50 @@ DEFAULT = "unet_encoder"
 
 def add_arguments(p) -> None:
     p.add_argument("name", nargs="?", default=DEFAULT, help=f"zoo model (default {DEFAULT}); see 'xconv inspect'")
+    add_common(p)
+
+
+def add_common(p) -> None:
     p.add_argument("--device", default="cpu", help="where the PyTorch side runs: cpu, cuda, cuda:1 ... (default cpu)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="float64 is the strict mode")
     p.add_argument("--batch", type=int, default=1, help="input batch size (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed for weights and input (default 0)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.add_argument("--plot", help="also draw the per-layer differences to this picture (.png/.svg/.pdf)")
+    p.add_argument("--diff", metavar="LAYER", help="with --diff-plot: draw this layer's maps and their difference")
+    p.add_argument("--diff-plot", metavar="PATH", help="picture for --diff")
 
 
 def run(args) -> int:
+    return run_pipeline(args.name, args)
+
+
+def run_pipeline(name: str, args) -> int:
     from .. import zoo
     from ..comparison import compare
     from ..errors import BadInputError
     from ..transfer import transfer_weights
 
-    zoo.spec(args.name)  # unknown names fail before TensorFlow loads
+    zoo.spec(name)  # unknown names fail before TensorFlow loads
     if args.batch < 1:
         raise BadInputError(f"--batch must be at least 1; received {args.batch}.")
     if not args.json:
-        print(f"Building '{args.name}' in Keras and PyTorch ({args.dtype}, seed {args.seed})...", file=sys.stderr)
-    keras_model = zoo.build(args.name, "keras", seed=args.seed, dtype=args.dtype, random_biases=True)
-    torch_model = zoo.build(args.name, "torch", seed=args.seed, dtype=args.dtype)
+        print(f"Building '{name}' in Keras and PyTorch ({args.dtype}, seed {args.seed})...", file=sys.stderr)
+    keras_model = zoo.build(name, "keras", seed=args.seed, dtype=args.dtype, random_biases=True)
+    torch_model = zoo.build(name, "torch", seed=args.seed, dtype=args.dtype)
     manifest = transfer_weights(keras_model, torch_model)
-    x = zoo.sample_input(args.name, args.batch, seed=args.seed, dtype=args.dtype)
+    x = zoo.sample_input(name, args.batch, seed=args.seed, dtype=args.dtype)
+    if bool(args.diff) != bool(args.diff_plot):
+        raise BadInputError("--diff LAYER and --diff-plot PATH go together.")
     report = compare(keras_model, torch_model, x, device=args.device, dtype=args.dtype)
+    if args.plot:
+        from ..viz import plot_report
+
+        plot_report(report, path=args.plot)
+    if args.diff:
+        from ..viz import plot_layer_diff
+
+        plot_layer_diff(keras_model, torch_model, x, args.diff, device=args.device, dtype=args.dtype, path=args.diff_plot)
     if args.json:
         print(report.to_json(indent=2))
     else:

@@ -1,0 +1,30 @@
+"""``xconv activations SRC [--layer NAME ...] [--input IMAGE|NPY] -o out.png``: feature maps."""
+
+from __future__ import annotations
+
+
+def add_arguments(p) -> None:
+    p.add_argument("source", help="zoo:NAME or a .keras/.h5 model")
+    p.add_argument("--layer", action="append", dest="layers", help="a layer to draw (repeat; default: every conv layer)")
+    p.add_argument("--input", help="a .npy array (channels-last) or a .png/.jpg image; default: the zoo's sample input")
+    p.add_argument("--resize", action="store_true", help="resize an image to the model's input size")
+    p.add_argument("--max-channels", type=int, default=32, help="maps drawn per layer (default 32)")
+    p.add_argument("-o", "--output", required=True, help="picture to write: .png, .svg, .pdf or .jpg")
+
+
+def run(args) -> int:
+    from .. import zoo
+    from ..errors import BadInputError
+    from ..viz import plot_feature_maps
+    from ._sources import load_model, read_input
+
+    model = load_model(args.source)
+    if args.input:
+        x = read_input(args.input, model, resize=args.resize)
+    elif args.source.startswith("zoo:"):
+        x = zoo.sample_input(args.source[4:])
+    else:
+        raise BadInputError("Give --input (a .npy array or an image) for a model file.")
+    plot_feature_maps(model, x, args.layers, max_channels=args.max_channels, path=args.output)
+    print(f"wrote {args.output}")
+    return 0

@@ -1,0 +1,27 @@
+"""``xconv filters SRC --layer NAME -o out.png``: a conv layer's kernels as a grid of tiles."""
+
+from __future__ import annotations
+
+
+def add_arguments(p) -> None:
+    p.add_argument("source", help="zoo:NAME, a .keras/.h5 model, a .pt/.pth/.safetensors state_dict, or a .npy kernel")
+    p.add_argument("--layer", help="the conv layer (for a state_dict: the module name, e.g. conv1)")
+    p.add_argument("-o", "--output", required=True, help="picture to write: .png, .svg, .pdf or .jpg")
+    p.add_argument("--normalize", choices=("symmetric", "global", "filter"), help="colour scale (default: symmetric for signed weights)")
+    p.add_argument("--max-filters", type=int, default=64, help="draw at most this many filters (default 64)")
+    p.add_argument("--max-channels", type=int, default=8, help="and this many input channels (default 8)")
+    p.add_argument("--rgb", action=__import__("argparse").BooleanOptionalAction, default=None, help="one RGB tile per filter (default: when the layer has 3 input channels)")
+    p.add_argument("--layout", choices=("keras", "torch"), help="layout of a .npy kernel")
+
+
+def run(args) -> int:
+    from ..viz import plot_filters
+    from ._sources import kernel_source
+
+    obj, layer, layout = kernel_source(args.source, args.layer, args.layout)
+    plot_filters(
+        obj, layer, layout=layout, normalize=args.normalize, max_filters=args.max_filters,
+        max_channels=args.max_channels, rgb=args.rgb, path=args.output,
+    )  # fmt: skip
+    print(f"wrote {args.output}")
+    return 0

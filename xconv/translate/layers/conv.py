@@ -1,0 +1,126 @@
+"""Convolutions of every rank: Conv, DepthwiseConv, SeparableConv (plain, grouped, dilated, padded)."""
+
+from __future__ import annotations
+
+from ... import layouts
+from ...errors import UnsupportedLayerError
+from ...padding import as_tuple, causal_padding, is_symmetric, same_pads, torch_pad_arg
+from ..registry import converter
+from ..spec import KLayer, Layout, Piece, Step
+from . import channels_last_only, fmt
+from .activation import activation_step
+
+
+def padding_steps(layer: KLayer, rank: int, kernel, strides, dilation, value: float = 0.0):
+    """``(pre-steps, padding= argument)`` reproducing Keras' 'valid' / 'same' / 'causal' padding."""
+    mode = layer.config.get("padding", "valid")
+    spatial = tuple(layer.input_shapes[0][1:-1])
+    if mode == "valid":
+        return [], (0,) * rank
+    if mode == "causal":
+        if rank != 1:
+            raise UnsupportedLayerError(f"Layer '{layer.keras_name}': 'causal' padding exists for 1D layers only.")
+        pads = (causal_padding(kernel[0], dilation[0]),)
+    elif mode == "same":
+        if any(n is None for n in spatial):
+            if all(s == 1 for s in strides):  # with stride 1 the padding does not depend on the size
+                pads = same_pads((1,) * rank, kernel, 1, dilation)
+            else:
+                code = f"SamePad({fmt(tuple(kernel))}, {fmt(tuple(strides))}, {fmt(tuple(dilation))}, {fmt(float(value))})"
+                return [Step("__pad", code, helpers=("SamePad",))], (0,) * rank
+        else:
+            pads = same_pads(spatial, kernel, strides, dilation)
+    else:
+        raise UnsupportedLayerError(f"Layer '{layer.keras_name}': unknown padding {mode!r}.")
+    if is_symmetric(pads) and value == 0.0:
+        return [], tuple(b for b, _ in pads)
+    if all(b == a == 0 for b, a in pads):
+        return [], (0,) * rank
+    # TF puts the odd pixel after; torch's padding= is symmetric, so pad explicitly in front
+    if value == 0.0:
+        return [Step("__pad", f"nn.ZeroPad{rank}d({fmt(torch_pad_arg(pads))})")], (0,) * rank
+    return [Step("__pad", f"nn.ConstantPad{rank}d({fmt(torch_pad_arg(pads))}, {fmt(float(value))})")], (0,) * rank
+
+
+def conv_code(rank: int, cin: int, cout: int, k, s, padding, d, groups: int, bias: bool) -> str:
+    """``nn.ConvNd(...)`` naming only the arguments that differ from torch's defaults."""
+    parts = [str(cin), str(cout), f"kernel_size={fmt(tuple(k))}"]
+    if any(v != 1 for v in s):
+        parts.append(f"stride={fmt(tuple(s))}")
+    if any(v != 0 for v in padding):
+        parts.append(f"padding={fmt(tuple(padding))}")
+    if any(v != 1 for v in d):
+        parts.append(f"dilation={fmt(tuple(d))}")
+    if groups != 1:
+        parts.append(f"groups={groups}")
+    if not bias:
+        parts.append("bias=False")
+    return f"nn.Conv{rank}d({', '.join(parts)})"
+
+
+def _geometry(layer: KLayer, rank: int):
+    c = layer.config
+    return (
+        as_tuple(c["kernel_size"], rank, "kernel_size"),
+        as_tuple(c.get("strides", 1), rank, "strides"),
+        as_tuple(c.get("dilation_rate", 1), rank, "dilation_rate"),
+    )
+
+
+def _with_activation(layer, steps, rank):
+    act = activation_step(layer.config.get("activation"), len(layer.output_shape), layer)
+    return Piece(tuple(steps + ([act] if act else [])), Layout.for_rank(len(layer.output_shape)))
+
+
+@converter("Conv1D", "Conv2D", "Conv3D", family="conv")
+def _conv(layer: KLayer) -> Piece:
+    channels_last_only(layer)
+    rank = len(layer.input_shapes[0]) - 2
+    k, s, d = _geometry(layer, rank)
+    c = layer.config
+    groups = int(c.get("groups", 1))
+    cin = layer.input_shapes[0][-1]
+    pre, padding = padding_steps(layer, rank, k, s, d)
+    weights = {"weight": layouts.conv_kernel_to_torch(layer.weights["kernel"])}
+    if c.get("use_bias", True):
+        weights["bias"] = layer.weights["bias"].copy()
+    code = conv_code(rank, cin, c["filters"], k, s, padding, d, groups, bool(c.get("use_bias", True)))
+    return _with_activation(layer, pre + [Step("", code, weights)], rank)
+
+
+@converter("DepthwiseConv1D", "DepthwiseConv2D", family="conv")
+def _depthwise(layer: KLayer) -> Piece:
+    channels_last_only(layer)
+    rank = len(layer.input_shapes[0]) - 2
+    k, s, d = _geometry(layer, rank)
+    c = layer.config
+    cin = layer.input_shapes[0][-1]
+    mult = int(c.get("depth_multiplier", 1))
+    pre, padding = padding_steps(layer, rank, k, s, d)
+    kernel = layer.weights.get("kernel", layer.weights.get("depthwise_kernel"))
+    weights = {"weight": layouts.depthwise_kernel_to_torch(kernel)}
+    if c.get("use_bias", True):
+        weights["bias"] = layer.weights["bias"].copy()
+    code = conv_code(rank, cin, cin * mult, k, s, padding, d, cin, bool(c.get("use_bias", True)))
+    return _with_activation(layer, pre + [Step("", code, weights)], rank)
+
+
+@converter("SeparableConv1D", "SeparableConv2D", family="conv")
+def _separable(layer: KLayer) -> Piece:
+    channels_last_only(layer)
+    rank = len(layer.input_shapes[0]) - 2
+    k, s, d = _geometry(layer, rank)
+    c = layer.config
+    cin = layer.input_shapes[0][-1]
+    mult = int(c.get("depth_multiplier", 1))
+    pre, padding = padding_steps(layer, rank, k, s, d)
+    depthwise = Step(
+        "__depthwise",
+        conv_code(rank, cin, cin * mult, k, s, padding, d, cin, False),
+        {"weight": layouts.depthwise_kernel_to_torch(layer.weights["depthwise_kernel"])},
+    )
+    weights = {"weight": layouts.conv_kernel_to_torch(layer.weights["pointwise_kernel"])}
+    if c.get("use_bias", True):
+        weights["bias"] = layer.weights["bias"].copy()
+    pointwise = Step("", conv_code(rank, cin * mult, c["filters"], (1,) * rank, (1,) * rank, (0,) * rank, (1,) * rank, 1, bool(c.get("use_bias", True))), weights)
+    return _with_activation(layer, pre + [depthwise, pointwise], rank)

@@ -1,0 +1,39 @@
+"""Dense: on vectors, after a Flatten (rows permuted, no transpose at run time), on N-D maps."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ... import layouts
+from ..registry import converter
+from ..spec import KLayer, Layout, Piece, Step
+from .activation import activation_step
+
+
+@converter("Dense", family="dense")
+def _dense(layer: KLayer) -> Piece:
+    c = layer.config
+    kernel = layer.weights["kernel"]
+    cin, units = kernel.shape
+    bias = bool(c.get("use_bias", True))
+    src = layer.in_layouts[0]
+    rank = len(layer.input_shapes[0])
+    weights = {}
+    if bias:
+        weights["bias"] = layer.weights["bias"].copy()
+    if rank >= 3:
+        # Keras applies Dense to the last (channel) axis: a 1x1 convolution over channels-first maps
+        r = rank - 2
+        weights["weight"] = np.ascontiguousarray(layouts.dense_kernel_to_torch(kernel).reshape(units, cin, *([1] * r)))
+        code = f"nn.Conv{r}d({cin}, {units}, kernel_size=1{'' if bias else ', bias=False'})"
+    else:
+        if src.kind == "flat":
+            weights["weight"] = layouts.flatten_dense_kernel_to_torch(kernel, src.flatten_of)
+        else:
+            weights["weight"] = layouts.dense_kernel_to_torch(kernel)
+        code = f"nn.Linear({cin}, {units}{'' if bias else ', bias=False'})"
+    steps = [Step("", code, weights)]
+    act = activation_step(c.get("activation"), len(layer.output_shape), layer)
+    if act:
+        steps.append(act)
+    return Piece(tuple(steps), Layout.for_rank(len(layer.output_shape)))

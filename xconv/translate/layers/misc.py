@@ -1,0 +1,53 @@
+"""Layers that are the identity at inference, and Rescaling / Normalization."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..registry import converter
+from ..spec import CF, KLayer, Piece, Step
+from . import fmt
+
+
+@converter("InputLayer", family="misc")
+def _input(layer: KLayer) -> Piece:  # never called: inputs become forward()'s arguments
+    raise AssertionError("inputs are handled by the graph walker")
+
+
+@converter("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", family="misc", elementwise=True)
+def _dropout(layer: KLayer) -> Piece:
+    return Piece((Step("", f"nn.Dropout({fmt(float(layer.config.get('rate', 0.0)))})"),), layer.in_layouts[0])
+
+
+@converter("GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity", family="misc", elementwise=True)
+def _identity(layer: KLayer) -> Piece:
+    return Piece((Step("", "nn.Identity()"),), layer.in_layouts[0])
+
+
+def _channel_shaped(value, layer: KLayer) -> np.ndarray:
+    """A scalar or per-channel Keras array, shaped to broadcast over channels-first maps."""
+    arr = np.asarray(value, dtype=np.float64)
+    rank = len(layer.input_shapes[0])
+    if arr.ndim == 0 or layer.in_layouts[0].kind != CF:
+        return arr
+    arr = arr.reshape(-1) if arr.size == layer.input_shapes[0][-1] else arr
+    return arr.reshape((-1,) + (1,) * (rank - 2))
+
+
+@converter("Rescaling", family="misc")
+def _rescaling(layer: KLayer) -> Piece:
+    scale = _channel_shaped(layer.config.get("scale", 1.0), layer)
+    offset = _channel_shaped(layer.config.get("offset", 0.0), layer)
+    return Piece((Step("", f"Affine({fmt(scale.tolist())}, {fmt(offset.tolist())})", helpers=("Affine",)),), layer.in_layouts[0])
+
+
+@converter("Normalization", family="misc")
+def _normalization(layer: KLayer) -> Piece:
+    w = layer.weights
+    mean, var = w.get("mean"), w.get("variance")
+    if mean is None:
+        mean, var = layer.config.get("mean"), layer.config.get("variance")
+    mean = np.asarray(mean, np.float64).reshape(-1)
+    std = np.maximum(np.sqrt(np.asarray(var, np.float64).reshape(-1)), 1e-7)  # Keras' epsilon floor
+    mean, std = _channel_shaped(mean, layer), _channel_shaped(std, layer)
+    return Piece((Step("", f"Normalize({fmt(mean.tolist())}, {fmt(std.tolist())})", helpers=("Normalize",)),), layer.in_layouts[0])

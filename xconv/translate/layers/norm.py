@@ -1,0 +1,71 @@
+"""BatchNormalization, LayerNormalization, GroupNormalization (inference), epsilon carried."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import UnsupportedLayerError
+from ..registry import converter
+from ..spec import KLayer, Piece, Step
+from . import fmt, torch_dim
+
+
+def _axis(layer: KLayer) -> int:
+    axis = layer.config.get("axis", -1)
+    if isinstance(axis, (list, tuple)):
+        if len(axis) != 1:
+            raise UnsupportedLayerError(f"Layer '{layer.keras_name}' normalises over several axes {axis}; not supported yet.")
+        axis = axis[0]
+    return torch_dim(axis, len(layer.input_shapes[0]), layer.in_layouts[0].kind)
+
+
+@converter("BatchNormalization", family="norm")
+def _batchnorm(layer: KLayer) -> Piece:
+    rank = len(layer.input_shapes[0])
+    if _axis(layer) != 1:
+        raise UnsupportedLayerError(
+            f"BatchNormalization '{layer.keras_name}' normalises Keras axis {layer.config.get('axis')}, which is not the "
+            f"channel axis; only channel-axis batch normalisation translates to nn.BatchNorm."
+        )
+    w = layer.weights
+    channels = w["moving_mean"].shape[0]
+    weights = {
+        "weight": w.get("gamma", np.ones(channels, w["moving_mean"].dtype)).copy(),
+        "bias": w.get("beta", np.zeros(channels, w["moving_mean"].dtype)).copy(),
+        "running_mean": w["moving_mean"].copy(),
+        "running_var": w["moving_variance"].copy(),
+    }
+    n = max(1, rank - 2)
+    momentum = 1.0 - float(layer.config.get("momentum", 0.99))  # Keras keeps m of the old value, torch 1 - m
+    code = f"nn.BatchNorm{n}d({channels}, eps={fmt(float(layer.config.get('epsilon', 1e-3)))}, momentum={fmt(momentum)})"
+    return Piece((Step("", code, weights),), layer.in_layouts[0])
+
+
+@converter("LayerNormalization", family="norm")
+def _layernorm(layer: KLayer) -> Piece:
+    c = layer.config
+    if c.get("rms_scaling"):
+        raise UnsupportedLayerError(f"LayerNormalization '{layer.keras_name}' uses rms_scaling; not supported yet.")
+    rank = len(layer.input_shapes[0])
+    dim = _axis(layer)
+    channels = layer.input_shapes[0][-1]
+    eps = fmt(float(c.get("epsilon", 1e-3)))
+    w = layer.weights
+    weights = {"weight": w.get("gamma", np.ones(channels, np.float32)).copy(), "bias": w.get("beta", np.zeros(channels, np.float32)).copy()}
+    if rank == 2 and dim == 1:
+        return Piece((Step("", f"nn.LayerNorm({channels}, eps={eps})", weights),), layer.in_layouts[0])
+    if dim == 1:
+        return Piece((Step("", f"LayerNormChannels({channels}, {eps})", weights, ("LayerNormChannels",)),), layer.in_layouts[0])
+    raise UnsupportedLayerError(f"LayerNormalization '{layer.keras_name}' over Keras axis {c.get('axis')} is not supported yet.")
+
+
+@converter("GroupNormalization", family="norm")
+def _groupnorm(layer: KLayer) -> Piece:
+    c = layer.config
+    if _axis(layer) != 1:
+        raise UnsupportedLayerError(f"GroupNormalization '{layer.keras_name}' must group the channel axis.")
+    channels = layer.input_shapes[0][-1]
+    w = layer.weights
+    weights = {"weight": w.get("gamma", np.ones(channels, np.float32)).copy(), "bias": w.get("beta", np.zeros(channels, np.float32)).copy()}
+    code = f"nn.GroupNorm({int(c.get('groups', 32))}, {channels}, eps={fmt(float(c.get('epsilon', 1e-3)))})"
+    return Piece((Step("", code, weights),), layer.in_layouts[0])

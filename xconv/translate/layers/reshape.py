@@ -1,0 +1,89 @@
+"""Flatten, Reshape, Permute, RepeatVector, padding, cropping and up-sampling of feature maps."""
+
+from __future__ import annotations
+
+from ...errors import UnsupportedLayerError
+from ...padding import torch_pad_arg
+from ..registry import converter
+from ..spec import CF, KLayer, Layout, Piece, Step
+from . import channels_last_only, fmt
+
+
+@converter("Flatten", family="reshape")
+def _flatten(layer: KLayer) -> Piece:
+    src = layer.in_layouts[0]
+    shape = tuple(layer.input_shapes[0][1:])
+    if src.kind != CF:
+        return Piece((Step("", "nn.Flatten()"),), src)
+    if layer.feeds_only_dense and all(n is not None for n in shape):
+        # torch's own order; the Dense after it takes permuted rows, so no transpose runs
+        return Piece((Step("", "nn.Flatten()"),), Layout("flat", tuple(int(n) for n in shape)))
+    return Piece((Step("", "FlattenChannelsLast()", helpers=("FlattenChannelsLast",)),), Layout("plain"))
+
+
+@converter("Reshape", family="reshape")
+def _reshape(layer: KLayer) -> Piece:
+    target = tuple(int(n) if n is not None else -1 for n in layer.output_shape[1:])
+    cf_in = layer.in_layouts[0].kind == CF
+    code = f"Reshape({fmt(target)}, channels_first_in={cf_in})"
+    return Piece((Step("", code, helpers=("Reshape",)),), Layout.for_rank(len(layer.output_shape)))
+
+
+@converter("Permute", family="reshape")
+def _permute(layer: KLayer) -> Piece:
+    dims = tuple(int(d) for d in layer.config["dims"])
+    if len(dims) < 2:
+        raise UnsupportedLayerError(f"Permute '{layer.keras_name}' needs at least two axes to permute.")
+    return Piece((Step("", f"Permute({fmt(dims)})", helpers=("Permute",)),), Layout.for_rank(len(layer.output_shape)))
+
+
+@converter("RepeatVector", family="reshape")
+def _repeat(layer: KLayer) -> Piece:
+    return Piece((Step("", f"RepeatVector({int(layer.config['n'])})", helpers=("RepeatVector",)),), Layout(CF))
+
+
+def _pairs(value, rank: int):
+    """Keras padding/cropping argument -> ((before, after), ...) per spatial axis."""
+    if isinstance(value, int):
+        return ((value, value),) * rank
+    value = tuple(value)
+    if rank == 1 and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return (tuple(value),)
+    out = []
+    for v in value:
+        out.append((v, v) if isinstance(v, int) else tuple(v))
+    return tuple(out)
+
+
+@converter("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", family="reshape")
+def _zeropad(layer: KLayer) -> Piece:
+    channels_last_only(layer)
+    rank = len(layer.input_shapes[0]) - 2
+    pads = _pairs(layer.config["padding"], rank)
+    return Piece((Step("", f"nn.ZeroPad{rank}d({fmt(torch_pad_arg(pads))})"),), Layout(CF))
+
+
+@converter("Cropping1D", "Cropping2D", "Cropping3D", family="reshape")
+def _crop(layer: KLayer) -> Piece:
+    channels_last_only(layer)
+    rank = len(layer.input_shapes[0]) - 2
+    crops = _pairs(layer.config["cropping"], rank)
+    return Piece((Step("", f"Crop({fmt(crops)})", helpers=("Crop",)),), Layout(CF))
+
+
+@converter("UpSampling1D", "UpSampling2D", "UpSampling3D", family="reshape")
+def _upsample(layer: KLayer) -> Piece:
+    channels_last_only(layer)
+    rank = len(layer.input_shapes[0]) - 2
+    c = layer.config
+    size = c.get("size", 2)
+    size = (size,) * rank if isinstance(size, int) else tuple(size)
+    mode = c.get("interpolation", "nearest")
+    if mode == "nearest":
+        code = f'nn.Upsample(scale_factor={fmt(tuple(float(s) for s in size))}, mode="nearest")'
+    elif mode == "bilinear" and rank == 2:
+        # TF resizes with half-pixel centres, as torch does with align_corners=False
+        code = f'nn.Upsample(scale_factor={fmt(tuple(float(s) for s in size))}, mode="bilinear", align_corners=False)'
+    else:
+        raise UnsupportedLayerError(f"UpSampling '{layer.keras_name}' with interpolation '{mode}' is not supported; use nearest or bilinear (2D).")
+    return Piece((Step("", code),), Layout(CF))

@@ -1,0 +1,53 @@
+"""Small frozen records that converters read and return (pure data, no framework)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# how a tensor is laid out in the translated (channels-first) module
+CF = "cf"  # rank >= 3: (N, C, *spatial), the Keras tensor was (N, *spatial, C)
+PLAIN = "plain"  # rank <= 2, or any tensor whose axes mean the same in both frameworks
+
+
+@dataclass(frozen=True)
+class Layout:
+    kind: str  # CF, PLAIN or "flat": a torch-order flatten of channels-last maps
+    flatten_of: tuple[int, ...] | None = None  # for "flat": the channels-last shape flattened
+
+    @staticmethod
+    def for_rank(rank: int) -> "Layout":
+        return Layout(CF if rank >= 3 else PLAIN)
+
+
+@dataclass(frozen=True)
+class KLayer:
+    """One Keras layer call, as a converter sees it."""
+
+    name: str  # a Python identifier made from the Keras name
+    keras_name: str
+    class_name: str
+    config: dict
+    weights: dict[str, np.ndarray]
+    input_shapes: tuple[tuple, ...]  # Keras shapes with the batch axis (None)
+    output_shape: tuple
+    in_layouts: tuple[Layout, ...] = ()
+    # every consumer of this layer's output is a Dense (through element-wise layers only)
+    feeds_only_dense: bool = False
+
+
+@dataclass(frozen=True)
+class Step:
+    """One torch module of a translated layer: ``self.<attr> = <code>``; applied in order."""
+
+    suffix: str  # "" for the layer's main module, "__pad", "__act" ... for helpers
+    code: str  # a constructor expression using nn, torch and the preamble's helpers
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+    helpers: tuple[str, ...] = ()  # names of preamble classes the code uses
+
+
+@dataclass(frozen=True)
+class Piece:
+    steps: tuple[Step, ...]
+    out_layout: Layout

@@ -32,8 +32,9 @@ _LAZY = {
     "transfer_weights": "xconv.transfer",
     "Manifest": "xconv.transfer",
     "describe": "xconv.inspect",
+    "keras_to_torch": "xconv.translate",
 }
-_SUBMODULES = ("zoo", "registry", "frameworks", "inspect")
+_SUBMODULES = ("zoo", "registry", "frameworks", "inspect", "translate", "viz")
 
 __all__ = [
     "compare",
@@ -42,6 +43,7 @@ __all__ = [
     "transfer_weights",
     "Manifest",
     "describe",
+    "keras_to_torch",
     "layouts",
     "padding",
     "zoo",

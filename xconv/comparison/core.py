@@ -196,12 +196,17 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
         t_acts, _ = ts.capture(tmodule, t_in, list(t_names.values()), dev, tdtype)
 
     modules = dict(tmodule.named_modules())
+    declared = getattr(tmodule, "xconv_layouts", {})  # a module may say how it lays out an activation
     aligned = []
     for c in k_acts:
+        kind = declared.get(c.name, "flat" if c.flatten_of else ("cf" if c.value.ndim >= 3 else "plain"))
         # a view, not a copy: moveaxis costs nothing until the subtraction reads it
-        k_val = c.value[:, layouts.flatten_permutation(c.flatten_of)] if c.flatten_of else (
-            np.moveaxis(c.value, -1, 1) if c.value.ndim >= 3 else c.value
-        )  # fmt: skip
+        if kind == "flat" and c.flatten_of:
+            k_val = c.value[:, layouts.flatten_permutation(c.flatten_of)]
+        elif kind == "cf" and c.value.ndim >= 3:
+            k_val = np.moveaxis(c.value, -1, 1)
+        else:
+            k_val = c.value
         tname = t_names[c.name]
         why = ""
         if tname not in t_acts:

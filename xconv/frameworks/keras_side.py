@@ -164,6 +164,8 @@ def cast(model, dtype: str):
         return model
 
     def clone_layer(layer):
+        if hasattr(layer, "layers") and layer.layers:  # a nested model: its layers carry their own dtype
+            return cast(layer, dtype)
         config = layer.get_config()
         config["dtype"] = dtype
         return type(layer).from_config(config)
@@ -176,6 +178,9 @@ def cast(model, dtype: str):
     except Exception as exc:  # Keras raises many types here; say what we tried
         raise MismatchedModelsError(f"Could not rebuild Keras model '{model.name}' in {dtype}: {exc}") from exc
     clone.set_weights([np.asarray(w, dtype=dtype) for w in model.get_weights()])
+    for layer in iter_layers(clone):
+        if hasattr(layer, "finalize_state"):  # e.g. Normalization derives its mean/variance tensors here
+            layer.finalize_state()
     return clone
 
 

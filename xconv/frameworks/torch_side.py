@@ -96,7 +96,7 @@ def capture(module, arrays: Sequence[np.ndarray], names: Sequence[str], device, 
         def hook(_mod, _inp, out):
             if isinstance(out, (tuple, list)):
                 out = out[0]
-            if isinstance(out, t.Tensor):
+            if isinstance(out, t.Tensor) and name not in store:  # a shared module: keep its first call, as Keras does
                 store[name] = out.detach().cpu().numpy()
 
         return hook

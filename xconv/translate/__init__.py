@@ -129,11 +129,13 @@ def translate(model, *, channels_last_io: bool = False, class_name: str | None =
         results.append(name)
     body.append(f"        return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")
 
-    outputs = {}
+    outputs, plain = {}, {}
     for keras_name, tid in graph.layer_outputs.items():
         producer = next((c for c in graph.calls if tid in c.outputs), None)
         if producer is not None:
             outputs[keras_name] = attrs[producer.name][-1]
+            if layouts[tid].kind == "plain":  # e.g. a Flatten kept in Keras order: compare must not reorder it
+                plain[keras_name] = "plain"
     cls = class_name or _class_name(model.name)
     from .preamble import source as preamble
 
@@ -156,6 +158,7 @@ def translate(model, *, channels_last_io: bool = False, class_name: str | None =
             *init_lines,
             f"        # Keras layer -> module whose output is that layer's activation (read by xconv.compare)",
             f"        self.xconv_outputs = {outputs!r}",
+            *([f"        self.xconv_layouts = {plain!r}"] if plain else []),
             "",
             f"    def forward(self, {', '.join(args)}):",
             *body,
@@ -197,7 +200,7 @@ def _write_atomic(path: str, write) -> None:
     if not os.path.isdir(folder):
         raise BadInputError(f"Cannot write {path!r}: folder {folder!r} does not exist.")
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".xconv-", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix="xconv-tmp-", suffix=os.path.splitext(path)[1], dir=folder)
     except OSError as exc:
         raise BadInputError(f"Cannot write {path!r}: {exc.strerror} (is the folder writable?).") from exc
     os.close(fd)

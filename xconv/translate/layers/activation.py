@@ -83,7 +83,8 @@ def _relu(layer: KLayer) -> Piece:
 
 @converter("LeakyReLU", family="activation", elementwise=True)
 def _leaky(layer: KLayer) -> Piece:
-    slope = float(layer.config.get("negative_slope", layer.config.get("alpha", 0.3)))
+    # TF applies the slope as a float32 constant, also in float64 models: round it the same way
+    slope = float(np.float32(layer.config.get("negative_slope", layer.config.get("alpha", 0.3))))
     return Piece((Step("", f"nn.LeakyReLU({fmt(slope)})"),), layer.in_layouts[0])
 
 

@@ -36,8 +36,10 @@ def _channel_shaped(value, layer: KLayer) -> np.ndarray:
 
 @converter("Rescaling", family="misc")
 def _rescaling(layer: KLayer) -> Piece:
-    scale = _channel_shaped(layer.config.get("scale", 1.0), layer)
-    offset = _channel_shaped(layer.config.get("offset", 0.0), layer)
+    # Keras on TensorFlow turns the Python scale into a float32 constant before casting it, even
+    # in a float64 model; rounding it the same way keeps the float64 strict mode exact
+    scale = _channel_shaped(np.float32(layer.config.get("scale", 1.0)), layer)
+    offset = _channel_shaped(np.float32(layer.config.get("offset", 0.0)), layer)
     return Piece((Step("", f"Affine({fmt(scale.tolist())}, {fmt(offset.tolist())})", helpers=("Affine",)),), layer.in_layouts[0])
 
 

@@ -137,3 +137,28 @@ def test_help_is_fast_and_light():
         "print(' '.join(m for m in ('torch', 'tensorflow', 'keras', 'onnx', 'matplotlib') if m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == ""
+
+
+def test_layers_table_is_generated_from_the_registry_and_docs_are_current(capsys):
+    import pathlib
+
+    assert main(["layers", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    from xconv.translate import supported_layers
+
+    assert [r["keras"] for r in rows] == list(supported_layers())
+    assert {"Conv3D", "Conv2DTranspose", "DepthwiseConv2D", "BatchNormalization", "Concatenate"} <= {r["keras"] for r in rows}
+    assert main(["layers", "--markdown"]) == 0
+    docs = (pathlib.Path(__file__).resolve().parents[1] / "docs" / "layers.md").read_text()
+    assert capsys.readouterr().out == docs, "docs/layers.md is stale: run xconv layers --markdown > docs/layers.md"
+
+
+def test_registries_reject_duplicates():
+    from xconv.translate.registry import converter
+
+    with pytest.raises(ValueError, match="already has a converter"):
+        converter("Conv2D", family="again")(lambda layer: None)
+    from xconv.registry import WeightFamily, register
+
+    with pytest.raises(ValueError, match="already registered"):
+        register(WeightFamily("conv_again", ("Conv2D",), (), lambda w, c: w, lambda w, c: w))

@@ -55,6 +55,13 @@ CASES = [
     ("conv2d-valid-dilated-nobias", (15, 15, 2), lambda: [L.Conv2D(3, 3, dilation_rate=(2, 1), use_bias=False)], "float64"),
     ("conv2d-grouped", (9, 9, 6), lambda: [L.Conv2D(4, 3, groups=2, padding="same", activation="sigmoid")], "float64"),
     ("conv3d-same-stride2", (7, 9, 5, 2), lambda: [L.Conv3D(3, (2, 3, 3), strides=2, padding="same", activation="elu")], "float64"),
+    ("conv2d-transpose-same-odd", (5, 6, 3), lambda: [L.Conv2DTranspose(4, 3, strides=2, padding="same", activation="relu")], "float64"),
+    ("conv2d-transpose-same-even", (5, 6, 3), lambda: [L.Conv2DTranspose(4, (4, 2), strides=(2, 3), padding="same")], "float64"),
+    ("conv2d-transpose-valid-small-kernel", (5, 4, 2), lambda: [L.Conv2DTranspose(3, 2, strides=3)], "float64"),
+    ("conv2d-transpose-output-padding", (5, 5, 2), lambda: [L.Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=1)], "float64"),
+    # (TF's CPU kernels have no dilated transposed convolution, so there is no Keras result to compare with)
+    ("conv1d-transpose", (7, 3), lambda: [L.Conv1DTranspose(2, 5, strides=2, padding="same")], "float64"),
+    ("conv3d-transpose", (3, 4, 2, 2), lambda: [L.Conv3DTranspose(2, 3, strides=(2, 1, 2), padding="same")], "float64"),
     ("depthwise2d-mult", (10, 11, 3), lambda: [L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", strides=2)], "float64"),
     ("depthwise1d", (12, 4), lambda: [L.DepthwiseConv1D(5, padding="valid", activation="relu6")], "float64"),
     ("separable2d", (12, 10, 3), lambda: [L.SeparableConv2D(5, 3, depth_multiplier=2, padding="same", activation="swish")], "float64"),

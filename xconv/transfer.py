@@ -110,13 +110,16 @@ def transfer_weights(src, dst) -> Manifest:
     plan = []
     for layer, tname, module in pairs:
         family = family_for_keras(type(layer).__name__, layer.name)
-        if type(module).__name__ not in family.torch_types:
+        torch_types = family.torch_types or ("Conv1d", "Conv2d", "Conv3d")  # depthwise: a grouped Conv
+        if type(module).__name__ not in torch_types:
             raise MismatchedModelsError(
                 f"Keras layer '{layer.name}' ({type(layer).__name__}) was paired by {matched_by} with PyTorch module "
-                f"'{tname}' ({type(module).__name__}), which is not one of {family.torch_types}."
+                f"'{tname}' ({type(module).__name__}), which is not one of {torch_types}."
             )
         _check_config(layer, module)
-        ctx = LayerContext(layer.name, flatten_of=ks.flatten_source_shape(layer))
+        ctx = LayerContext(
+            layer.name, flatten_of=ks.flatten_source_shape(layer), depth_multiplier=int(getattr(layer, "depth_multiplier", 1))
+        )
         k_arrays, t_arrays = ks.layer_weights(layer), ts.module_arrays(module)
         if to == "torch":
             src_arrays, dst_arrays, new = k_arrays, t_arrays, family.to_torch(k_arrays, ctx)

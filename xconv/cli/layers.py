@@ -1,22 +1,59 @@
-"""``xconv layers``: what the registry converts."""
+"""``xconv layers``: what xconv translates and converts, read from the registries."""
 
 from __future__ import annotations
 
 
 def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--markdown", action="store_true", help="print the docs' support table (docs/layers.md)")
+
+
+def table() -> list[dict]:
+    """One row per Keras layer type: its family and whether its weights move by transfer_weights."""
+    from ..registry import family_for_keras
+    from ..translate import supported_layers
+    from ..errors import UnsupportedLayerError
+
+    rows = []
+    for keras_type, family in supported_layers().items():
+        try:
+            weights = family_for_keras(keras_type)
+            torch_types = ", ".join(weights.torch_types) or "Conv (groups)"
+        except UnsupportedLayerError:
+            torch_types = ""
+        rows.append({"keras": keras_type, "family": family, "weights_to": torch_types})
+    return rows
+
+
+def markdown() -> str:
+    rows = table()
+    out = [
+        "# Supported Keras layers",
+        "",
+        "Generated from the registries by `xconv layers --markdown` (a test keeps this file current).",
+        "`keras_to_torch` translates every layer below; the last column lists the PyTorch types",
+        "that `transfer_weights` moves the layer's weights into between hand-written twins.",
+        "",
+        "| Keras layer | family | transfer_weights to |",
+        "|---|---|---|",
+    ]
+    out += [f"| {r['keras']} | {r['family']} | {r['weights_to']} |" for r in rows]
+    return "\n".join(out) + "\n"
 
 
 def run(args) -> int:
     import json
 
-    from ..registry import families
-
-    fams = families()
-    if args.json:
-        print(json.dumps([{"family": f.name, "keras": list(f.keras_types), "torch": list(f.torch_types)} for f in fams], indent=2))
+    if args.markdown:
+        print(markdown(), end="")
         return 0
-    w = max(len(f.name) for f in fams)
-    for f in fams:
-        print(f"{f.name:<{w}}  Keras: {', '.join(f.keras_types):<45}  PyTorch: {', '.join(f.torch_types)}")
+    rows = table()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    w = max(len(r["keras"]) for r in rows)
+    f = max(len(r["family"]) for r in rows)
+    for r in rows:
+        print(f"{r['keras']:<{w}}  {r['family']:<{f}}  {r['weights_to']}")
+    print(f"{len(rows)} Keras layer types.")
     return 0

@@ -43,3 +43,30 @@ register(
         names={"weight": "kernel", "bias": "bias"},
     )
 )
+
+
+def _depthwise_to_torch(w, ctx):
+    out = {"weight": layouts.depthwise_kernel_to_torch(w["kernel"])}
+    if "bias" in w:
+        out["bias"] = w["bias"].copy()
+    return out
+
+
+def _depthwise_to_keras(p, ctx):
+    out = {"kernel": layouts.depthwise_kernel_to_keras(p["weight"], ctx.depth_multiplier)}
+    if "bias" in p:
+        out["bias"] = p["bias"].copy()
+    return out
+
+
+register(
+    WeightFamily(
+        name="depthwise",
+        keras_types=("DepthwiseConv1D", "DepthwiseConv2D"),
+        torch_types=(),  # a torch Conv with groups=in: read through the conv family on the torch side
+        to_torch=_depthwise_to_torch,
+        to_keras=_depthwise_to_keras,
+        kind="depthwise",
+        names={"weight": "kernel", "bias": "bias"},
+    )
+)

@@ -124,3 +124,47 @@ def _separable(layer: KLayer) -> Piece:
         weights["bias"] = layer.weights["bias"].copy()
     pointwise = Step("", conv_code(rank, cin * mult, c["filters"], (1,) * rank, (1,) * rank, (0,) * rank, (1,) * rank, 1, bool(c.get("use_bias", True))), weights)
     return _with_activation(layer, pre + [depthwise, pointwise], rank)
+
+
+@converter("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose", family="conv")
+def _transpose(layer: KLayer) -> Piece:
+    """Transposed conv: both frameworks compute the gradient of a conv, so the kernel only moves axes.
+
+    Keras/TF pick which part of the full ``(n - 1) * s + k`` output to keep from the output
+    size; torch crops ``padding`` from both ends and extends by ``output_padding``. We take
+    ``padding`` = TF's crop before, extend as needed, and crop any odd remainder at the end.
+    """
+    channels_last_only(layer)
+    rank = len(layer.input_shapes[0]) - 2
+    k, s, d = _geometry(layer, rank)
+    c = layer.config
+    n_in = layer.input_shapes[0][1:-1]
+    n_out = layer.output_shape[1:-1]
+    if any(n is None for n in (*n_in, *n_out)):
+        raise UnsupportedLayerError(f"{layer.class_name} '{layer.keras_name}' needs a known input size to translate.")
+    before, extend, crop_end = [], [], []
+    for n, out, kk, ss, dd in zip(n_in, n_out, k, s, d):
+        full = (n - 1) * ss + (kk - 1) * dd + 1
+        b = max(full - out, 0) // 2 if c.get("padding", "valid") == "same" else 0
+        torch_len = full - 2 * b
+        op = max(0, out - torch_len)
+        if op >= max(ss, dd):
+            raise UnsupportedLayerError(f"{layer.class_name} '{layer.keras_name}': output padding {op} is beyond what torch allows.")
+        before.append(b)
+        extend.append(op)
+        crop_end.append(torch_len + op - out)
+    cin = layer.input_shapes[0][-1]
+    weights = {"weight": layouts.conv_kernel_to_torch(layer.weights["kernel"])}
+    bias = bool(c.get("use_bias", True))
+    if bias:
+        weights["bias"] = layer.weights["bias"].copy()
+    parts = [str(cin), str(c["filters"]), f"kernel_size={fmt(k)}"]
+    for label, value, default in (("stride", s, 1), ("padding", tuple(before), 0), ("output_padding", tuple(extend), 0), ("dilation", d, 1)):
+        if any(v != default for v in value):
+            parts.append(f"{label}={fmt(tuple(value))}")
+    if not bias:
+        parts.append("bias=False")
+    steps = [Step("", f"nn.ConvTranspose{rank}d({', '.join(parts)})", weights)]
+    if any(crop_end):
+        steps.append(Step("__crop", f"Crop({fmt(tuple((0, e) for e in crop_end))})", helpers=("Crop",)))
+    return _with_activation(layer, steps, rank)

@@ -72,6 +72,7 @@ CASES = [
     ("dense-nd", (5, 7, 4), lambda: [L.Dense(6, activation="selu")], "float64"),
     ("flatten-output", (4, 3, 2), lambda: [L.Conv2D(2, 1), L.Flatten()], "float64"),
     ("batchnorm", (8, 8, 3), lambda: [L.Conv2D(4, 3), L.BatchNormalization(epsilon=1e-2), L.Activation("hard_sigmoid")], "float64"),
+    ("batchnorm-height-axis", (5, 4, 3), lambda: [L.BatchNormalization(axis=1)], "float64"),
     ("batchnorm-vector", (6,), lambda: [L.Dense(5), L.BatchNormalization(center=False)], "float64"),
     ("layernorm-maps", (6, 5, 4), lambda: [L.LayerNormalization()], "float64"),
     ("layernorm-vector", (6,), lambda: [L.LayerNormalization(epsilon=1e-5), L.Activation("softplus")], "float64"),

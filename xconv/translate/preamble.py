@@ -173,6 +173,24 @@ class LayerNormChannels(nn.Module):
         shape = (1, -1) + (1,) * (x.dim() - 2)
         return (x - mean) / torch.sqrt(var + self.eps) * self.weight.view(shape) + self.bias.view(shape)
 ''',
+    "BatchNormAxis": '''
+class BatchNormAxis(nn.Module):
+    """Inference batch normalisation along any dim (Keras BatchNormalization with a non-channel axis)."""
+
+    def __init__(self, dim, size, eps):
+        super().__init__()
+        self.dim, self.eps = dim, eps
+        self.weight = nn.Parameter(torch.ones(size))
+        self.bias = nn.Parameter(torch.zeros(size))
+        self.register_buffer("running_mean", torch.zeros(size))
+        self.register_buffer("running_var", torch.ones(size))
+
+    def forward(self, x):
+        shape = [1] * x.dim()
+        shape[self.dim] = -1
+        scale = self.weight.view(shape) / torch.sqrt(self.running_var.view(shape) + self.eps)
+        return (x - self.running_mean.view(shape)) * scale + self.bias.view(shape)
+''',
     "KerasReLU": '''
 class KerasReLU(nn.Module):
     """Keras ReLU(max_value, negative_slope, threshold)."""

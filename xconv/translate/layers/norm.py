@@ -22,11 +22,7 @@ def _axis(layer: KLayer) -> int:
 @converter("BatchNormalization", family="norm")
 def _batchnorm(layer: KLayer) -> Piece:
     rank = len(layer.input_shapes[0])
-    if _axis(layer) != 1:
-        raise UnsupportedLayerError(
-            f"BatchNormalization '{layer.keras_name}' normalises Keras axis {layer.config.get('axis')}, which is not the "
-            f"channel axis; only channel-axis batch normalisation translates to nn.BatchNorm."
-        )
+    dim = _axis(layer)
     w = layer.weights
     channels = w["moving_mean"].shape[0]
     weights = {
@@ -35,9 +31,12 @@ def _batchnorm(layer: KLayer) -> Piece:
         "running_mean": w["moving_mean"].copy(),
         "running_var": w["moving_variance"].copy(),
     }
+    eps = fmt(float(layer.config.get("epsilon", 1e-3)))
+    if dim != 1:  # not the channel axis: no nn.BatchNorm normalises there
+        return Piece((Step("", f"BatchNormAxis({dim}, {channels}, {eps})", weights, ("BatchNormAxis",)),), layer.in_layouts[0])
     n = max(1, rank - 2)
-    momentum = 1.0 - float(layer.config.get("momentum", 0.99))  # Keras keeps m of the old value, torch 1 - m
-    code = f"nn.BatchNorm{n}d({channels}, eps={fmt(float(layer.config.get('epsilon', 1e-3)))}, momentum={fmt(momentum)})"
+    momentum = round(1.0 - float(layer.config.get("momentum", 0.99)), 12)  # Keras keeps m of the old value, torch 1 - m
+    code = f"nn.BatchNorm{n}d({channels}, eps={eps}, momentum={fmt(momentum)})"
     return Piece((Step("", code, weights),), layer.in_layouts[0])
 
 

@@ -1,0 +1,28 @@
+"""The gallery renders from a fresh install (the script the docs' pictures come from)."""
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from conftest import needs_keras
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@needs_keras
+@pytest.mark.slow
+def test_make_gallery_renders_every_picture(tmp_path):
+    pytest.importorskip("matplotlib")
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "make_gallery.py"), "--out", str(tmp_path)], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    made = sorted(p.name for p in tmp_path.iterdir())
+    shipped = sorted(p.name for p in (ROOT / "docs" / "gallery").iterdir())
+    assert made == shipped and len(made) == 10
+    for p in tmp_path.iterdir():
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 10_000
+    text = (ROOT / "docs" / "gallery.md").read_text()
+    assert all(f"gallery/{name}" in text for name in made)

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,8 +52,12 @@ def _feeds_only_dense(graph, tensor: int, convs) -> bool:
     return True
 
 
-def translate(model, *, channels_last_io: bool = False, class_name: str | None = None) -> Translation:
-    """Read the Keras graph, convert every layer, and generate the module's source."""
+def translate(model, *, channels_last_io: bool = False, class_name: str | None = None, weights_of=None) -> Translation:
+    """Read the Keras graph, convert every layer, and generate the module's source.
+
+    ``weights_of(layer)`` replaces the layer's arrays (``convert`` passes index arrays to
+    learn where every Keras weight element lands).
+    """
     from ..frameworks import keras_side as ks
     from .graph import identifier, walk
 
@@ -71,7 +74,7 @@ def translate(model, *, channels_last_io: bool = False, class_name: str | None =
         kind = type(call.layer).__name__
         in_layouts = tuple(layouts[t] for t in call.inputs)
         if call.name not in pieces:
-            weights = ks.layer_weights(call.layer)
+            weights = (weights_of or ks.layer_weights)(call.layer)
             for value in weights.values():
                 dtype = str(value.dtype) if value.dtype.kind == "f" else dtype
             spec = KLayer(
@@ -195,25 +198,17 @@ def module_source(model, *, channels_last_io: bool = False) -> str:
     return translate(model, channels_last_io=channels_last_io).source
 
 
-def _write_atomic(path: str, write) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise BadInputError(f"Cannot write {path!r}: folder {folder!r} does not exist.")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix="xconv-tmp-", suffix=os.path.splitext(path)[1], dir=folder)
-    except OSError as exc:
-        raise BadInputError(f"Cannot write {path!r}: {exc.strerror} (is the folder writable?).") from exc
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def write_source(translation: Translation, module, source, *, weights=None, force: bool = True) -> None:
+    """Write the module's source and its state_dict beside it, both atomically."""
+    import torch
+
+    from ..files import atomic_output
+
+    source = os.fspath(source)
+    weights = os.fspath(weights) if weights is not None else os.path.splitext(source)[0] + ".pt"
+    text = translation.source.replace('torch.load("weights.pt"', f'torch.load("{os.path.basename(weights)}"')
+    atomic_output(weights, lambda tmp: torch.save(module.state_dict(), tmp), force=force)
+    atomic_output(source, lambda tmp: open(tmp, "w").write(text), force=force)
 
 
 def keras_to_torch(model, *, channels_last_io: bool = False, source: str | os.PathLike | None = None, weights: str | os.PathLike | None = None):
@@ -228,11 +223,5 @@ def keras_to_torch(model, *, channels_last_io: bool = False, source: str | os.Pa
     translation = translate(model, channels_last_io=channels_last_io)
     module = build_module(translation)
     if source is not None:
-        import torch
-
-        source = os.fspath(source)
-        weights = os.fspath(weights) if weights is not None else os.path.splitext(source)[0] + ".pt"
-        text = translation.source.replace('torch.load("weights.pt"', f'torch.load("{os.path.basename(weights)}"')
-        _write_atomic(weights, lambda tmp: torch.save(module.state_dict(), tmp))
-        _write_atomic(source, lambda tmp: open(tmp, "w").write(text))
+        write_source(translation, module, source, weights=weights)
     return module

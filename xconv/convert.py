@@ -126,8 +126,21 @@ def _keras_source(src: str, fmt: str, arch: str | None):
         if not arch:
             raise BadInputError(f"{src!r} holds weights only; give the architecture with --arch model.keras or zoo:NAME.")
         model = _keras_model_from(arch)
+        import warnings
+
+        from .files import _h5_datasets
+
+        stored = sorted(tuple(v.shape) for v in _h5_datasets(src).values())
+        wanted = sorted(tuple(w.shape) for w in model.weights)
+        if stored != wanted:  # Keras may skip what it cannot match with only a warning
+            raise MismatchedModelsError(
+                f"{src!r} holds {len(stored)} tensors that do not fit architecture {arch!r} ({len(wanted)} weights); "
+                f"is it the right architecture?"
+            )
         try:
-            model.load_weights(src)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", UserWarning)  # "skipping ..." would leave random weights
+                model.load_weights(src)
         except Exception as exc:  # mismatched layers, shapes, corrupt file
             raise MismatchedModelsError(f"Cannot load {src!r} into architecture {arch!r}: {exc}") from exc
         return model
@@ -158,13 +171,27 @@ def convert_file(
     src, dst = os.fspath(src), os.fspath(dst)
     if os.path.abspath(src) == os.path.abspath(dst):
         raise BadInputError("The output would overwrite the input; choose another output path.")
-    s_fmt, d_fmt = detect_format(src), detect_format(dst, must_exist=False)
+    s_fmt = "zoo" if src.startswith("zoo:") else detect_format(src)
+    d_fmt = detect_format(dst, must_exist=False)
     if os.path.exists(dst) and not force:  # fail before any slow work
         raise BadInputError(f"{dst!r} exists; pass --force (force=True) to overwrite it.")
     if d_fmt == "onnx" or d_fmt == "h5":
         raise BadInputError(f"xconv writes .pt, .safetensors, .weights.h5 and .keras; not {dst!r} (use xconv onnx for .onnx).")
 
-    if s_fmt in _KERAS_FILES and d_fmt in ("torch", "safetensors"):
+    if s_fmt == "zoo":  # a reference model with seeded weights and random biases
+        from . import zoo
+
+        if d_fmt not in ("torch", "safetensors", "keras", "keras-weights"):
+            raise BadInputError(f"Cannot write {dst!r} from {src!r}.")
+        keras_model = zoo.build(src[4:], "keras", seed=0, random_biases=True)
+        if d_fmt in ("keras", "keras-weights"):
+            _save_keras(keras_model, dst, d_fmt, force)
+            result = Manifest(direction="keras->keras", matched_by="name")
+            result.entries = [TransferEntry(k, k, v.shape, v.shape, "copy") for k, v in keras_model_tensors(keras_model).items()]
+        else:
+            result, state = _keras_to_torch_state(keras_model, source, force)
+            write_tensors(dst, state, layout="torch", force=force)
+    elif s_fmt in _KERAS_FILES and d_fmt in ("torch", "safetensors"):
         keras_model = _keras_source(src, s_fmt, arch)
         if module:
             from .transfer import transfer_weights

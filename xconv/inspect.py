@@ -88,6 +88,39 @@ def describe(model) -> list[TensorInfo]:
     return rows
 
 
+def describe_file(path) -> list[TensorInfo]:
+    """Rows for every tensor of a weight file; a Keras model file is described exactly."""
+    from . import layouts
+    from .files import read_tensors
+
+    tf = read_tensors(path)
+    if tf.model is not None:
+        return describe(tf.model)
+    rows = []
+    for name in tf.tensors:
+        value = tf.tensors[name]
+        shape = tuple(value.shape)
+        kind = "conv" if len(shape) >= 3 else "dense" if len(shape) == 2 else "vector"
+        dummy = np.empty(shape, dtype=np.uint8)  # only the shape moves
+        if kind == "conv":
+            other = (layouts.conv_kernel_to_torch if tf.layout == "keras" else layouts.conv_kernel_to_keras)(dummy).shape
+        elif kind == "dense":
+            other = shape[::-1]
+        else:
+            other = shape
+        k_shape, t_shape = (shape, other) if tf.layout == "keras" else (other, shape)
+        main_kind = kind if kind != "vector" else "vector"
+        rows.append(
+            TensorInfo(
+                layer=name, keras_type="", torch_type="", keras_name="", torch_name="",
+                keras_shape=tuple(k_shape), torch_shape=tuple(t_shape),
+                keras_axes=_axes(k_shape, "keras", main_kind), torch_axes=_axes(t_shape, "torch", main_kind),
+                dtype=str(value.dtype), params=int(np.prod(shape)),
+            )
+        )  # fmt: skip
+    return rows
+
+
 def _row(layer, types, kind, ctx, k_key, t_key, k_val, t_val) -> TensorInfo:
     main = k_key in ("kernel", "depthwise_kernel", "pointwise_kernel")
     axes_kind = kind if main or kind == "dense" else "vector"

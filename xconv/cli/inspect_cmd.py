@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def add_arguments(p) -> None:
-    p.add_argument("source", help="zoo:NAME (a reference model), e.g. zoo:unet_encoder")
+    p.add_argument("source", help="zoo:NAME (a reference model) or a file: .keras .h5 .weights.h5 .pt .pth .safetensors .onnx")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -21,8 +21,11 @@ def load_source(source: str, framework: str = "torch"):
 
 
 def run(args) -> int:
-    from ..inspect import describe, format_table, to_json
+    from ..inspect import describe, describe_file, format_table, to_json
 
-    rows = describe(load_source(args.source))  # the torch twin: no TensorFlow needed
+    if args.source.startswith("zoo:"):
+        rows = describe(load_source(args.source))  # the torch twin: no TensorFlow needed
+    else:
+        rows = describe_file(args.source)
     print(to_json(rows) if args.json else format_table(rows))
     return 0

@@ -19,6 +19,8 @@ COMMANDS = {
     "inspect": ("xconv.cli.inspect_cmd", "show every weight of a model in Keras and PyTorch layouts"),
     "filters": ("xconv.cli.filters", "draw a conv layer's kernels as a grid of tiles"),
     "activations": ("xconv.cli.activations", "draw the feature maps of a model's layers for one input"),
+    "convert": ("xconv.cli.convert", "convert weights between .keras/.h5/.weights.h5 and .pt/.safetensors, with a manifest"),
+    "diff": ("xconv.cli.diff", "compare the tensors of two weight files across formats and layouts"),
     "layers": ("xconv.cli.layers", "list the layer families xconv converts"),
     "env": ("xconv.cli.env", "print versions of Python, xconv and the frameworks (for bug reports)"),
 }
@@ -53,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     except XconvError as exc:
         print(f"xconv {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # `xconv ... | head`: the reader left; not an error of ours
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("xconv: interrupted", file=sys.stderr)
         return 130

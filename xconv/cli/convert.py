@@ -1,0 +1,36 @@
+"""``xconv convert SRC DST``: weights between Keras and PyTorch files, safely."""
+
+from __future__ import annotations
+
+import sys
+
+
+def add_arguments(p) -> None:
+    p.add_argument("source", help="input: .keras, .h5, .weights.h5, .pt, .pth, .safetensors or .onnx")
+    p.add_argument("output", help="output: .pt, .pth, .safetensors, .weights.h5 or .keras")
+    p.add_argument("--arch", help="Keras architecture (.keras file or zoo:NAME) for weights-only files and for PyTorch -> Keras")
+    p.add_argument("--module", help="a PyTorch class package.module:Class to fill (or read) through transfer_weights")
+    p.add_argument("--kwargs", help="JSON object of constructor arguments for --module")
+    p.add_argument("--source", dest="source_py", help="Keras -> PyTorch: also write the generated module's Python source here")
+    p.add_argument("--manifest", help="write a JSON manifest: per tensor, source and target name, shapes, transform")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--quiet", action="store_true", help="print nothing on success")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+
+
+def run(args) -> int:
+    from ..convert import convert_file
+
+    manifest = convert_file(
+        args.source, args.output, arch=args.arch, module=args.module, module_kwargs=args.kwargs,
+        source=args.source_py, manifest=args.manifest, force=args.force,
+    )  # fmt: skip
+    if args.json:
+        print(manifest.to_json(indent=2))
+    elif not args.quiet:
+        moved = {}
+        for e in manifest.entries:
+            moved[e.transform.split(" (")[0].split(";")[0]] = moved.get(e.transform.split(" (")[0].split(";")[0], 0) + 1
+        how = ", ".join(f"{n} {t}" for t, n in sorted(moved.items(), key=lambda kv: -kv[1]))
+        print(f"wrote {args.output}: {len(manifest.entries)} tensors, {manifest.direction} ({how})", file=sys.stdout)
+    return 0

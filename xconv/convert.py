@@ -21,7 +21,7 @@ from .errors import BadInputError, MismatchedModelsError
 from .files import atomic_output, detect_format, keras_model_tensors, load_keras_model, read_tensors, write_tensors
 from .transfer import Manifest, TransferEntry
 
-__all__ = ["convert_file", "weight_map", "WeightMap"]
+__all__ = ["convert_file", "convert_layout", "weight_map", "WeightMap"]
 
 _KERAS_FILES = ("keras", "h5", "keras-weights")
 _TORCH_FILES = ("torch", "safetensors", "onnx")
@@ -305,3 +305,72 @@ def _save_keras(model, dst: str, fmt: str, force: bool) -> None:
         atomic_output(dst, model.save_weights, force=force)
     else:
         atomic_output(dst, model.save, force=force)
+
+
+def _to_layout(array: np.ndarray, to: str) -> tuple[np.ndarray, str]:
+    if array.ndim >= 3:
+        move = layouts.conv_kernel_to_torch if to == "torch" else layouts.conv_kernel_to_keras
+        return move(array), f"permute {layouts.kernel_permutation(array.ndim - 2, to)}"
+    if array.ndim == 2:
+        return layouts.dense_kernel_to_torch(array), "transpose"
+    return array, "copy"
+
+
+def _shape_in(shape: tuple[int, ...], to: str) -> tuple[int, ...]:
+    if len(shape) >= 3:
+        perm = layouts.kernel_permutation(len(shape) - 2, to)
+        return tuple(shape[i] for i in perm)
+    return tuple(reversed(shape)) if len(shape) == 2 else tuple(shape)
+
+
+def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | None = None) -> Manifest:
+    """Move every tensor of a plain tensor file (.pt / .safetensors) to layout ``to``, streaming.
+
+    Without an architecture the rule is the tensor's rank: conv kernels (rank >= 3) are
+    permuted, matrices transposed, vectors copied. A Dense kernel that follows a Flatten of
+    feature maps also needs its rows reordered, which only the architecture can tell: use
+    ``convert_file(..., arch=...)`` for those. A .safetensors input is read one tensor at a
+    time and written as it goes, so memory does not grow with the file.
+    """
+    from .files import iter_safetensors, safetensors_header, write_safetensors_stream
+
+    src, dst = os.fspath(src), os.fspath(dst)
+    if to not in ("torch", "keras"):
+        raise BadInputError(f"layout must be 'torch' or 'keras'; received {to!r}.")
+    s_fmt, d_fmt = detect_format(src), detect_format(dst, must_exist=False)
+    if s_fmt not in ("torch", "safetensors") or d_fmt not in ("torch", "safetensors"):
+        raise BadInputError("--layout converts plain tensor files: .pt/.pth/.safetensors to .pt/.pth/.safetensors.")
+    result = Manifest(direction=f"layout->{to}", matched_by="name")
+    if s_fmt == "safetensors" and d_fmt == "safetensors":
+        header, _ = safetensors_header(src)
+        shapes = {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            shape = tuple(info["shape"])
+            shapes[name] = (_shape_in(shape, to), np.dtype(_np_dtype(info["dtype"])))
+
+        def items():
+            for name, array in iter_safetensors(src):
+                out, how = _to_layout(array, to)
+                result.entries.append(TransferEntry(name, name, tuple(array.shape), tuple(out.shape), how))
+                yield name, out
+
+        atomic_output(dst, lambda tmp: write_safetensors_stream(tmp, items(), shapes, {"layout": to}), force=force)
+    else:
+        tensors = read_tensors(src).tensors
+        out = {}
+        for name in tensors:
+            array = np.asarray(tensors[name])
+            out[name], how = _to_layout(array, to)
+            result.entries.append(TransferEntry(name, name, tuple(array.shape), tuple(out[name].shape), how))
+        write_tensors(dst, out, layout=to, force=force)
+    if manifest:
+        atomic_output(manifest, lambda tmp: open(tmp, "w").write(result.to_json(indent=2)), force=force)
+    return result
+
+
+def _np_dtype(code: str):
+    from .files import _NP_DTYPES
+
+    return _NP_DTYPES[code]

@@ -308,6 +308,42 @@ def write_safetensors_stream(path: str, items: Iterator[tuple[str, np.ndarray]],
             fh.write(np.ascontiguousarray(array).tobytes(order="C") if not array.flags.c_contiguous else memoryview(array).cast("B"))
 
 
+_NP_DTYPES = {v: k for k, v in _ST_DTYPES.items()}
+
+
+def safetensors_header(path: str) -> tuple[dict, int]:
+    """The JSON header of a safetensors file and where its data starts (nothing else is read)."""
+    try:
+        with open(path, "rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            if size > 100_000_000:
+                raise ValueError(f"header of {size} bytes")
+            header = json.loads(fh.read(size))
+    except (struct.error, ValueError, OSError) as exc:
+        raise BadInputError(f"Cannot read {path!r}: {exc}. The file is truncated or corrupt.") from exc
+    return header, 8 + size
+
+
+def iter_safetensors(path: str) -> Iterator[tuple[str, np.ndarray]]:
+    """Each tensor read into its own buffer and released after use: memory stays at one tensor.
+
+    (A memory map would count every page of the file as resident while it is mapped.)
+    """
+    header, start = safetensors_header(path)
+    end_of_file = os.path.getsize(path)
+    with open(path, "rb") as fh:
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            lo, hi = info["data_offsets"]
+            if start + hi > end_of_file:
+                raise BadInputError(f"Cannot read {path!r}: tensor {name!r} runs past the end of the file (truncated).")
+            dtype = np.dtype(_NP_DTYPES[info["dtype"]])
+            fh.seek(start + lo)
+            array = np.fromfile(fh, dtype=dtype, count=(hi - lo) // dtype.itemsize)
+            yield name, array.reshape(info["shape"])
+
+
 def write_tensors(path, tensors: Mapping[str, np.ndarray], *, layout: str = "torch", force: bool = False) -> str:
     """Write named arrays as ``.pt`` (a state_dict) or ``.safetensors``."""
     path = os.fspath(path)

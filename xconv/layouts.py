@@ -16,6 +16,7 @@ permutation for spatial rank ``n`` is ``(n + 1, n, 0, ..., n - 1)``. A transpose
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -54,6 +55,46 @@ def _permuted(array: np.ndarray, axes: Sequence[int]) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(array, axes))
 
 
+def _transpose2d(matrix: np.ndarray) -> np.ndarray:
+    """A contiguous transposed copy; tiled when large, so reads and writes both stay in cache."""
+    n, m = matrix.shape
+    if min(n, m) < 512:
+        return np.ascontiguousarray(matrix.T)
+    out = np.empty((m, n), matrix.dtype)
+    for r in range(0, n, 64):
+        for c in range(0, m, 1024):
+            out[c : c + 1024, r : r + 64] = matrix[r : r + 64, c : c + 1024].T
+    return out
+
+
+_SCRATCH = threading.local()  # the intermediate of _reverse3, reused: fresh pages cost more than the copy
+
+
+def _scratch(size: int, dtype) -> np.ndarray:
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.size < size or buf.dtype != dtype:
+        if size * np.dtype(dtype).itemsize > 256 * 2**20:  # keep no huge buffer around
+            return np.empty(size, dtype)
+        buf = _SCRATCH.buf = np.empty(size, dtype)
+    return buf[:size]
+
+
+def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
+    """``(k, a, b) -> (b, a, k)`` in two cache-friendly passes instead of one strided gather.
+
+    The direct copy reads ``k`` floats scattered ``a * b`` apart for every output row; a 2D
+    transpose to ``(a, b, k)`` and then a swap of whole ``k``-float rows is 1.5x to 2x faster
+    than NumPy's or torch's direct permute (scripts/bench_convert.py measures it).
+    """
+    if k == 1 or a * b < 4096:
+        return np.ascontiguousarray(array.reshape(k, a, b).transpose(2, 1, 0))
+    step = _scratch(k * a * b, array.dtype).reshape(a * b, k)
+    np.copyto(step, array.reshape(k, a * b).T)
+    out = np.empty((b, a, k), array.dtype)
+    np.copyto(out, step.reshape(a, b, k).transpose(1, 0, 2))
+    return out
+
+
 def _check_conv(array: np.ndarray, what: str) -> int:
     array = np.asarray(array)
     if not 3 <= array.ndim <= 5:
@@ -66,13 +107,17 @@ def _check_conv(array: np.ndarray, what: str) -> int:
 def conv_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
     """Keras ``(*k, in/groups, out)`` -> torch ``(out, in/groups, *k)`` (transposed conv: same permutation)."""
     rank = _check_conv(kernel, "A Keras conv kernel")
-    return _permuted(kernel, kernel_permutation(rank, "torch"))
+    kernel = np.asarray(kernel)
+    *k, cin, cout = kernel.shape
+    return _reverse3(kernel, int(np.prod(k)), cin, cout).reshape(cout, cin, *k)
 
 
 def conv_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
     """torch ``(out, in/groups, *k)`` -> Keras ``(*k, in/groups, out)``."""
     rank = _check_conv(weight, "A PyTorch conv weight")
-    return _permuted(weight, kernel_permutation(rank, "keras"))
+    weight = np.asarray(weight)
+    cout, cin, *k = weight.shape
+    return _reverse3(weight, cout, cin, int(np.prod(k))).reshape(*k, cin, cout)
 
 
 def depthwise_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
@@ -100,14 +145,14 @@ def dense_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
     """Keras Dense ``(in, out)`` -> torch Linear ``(out, in)``."""
     if np.ndim(kernel) != 2:
         raise LayoutError(f"A Keras Dense kernel is (in, out); received shape {np.shape(kernel)}.")
-    return _permuted(kernel, (1, 0))
+    return _transpose2d(np.asarray(kernel))
 
 
 def dense_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
     """torch Linear ``(out, in)`` -> Keras Dense ``(in, out)``."""
     if np.ndim(weight) != 2:
         raise LayoutError(f"A PyTorch Linear weight is (out, in); received shape {np.shape(weight)}.")
-    return _permuted(weight, (1, 0))
+    return _transpose2d(np.asarray(weight))
 
 
 def flatten_permutation(feature_shape: Sequence[int]) -> np.ndarray:

@@ -13,18 +13,22 @@ def add_arguments(p) -> None:
     p.add_argument("--kwargs", help="JSON object of constructor arguments for --module")
     p.add_argument("--source", dest="source_py", help="Keras -> PyTorch: also write the generated module's Python source here")
     p.add_argument("--manifest", help="write a JSON manifest: per tensor, source and target name, shapes, transform")
+    p.add_argument("--layout", choices=("torch", "keras"), help="plain tensor files (.pt/.safetensors): move every kernel to this layout, by rank")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
 
 
 def run(args) -> int:
-    from ..convert import convert_file
+    from ..convert import convert_file, convert_layout
 
-    manifest = convert_file(
-        args.source, args.output, arch=args.arch, module=args.module, module_kwargs=args.kwargs,
-        source=args.source_py, manifest=args.manifest, force=args.force,
-    )  # fmt: skip
+    if args.layout:
+        manifest = convert_layout(args.source, args.output, to=args.layout, force=args.force, manifest=args.manifest)
+    else:
+        manifest = convert_file(
+            args.source, args.output, arch=args.arch, module=args.module, module_kwargs=args.kwargs,
+            source=args.source_py, manifest=args.manifest, force=args.force,
+        )  # fmt: skip
     if args.json:
         print(manifest.to_json(indent=2))
     elif not args.quiet:

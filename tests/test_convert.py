@@ -232,3 +232,41 @@ def test_weights_only_h5_without_architecture_says_what_to_do(files):
     with pytest.raises(MismatchedModelsError):
         convert_file(files / "good.weights.h5", files / "o.pt", arch="zoo:unet_encoder")
     assert not (files / "o.pt").exists()
+
+
+@pytest.mark.parametrize("out_ext", ["safetensors", "pt"])
+def test_layout_conversion_of_plain_tensor_files_streams_and_is_exact(tmp_path, out_ext):
+    from xconv import layouts
+    from xconv.convert import convert_layout
+    from xconv.files import read_tensors, write_tensors
+
+    rng = np.random.default_rng(0)
+    tensors = {
+        "c3/kernel": rng.standard_normal((3, 3, 3, 2, 700)).astype(np.float32),  # several output slabs
+        "c2/kernel": rng.standard_normal((4, 4, 5, 6)).astype(np.float64),
+        "d/kernel": rng.standard_normal((3000, 500)).astype(np.float32),
+        "d/bias": rng.standard_normal(500).astype(np.float32),
+    }
+    write_tensors(tmp_path / "k.safetensors", tensors, layout="keras")
+    manifest = convert_layout(tmp_path / "k.safetensors", tmp_path / f"t.{out_ext}", to="torch")
+    got = read_tensors(tmp_path / f"t.{out_ext}").tensors
+    np.testing.assert_array_equal(got["c3/kernel"], layouts.conv_kernel_to_torch(tensors["c3/kernel"]))
+    np.testing.assert_array_equal(got["c2/kernel"], layouts.conv_kernel_to_torch(tensors["c2/kernel"]))
+    np.testing.assert_array_equal(got["d/kernel"], tensors["d/kernel"].T)
+    np.testing.assert_array_equal(got["d/bias"], tensors["d/bias"])
+    assert {e.target: e.transform for e in manifest.entries}["d/kernel"] == "transpose"
+    convert_layout(tmp_path / f"t.{out_ext}", tmp_path / "back.safetensors", to="keras")
+    back = read_tensors(tmp_path / "back.safetensors").tensors
+    assert all(np.asarray(back[k]).tobytes() == v.tobytes() for k, v in tensors.items())
+
+
+def test_truncated_safetensors_stream_leaves_no_output(tmp_path):
+    from xconv.convert import convert_layout
+    from xconv.files import write_tensors
+
+    write_tensors(tmp_path / "k.safetensors", {"a": np.ones((3, 3, 4, 64), np.float32)})
+    data = (tmp_path / "k.safetensors").read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(data[: len(data) - 100])
+    with pytest.raises(BadInputError, match="truncated"):
+        convert_layout(tmp_path / "cut.safetensors", tmp_path / "out.safetensors", to="torch")
+    assert not (tmp_path / "out.safetensors").exists()

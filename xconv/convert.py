@@ -332,8 +332,6 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
     ``convert_file(..., arch=...)`` for those. A .safetensors input is read one tensor at a
     time and written as it goes, so memory does not grow with the file.
     """
-    from .files import iter_safetensors, safetensors_header, write_safetensors_stream
-
     src, dst = os.fspath(src), os.fspath(dst)
     if to not in ("torch", "keras"):
         raise BadInputError(f"layout must be 'torch' or 'keras'; received {to!r}.")
@@ -341,22 +339,8 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
     if s_fmt not in ("torch", "safetensors") or d_fmt not in ("torch", "safetensors"):
         raise BadInputError("--layout converts plain tensor files: .pt/.pth/.safetensors to .pt/.pth/.safetensors.")
     result = Manifest(direction=f"layout->{to}", matched_by="name")
-    if s_fmt == "safetensors" and d_fmt == "safetensors":
-        header, _ = safetensors_header(src)
-        shapes = {}
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            shape = tuple(info["shape"])
-            shapes[name] = (_shape_in(shape, to), np.dtype(_np_dtype(info["dtype"])))
-
-        def items():
-            for name, array in iter_safetensors(src):
-                out, how = _to_layout(array, to)
-                result.entries.append(TransferEntry(name, name, tuple(array.shape), tuple(out.shape), how))
-                yield name, out
-
-        atomic_output(dst, lambda tmp: write_safetensors_stream(tmp, items(), shapes, {"layout": to}), force=force)
+    if s_fmt == "safetensors" and d_fmt == "safetensors" and to == "torch":
+        atomic_output(dst, lambda tmp: _stream_to_torch(src, tmp, result), force=force)
     else:
         tensors = read_tensors(src).tensors
         out = {}
@@ -368,6 +352,80 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
     if manifest:
         atomic_output(manifest, lambda tmp: open(tmp, "w").write(result.to_json(indent=2)), force=force)
     return result
+
+
+_CHUNK_BYTES = 4 * 2**20  # output is produced and written in pieces of about this size
+
+
+def _stream_to_torch(src: str, dst: str, result: Manifest) -> None:
+    """safetensors (Keras layout) -> safetensors (torch layout), one tensor in memory at a time.
+
+    Each tensor is read into one reused buffer; its torch-layout bytes are produced in small
+    slabs (a few output filters at a time, two cache-friendly passes each) and written at once,
+    so memory stays near one tensor and the copy runs close to disk speed.
+    """
+    import struct
+
+    from .files import _ST_DTYPES, safetensors_header
+
+    header, start = safetensors_header(src)
+    names = [n for n in header if n != "__metadata__"]
+    out_header, offset = {"__metadata__": {"layout": "torch"}}, 0
+    for name in names:
+        info = header[name]
+        lo, hi = info["data_offsets"]
+        out_header[name] = {"dtype": info["dtype"], "shape": list(_shape_in(tuple(info["shape"]), "torch")), "data_offsets": [offset, offset + hi - lo]}
+        offset += hi - lo
+    blob = json.dumps(out_header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    largest = max((header[n]["data_offsets"][1] - header[n]["data_offsets"][0] for n in names), default=0)
+    buffer = np.empty(largest, np.uint8)
+    size = os.path.getsize(src)
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        fout.write(struct.pack("<Q", len(blob)))
+        fout.write(blob)
+        for name in names:
+            info = header[name]
+            lo, hi = info["data_offsets"]
+            if start + hi > size:
+                raise BadInputError(f"Cannot read {src!r}: tensor {name!r} runs past the end of the file (truncated).")
+            dtype = np.dtype(_np_dtype(info["dtype"]))
+            fin.seek(start + lo)
+            view = memoryview(buffer)[: hi - lo]
+            if fin.readinto(view) != hi - lo:
+                raise BadInputError(f"Cannot read {src!r}: tensor {name!r} is cut short (truncated).")
+            shape = tuple(info["shape"])
+            array = np.frombuffer(view, dtype=dtype).reshape(shape)
+            how = _write_torch_layout(array, fout)
+            result.entries.append(TransferEntry(name, name, shape, _shape_in(shape, "torch"), how))
+    del _ST_DTYPES
+
+
+def _write_torch_layout(array: np.ndarray, fout) -> str:
+    if array.ndim >= 3:  # (*k, in, out) -> (out, in, *k), a slab of output filters at a time
+        *k, cin, cout = array.shape
+        kk = int(np.prod(k))
+        x = array.reshape(kk, cin, cout)
+        step = max(1, _CHUNK_BYTES // max(1, cin * kk * array.itemsize))
+        mid = np.empty((cin, min(step, cout), kk), array.dtype)
+        slab = np.empty((min(step, cout), cin, kk), array.dtype)
+        for o in range(0, cout, step):
+            c = min(step, cout - o)
+            np.copyto(mid[:, :c], x[:, :, o : o + c].transpose(1, 2, 0))
+            np.copyto(slab[:c], mid[:, :c].transpose(1, 0, 2))
+            fout.write(memoryview(slab[:c]).cast("B"))
+        return f"permute {layouts.kernel_permutation(len(k), 'torch')}"
+    if array.ndim == 2:  # (in, out) -> (out, in), a slab of output rows at a time
+        cin, cout = array.shape
+        step = max(1, _CHUNK_BYTES // max(1, cin * array.itemsize))
+        slab = np.empty((min(step, cout), cin), array.dtype)
+        for o in range(0, cout, step):
+            c = min(step, cout - o)
+            np.copyto(slab[:c], array[:, o : o + c].T)
+            fout.write(memoryview(slab[:c]).cast("B"))
+        return "transpose"
+    fout.write(memoryview(np.ascontiguousarray(array)).cast("B"))
+    return "copy"
 
 
 def _np_dtype(code: str):

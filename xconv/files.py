@@ -49,7 +49,9 @@ def detect_format(path, *, must_exist: bool = True) -> str:
     path = os.fspath(path)
     ext = _ext(path)
     if ext not in FORMATS:
-        raise BadInputError(f"{path!r}: unknown weight file type {ext or '(none)'!r}; known: {', '.join(FORMATS)}.")
+        raise BadInputError(
+            f"{path!r}: unknown weight file type {ext or '(none)'!r}; known: {', '.join(FORMATS)} (or zoo:NAME for a reference model)."
+        )
     fmt = FORMATS[ext]
     if not must_exist:
         return fmt

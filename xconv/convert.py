@@ -381,7 +381,7 @@ def _stream_to_torch(src: str, dst: str, result: Manifest) -> None:
     largest = max((header[n]["data_offsets"][1] - header[n]["data_offsets"][0] for n in names), default=0)
     buffer = np.empty(largest, np.uint8)
     size = os.path.getsize(src)
-    with open(src, "rb") as fin, open(dst, "wb") as fout:
+    with open(src, "rb") as fin, open(dst, "wb") as raw, _OverlappedWriter(raw) as fout:
         fout.write(struct.pack("<Q", len(blob)))
         fout.write(blob)
         for name in names:
@@ -397,34 +397,77 @@ def _stream_to_torch(src: str, dst: str, result: Manifest) -> None:
             shape = tuple(info["shape"])
             array = np.frombuffer(view, dtype=dtype).reshape(shape)
             how = _write_torch_layout(array, fout)
+            fout.drain()  # the next tensor reuses the input buffer
             result.entries.append(TransferEntry(name, name, shape, _shape_in(shape, "torch"), how))
     del _ST_DTYPES
 
 
-def _write_torch_layout(array: np.ndarray, fout) -> str:
+class _OverlappedWriter:
+    """Writes one slab in a background thread while the next is computed (both release the GIL).
+
+    Two slab buffers alternate; ``slab()`` hands out the one not being written.
+    """
+
+    def __init__(self, raw):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._raw, self._pool, self._pending, self._bufs, self._turn = raw, ThreadPoolExecutor(1), None, [None, None], 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.drain()
+        finally:
+            self._pool.shutdown(wait=True)
+
+    def slab(self, shape, dtype) -> np.ndarray:
+        self._turn ^= 1
+        n = int(np.prod(shape))
+        buf = self._bufs[self._turn]
+        if buf is None or buf.size < n or buf.dtype != dtype:
+            if self._pending is not None and buf is not None:
+                self.drain()
+            buf = self._bufs[self._turn] = np.empty(max(n, 1), dtype)
+        return buf[:n].reshape(shape)
+
+    def write(self, array: np.ndarray) -> None:
+        self.drain()  # the previous write must finish before its buffer comes round again
+        self._pending = self._pool.submit(self._raw.write, memoryview(array).cast("B"))
+
+    def drain(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+
+
+def _write_torch_layout(array: np.ndarray, fout: _OverlappedWriter) -> str:
     if array.ndim >= 3:  # (*k, in, out) -> (out, in, *k), a slab of output filters at a time
         *k, cin, cout = array.shape
         kk = int(np.prod(k))
         x = array.reshape(kk, cin, cout)
         step = max(1, _CHUNK_BYTES // max(1, cin * kk * array.itemsize))
         mid = np.empty((cin, min(step, cout), kk), array.dtype)
-        slab = np.empty((min(step, cout), cin, kk), array.dtype)
         for o in range(0, cout, step):
             c = min(step, cout - o)
             np.copyto(mid[:, :c], x[:, :, o : o + c].transpose(1, 2, 0))
-            np.copyto(slab[:c], mid[:, :c].transpose(1, 0, 2))
-            fout.write(memoryview(slab[:c]).cast("B"))
+            slab = fout.slab((c, cin, kk), array.dtype)
+            np.copyto(slab, mid[:, :c].transpose(1, 0, 2))
+            fout.write(slab)
         return f"permute {layouts.kernel_permutation(len(k), 'torch')}"
     if array.ndim == 2:  # (in, out) -> (out, in), a slab of output rows at a time
         cin, cout = array.shape
         step = max(1, _CHUNK_BYTES // max(1, cin * array.itemsize))
-        slab = np.empty((min(step, cout), cin), array.dtype)
         for o in range(0, cout, step):
             c = min(step, cout - o)
-            np.copyto(slab[:c], array[:, o : o + c].T)
-            fout.write(memoryview(slab[:c]).cast("B"))
+            slab = fout.slab((c, cin), array.dtype)
+            np.copyto(slab, array[:, o : o + c].T)
+            fout.write(slab)
         return "transpose"
-    fout.write(memoryview(np.ascontiguousarray(array)).cast("B"))
+    slab = fout.slab(array.shape, array.dtype)
+    np.copyto(slab, array)
+    fout.write(slab)
     return "copy"
 
 

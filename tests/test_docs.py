@@ -32,3 +32,24 @@ def test_readme_has_exactly_the_two_setup_commands():
     assert 'pip install -e ".[all,dev]" && pytest' in text
     ci = (ROOT / ".ci" / "run").read_text()
     assert 'pip install -q -e ".[all,dev]" && pytest' in ci
+
+
+@needs_keras
+@pytest.mark.slow
+def test_cli_examples_run_as_documented(tmp_path):
+    import subprocess
+    import sys
+
+    text = (ROOT / "docs" / "cli.md").read_text()
+    lines = [l for block in re.findall(r"```console\n(.*?)```", text, re.S) for l in block.splitlines() if l.startswith("$ ")]
+    assert len(lines) >= 20
+    for line in lines:
+        command, _, comment = line[2:].partition("#")
+        expected = int(comment.split()[-1]) if "exits" in comment else 0
+        args = command.split()
+        assert args[0] == "xconv"
+        proc = subprocess.run([sys.executable, "-m", "xconv.cli.main", *args[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == expected, f"{line}\n{proc.stdout[-1000:]}\n{proc.stderr[-2000:]}"
+        assert "Traceback" not in proc.stderr, line
+    assert (tmp_path / "demo_model.py").exists() and (tmp_path / "demo.manifest.json").exists()
+    assert not (tmp_path / "never.png").exists() and not (tmp_path / "demo_twin.weights.h5").exists()

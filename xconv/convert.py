@@ -323,7 +323,7 @@ def _shape_in(shape: tuple[int, ...], to: str) -> tuple[int, ...]:
     return tuple(reversed(shape)) if len(shape) == 2 else tuple(shape)
 
 
-def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | None = None) -> Manifest:
+def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | None = None, progress: bool = False) -> Manifest:
     """Move every tensor of a plain tensor file (.pt / .safetensors) to layout ``to``, streaming.
 
     Without an architecture the rule is the tensor's rank: conv kernels (rank >= 3) are
@@ -340,7 +340,7 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
         raise BadInputError("--layout converts plain tensor files: .pt/.pth/.safetensors to .pt/.pth/.safetensors.")
     result = Manifest(direction=f"layout->{to}", matched_by="name")
     if s_fmt == "safetensors" and d_fmt == "safetensors" and to == "torch":
-        atomic_output(dst, lambda tmp: _stream_to_torch(src, tmp, result), force=force)
+        atomic_output(dst, lambda tmp: _stream_to_torch(src, tmp, result, progress), force=force)
     else:
         tensors = read_tensors(src).tensors
         out = {}
@@ -357,7 +357,20 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
 _CHUNK_BYTES = 4 * 2**20  # output is produced and written in pieces of about this size
 
 
-def _stream_to_torch(src: str, dst: str, result: Manifest) -> None:
+def _progress(items, total: int, label: str, enabled: bool):
+    """A tqdm bar on a terminal (stderr), nothing otherwise or without tqdm."""
+    import sys
+
+    if not enabled or not sys.stderr.isatty():
+        return items
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, total=total, desc=label, unit="tensor", leave=False)
+
+
+def _stream_to_torch(src: str, dst: str, result: Manifest, progress: bool = False) -> None:
     """safetensors (Keras layout) -> safetensors (torch layout), one tensor in memory at a time.
 
     Each tensor is read into one reused buffer; its torch-layout bytes are produced in small
@@ -384,7 +397,7 @@ def _stream_to_torch(src: str, dst: str, result: Manifest) -> None:
     with open(src, "rb") as fin, open(dst, "wb") as raw, _OverlappedWriter(raw) as fout:
         fout.write(struct.pack("<Q", len(blob)))
         fout.write(blob)
-        for name in names:
+        for name in _progress(names, len(names), os.path.basename(src), progress):
             info = header[name]
             lo, hi = info["data_offsets"]
             if start + hi > size:

@@ -23,7 +23,9 @@ def run(args) -> int:
     from ..convert import convert_file, convert_layout
 
     if args.layout:
-        manifest = convert_layout(args.source, args.output, to=args.layout, force=args.force, manifest=args.manifest)
+        manifest = convert_layout(
+            args.source, args.output, to=args.layout, force=args.force, manifest=args.manifest, progress=not args.quiet
+        )
     else:
         manifest = convert_file(
             args.source, args.output, arch=args.arch, module=args.module, module_kwargs=args.kwargs,

@@ -142,6 +142,7 @@ def files(tmp_path):
     k = zoo.build("two_conv", "keras", random_biases=True)
     k.save(tmp_path / "good.keras")
     k.save_weights(tmp_path / "good.weights.h5")
+    k.save(tmp_path / "good.h5")  # legacy Keras 2 format
     torch.save(zoo.build("two_conv", "torch").state_dict(), tmp_path / "good.pt")
     convert_file(tmp_path / "good.keras", tmp_path / "good.safetensors")
     return tmp_path
@@ -151,7 +152,7 @@ def run_cli(*args):
     return main([str(a) for a in args])
 
 
-@pytest.mark.parametrize("name", ["good.keras", "good.weights.h5", "good.pt", "good.safetensors"])
+@pytest.mark.parametrize("name", ["good.keras", "good.weights.h5", "good.h5", "good.pt", "good.safetensors"])
 def test_truncated_files_are_refused_cleanly(files, name, capsys):
     bad = files / f"cut_{name}"
     bad.write_bytes((files / name).read_bytes()[:300])

@@ -30,3 +30,17 @@ def test_lazy_public_api():
 
     assert callable(xconv.compare) and callable(xconv.transfer_weights) and callable(xconv.assert_match)
     assert set(xconv.__all__) <= set(dir(xconv))
+
+
+def test_commands_on_torch_files_never_load_tensorflow(tmp_path):
+    code = (
+        "import torch; from xconv import zoo\n"
+        f"torch.save(zoo.build('two_conv', 'torch').state_dict(), {str(tmp_path / 'w.pt')!r})\n"
+        "from xconv.cli.main import main\n"
+        f"assert main(['convert', {str(tmp_path / 'w.pt')!r}, {str(tmp_path / 'w.safetensors')!r}, '--quiet']) == 0\n"
+        f"assert main(['inspect', {str(tmp_path / 'w.safetensors')!r}]) == 0\n"
+        f"assert main(['diff', {str(tmp_path / 'w.pt')!r}, {str(tmp_path / 'w.safetensors')!r}]) == 0\n"
+        f"assert main(['convert', {str(tmp_path / 'w.safetensors')!r}, {str(tmp_path / 'k.safetensors')!r}, '--layout', 'keras', '--quiet']) == 0"
+    )
+    loaded = _loaded_after(code)
+    assert "torch" in loaded and not loaded & {"tensorflow", "keras"}

@@ -33,6 +33,7 @@ _LAZY = {
     "Manifest": "xconv.transfer",
     "describe": "xconv.inspect",
     "keras_to_torch": "xconv.translate",
+    "torch_to_keras": "xconv.translate.to_keras",
 }
 _SUBMODULES = ("zoo", "registry", "frameworks", "inspect", "translate", "viz")
 
@@ -44,6 +45,7 @@ __all__ = [
     "Manifest",
     "describe",
     "keras_to_torch",
+    "torch_to_keras",
     "layouts",
     "padding",
     "zoo",

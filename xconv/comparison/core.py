@@ -180,6 +180,7 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
     if dtype not in _DTYPES:
         raise BadInputError(f"dtype must be one of {_DTYPES}; received {dtype!r}.")
     kmodel, tmodule = (a, b) if fa == "keras" else (b, a)
+    keras_align = getattr(kmodel, "xconv_align", {})  # set by torch_to_keras: layer -> module (None: a step)
     arrays = _as_list(inputs)
     k_in = arrays if fa == "keras" else [_swap_layout(x, "keras") for x in arrays]
     t_in = [_swap_layout(x, "torch") for x in arrays] if fa == "keras" else arrays
@@ -191,9 +192,14 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
         names = [l.name for l in ks.iter_layers(kmodel)]
         raise BadInputError(f"No layer named {list(layers)} in Keras model '{kmodel.name}'. Layers: {names}.")
     mapping = {**getattr(tmodule, "xconv_outputs", {}), **(align or {})}
-    t_names = {c.name: mapping.get(c.name, c.name) for c in k_acts}
+    keras_names = {c.name for c in k_acts}
+    # a Keras model that has its own layer for the mapped module (e.g. one translated from this
+    # very module, with separate activation layers) lines up name for name
+    t_names = {c.name: c.name if mapping.get(c.name, c.name) in keras_names else mapping.get(c.name, c.name) for c in k_acts}
+    t_names.update({k: v for k, v in keras_align.items() if k in keras_names})
+    t_names.update({k: v for k, v in (align or {}).items() if k in keras_names})
     with ts.numerics(allow_tf32=False) as settings:
-        t_acts, _ = ts.capture(tmodule, t_in, list(t_names.values()), dev, tdtype)
+        t_acts, _ = ts.capture(tmodule, t_in, [n for n in t_names.values() if n], dev, tdtype)
 
     modules = dict(tmodule.named_modules())
     declared = getattr(tmodule, "xconv_layouts", {})  # a module may say how it lays out an activation
@@ -209,9 +215,11 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
             k_val = c.value
         tname = t_names[c.name]
         why = ""
-        if tname not in t_acts:
+        if tname is None:
+            why = "an intermediate step of a translated PyTorch module"
+        elif tname not in t_acts:
             why = "the PyTorch module did not run it" if tname in modules else f"no PyTorch module named '{tname}'"
-        aligned.append(Aligned(c.name, c.type, k_val, c.value, t_acts.get(tname), why))
+        aligned.append(Aligned(c.name, c.type, k_val, c.value, t_acts.get(tname) if tname else None, why))
     if all(al.torch is None for al in aligned):
         raise BadInputError(
             f"No layer of Keras model '{kmodel.name}' lines up with a module of {type(tmodule).__name__} "

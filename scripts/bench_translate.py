@@ -87,6 +87,20 @@ def main() -> None:
 
     t_twin, t_translated = median_times([run(twin), run(translated)], args.repeat)
     peer_s, peer_what = peer_route(keras_model)
+
+    # the reverse direction: the zoo's PyTorch twin translated to Keras, against the hand-written Keras twin
+    start = time.perf_counter()
+    back = xconv.torch_to_keras(twin, (1, 200, 200))
+    reverse_s = time.perf_counter() - start
+    xk = zoo.sample_input("unet_encoder", args.batch)
+
+    def keras_run(model):
+        def fn():
+            [o.numpy() for o in model(xk, training=False)]
+
+        return fn
+
+    t_keras_twin, t_keras_back = median_times([keras_run(keras_model), keras_run(back)], args.repeat)
     result = {
         "batch": args.batch,
         "threads": torch.get_num_threads(),
@@ -97,6 +111,10 @@ def main() -> None:
         "peer_s": None if peer_s is None else round(peer_s, 4),
         "peer": peer_what,
         "translate_over_peer": None if peer_s is None else round(translate_s / peer_s, 4),
+        "torch_to_keras_s": round(reverse_s, 4),
+        "keras_twin_forward_s": round(t_keras_twin, 4),
+        "keras_translated_forward_s": round(t_keras_back, 4),
+        "keras_forward_ratio": round(t_keras_back / t_keras_twin, 4),
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -110,6 +128,10 @@ def main() -> None:
         print(f"  peer route              skipped ({peer_what})")
     else:
         print(f"  {peer_what}: {peer_s:.3f} s   xconv / peer = {result['translate_over_peer']:.3f} (target < 0.1)")
+    print("the reverse direction:")
+    print(f"  xconv.torch_to_keras    {reverse_s:7.3f} s")
+    print(f"  hand-written Keras twin {t_keras_twin:7.3f} s forward")
+    print(f"  torch_to_keras result   {t_keras_back:7.3f} s forward   ratio {result['keras_forward_ratio']:.3f} (target <= 1.05)")
 
 
 if __name__ == "__main__":

@@ -13,23 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from _timing import median_times  # noqa: E402 - scripts/ is on sys.path when run as a script
 
-def median_times(fns, repeat: int) -> list[float]:
-    """Median time of each function, run round-robin so that machine noise hits all alike."""
-    for fn in fns:
-        fn()  # warm-up: graph tracing, allocator, oneDNN primitive caches
-    times = [[] for _ in fns]
-    for _ in range(repeat):
-        for fn, bucket in zip(fns, times):
-            start = time.perf_counter()
-            fn()
-            bucket.append(time.perf_counter() - start)
-    return [statistics.median(b) for b in times]
+
 
 
 def main() -> None:

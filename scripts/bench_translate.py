@@ -14,23 +14,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from _timing import median_times  # noqa: E402 - scripts/ is on sys.path when run as a script
 
-def median_times(fns, repeat):
-    for fn in fns:
-        fn()
-    times = [[] for _ in fns]
-    for _ in range(repeat):
-        for fn, bucket in zip(fns, times):
-            start = time.perf_counter()
-            fn()
-            bucket.append(time.perf_counter() - start)
-    return [statistics.median(b) for b in times]
+
 
 
 def peer_route(model) -> tuple[float | None, str]:

@@ -13,7 +13,6 @@ Tiles are tagged for programs and tests: ``ax.get_gid()`` is ``"tile:<filter>:<c
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
@@ -44,29 +43,14 @@ def _figure(width: float, height: float):
 
 def save_figure(fig, path: str | os.PathLike) -> str:
     """Save ``fig`` to ``path`` atomically: a temporary file in the same folder, then a rename."""
+    from ..files import atomic_output
+
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
         raise BadInputError(f"Cannot write a picture to {path!r}: use one of {', '.join(FORMATS)}.")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise BadInputError(f"Cannot write {path!r}: folder {folder!r} does not exist.")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".xconv-", suffix=ext, dir=folder)
-    except OSError as exc:
-        raise BadInputError(f"Cannot write {path!r}: {exc.strerror} (is the folder writable?).") from exc
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=ext.lstrip(".").replace("jpg", "jpeg"), dpi=110)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a picture is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    fmt = ext.lstrip(".").replace("jpg", "jpeg")
+    return atomic_output(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=110), force=True)
 
 
 def _finish(fig, path):

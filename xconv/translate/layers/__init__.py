@@ -14,6 +14,16 @@ def torch_dim(keras_axis: int, rank: int, layout_kind: str) -> int:
     return 1 if axis == rank - 1 else axis + 1
 
 
+def single_axis(layer: KLayer, default: int = -1) -> int:
+    """The layer's ``axis`` config as one torch dim (a one-item list is accepted)."""
+    axis = layer.config.get("axis", default)
+    if isinstance(axis, (list, tuple)):
+        if len(axis) != 1:
+            raise UnsupportedLayerError(f"Layer '{layer.keras_name}' ({layer.class_name}) works over several axes {axis}; not supported yet.")
+        axis = axis[0]
+    return torch_dim(axis, len(layer.input_shapes[0]), layer.in_layouts[0].kind)
+
+
 def channels_last_only(layer: KLayer) -> None:
     if layer.config.get("data_format", "channels_last") not in (None, "channels_last"):
         raise UnsupportedLayerError(

@@ -7,7 +7,7 @@ import numpy as np
 from ...errors import UnsupportedLayerError
 from ..registry import converter
 from ..spec import KLayer, Piece, Step
-from . import fmt, torch_dim
+from . import fmt, single_axis, torch_dim
 
 # Keras 3 activation name -> torch constructor ({dim} is the class axis)
 _SIMPLE = {
@@ -95,13 +95,7 @@ def _elu(layer: KLayer) -> Piece:
 
 @converter("Softmax", family="activation")
 def _softmax(layer: KLayer) -> Piece:
-    axis = layer.config.get("axis", -1)
-    if isinstance(axis, (list, tuple)):
-        if len(axis) != 1:
-            raise UnsupportedLayerError(f"Softmax layer '{layer.keras_name}' over several axes {axis} is not supported.")
-        axis = axis[0]
-    dim = torch_dim(axis, len(layer.output_shape), layer.in_layouts[0].kind)
-    return Piece((Step("", f"nn.Softmax(dim={dim})"),), layer.in_layouts[0])
+    return Piece((Step("", f"nn.Softmax(dim={single_axis(layer)})"),), layer.in_layouts[0])
 
 
 @converter("PReLU", family="activation")

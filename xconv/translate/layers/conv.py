@@ -74,34 +74,32 @@ def _with_activation(layer, steps, rank):
 
 @converter("Conv1D", "Conv2D", "Conv3D", family="conv")
 def _conv(layer: KLayer) -> Piece:
-    channels_last_only(layer)
-    rank = len(layer.input_shapes[0]) - 2
-    k, s, d = _geometry(layer, rank)
-    c = layer.config
-    groups = int(c.get("groups", 1))
-    cin = layer.input_shapes[0][-1]
-    pre, padding = padding_steps(layer, rank, k, s, d)
-    weights = {"weight": layouts.conv_kernel_to_torch(layer.weights["kernel"])}
-    if c.get("use_bias", True):
-        weights["bias"] = layer.weights["bias"].copy()
-    code = conv_code(rank, cin, c["filters"], k, s, padding, d, groups, bool(c.get("use_bias", True)))
-    return _with_activation(layer, pre + [Step("", code, weights)], rank)
+    return _plain_or_depthwise(layer, depthwise=False)
 
 
 @converter("DepthwiseConv1D", "DepthwiseConv2D", family="conv")
 def _depthwise(layer: KLayer) -> Piece:
+    return _plain_or_depthwise(layer, depthwise=True)
+
+
+def _plain_or_depthwise(layer: KLayer, depthwise: bool) -> Piece:
+    """A Conv, or a DepthwiseConv as the grouped Conv it is (groups = input channels)."""
     channels_last_only(layer)
     rank = len(layer.input_shapes[0]) - 2
     k, s, d = _geometry(layer, rank)
     c = layer.config
     cin = layer.input_shapes[0][-1]
-    mult = int(c.get("depth_multiplier", 1))
     pre, padding = padding_steps(layer, rank, k, s, d)
-    kernel = layer.weights.get("kernel", layer.weights.get("depthwise_kernel"))
-    weights = {"weight": layouts.depthwise_kernel_to_torch(kernel)}
-    if c.get("use_bias", True):
+    if depthwise:
+        cout, groups = cin * int(c.get("depth_multiplier", 1)), cin
+        weights = {"weight": layouts.depthwise_kernel_to_torch(layer.weights.get("kernel", layer.weights.get("depthwise_kernel")))}
+    else:
+        cout, groups = c["filters"], int(c.get("groups", 1))
+        weights = {"weight": layouts.conv_kernel_to_torch(layer.weights["kernel"])}
+    bias = bool(c.get("use_bias", True))
+    if bias:
         weights["bias"] = layer.weights["bias"].copy()
-    code = conv_code(rank, cin, cin * mult, k, s, padding, d, cin, bool(c.get("use_bias", True)))
+    code = conv_code(rank, cin, cout, k, s, padding, d, groups, bias)
     return _with_activation(layer, pre + [Step("", code, weights)], rank)
 
 

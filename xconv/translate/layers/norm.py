@@ -7,22 +7,13 @@ import numpy as np
 from ...errors import UnsupportedLayerError
 from ..registry import converter
 from ..spec import KLayer, Piece, Step
-from . import fmt, torch_dim
-
-
-def _axis(layer: KLayer) -> int:
-    axis = layer.config.get("axis", -1)
-    if isinstance(axis, (list, tuple)):
-        if len(axis) != 1:
-            raise UnsupportedLayerError(f"Layer '{layer.keras_name}' normalises over several axes {axis}; not supported yet.")
-        axis = axis[0]
-    return torch_dim(axis, len(layer.input_shapes[0]), layer.in_layouts[0].kind)
+from . import fmt, single_axis
 
 
 @converter("BatchNormalization", family="norm")
 def _batchnorm(layer: KLayer) -> Piece:
     rank = len(layer.input_shapes[0])
-    dim = _axis(layer)
+    dim = single_axis(layer)
     w = layer.weights
     channels = w["moving_mean"].shape[0]
     weights = {
@@ -46,7 +37,7 @@ def _layernorm(layer: KLayer) -> Piece:
     if c.get("rms_scaling"):
         raise UnsupportedLayerError(f"LayerNormalization '{layer.keras_name}' uses rms_scaling; not supported yet.")
     rank = len(layer.input_shapes[0])
-    dim = _axis(layer)
+    dim = single_axis(layer)
     channels = layer.input_shapes[0][-1]
     eps = fmt(float(c.get("epsilon", 1e-3)))
     w = layer.weights
@@ -61,7 +52,7 @@ def _layernorm(layer: KLayer) -> Piece:
 @converter("GroupNormalization", family="norm")
 def _groupnorm(layer: KLayer) -> Piece:
     c = layer.config
-    if _axis(layer) != 1:
+    if single_axis(layer) != 1:
         raise UnsupportedLayerError(f"GroupNormalization '{layer.keras_name}' must group the channel axis.")
     channels = layer.input_shapes[0][-1]
     w = layer.weights

@@ -88,7 +88,7 @@ def test_shape_mismatch_names_the_layer_and_writes_nothing():
 def test_different_models_are_refused():
     with pytest.raises(MismatchedModelsError, match="do not line up"):
         transfer_weights(zoo.build("two_conv", "keras"), zoo.build("unet_encoder", "torch"))
-    with pytest.raises(MismatchedModelsError, match="not one of"):
+    with pytest.raises(MismatchedModelsError, match="conv_1.*no PyTorch module of a matching type and shape"):
         transfer_weights(zoo.build("single_conv", "keras"), nn.Sequential(nn.Linear(3, 3)))
 
 
@@ -110,3 +110,51 @@ def test_batchnorm_epsilon_mismatch_is_an_error():
     t.bn.eps = 1e-3
     manifest = transfer_weights(k, t)
     assert {e.target for e in manifest.entries} >= {"bn.running_var", "bn.running_mean", "bn.weight", "bn.bias"}
+
+
+class _Shuffled(nn.Module):
+    """two_conv's twin with other names and its modules registered in another order."""
+
+    def __init__(self):
+        super().__init__()
+        self.late = nn.Conv2d(4, 6, 3, padding=1)
+        self.early = nn.Conv2d(1, 4, 5, padding=2)
+
+
+def test_matching_by_type_and_shape_when_order_does_not_line_up():
+    k = zoo.build("two_conv", "keras", random_biases=True)
+    twin = _Shuffled()
+    manifest = transfer_weights(k, twin)
+    assert manifest.matched_by == "type and shape"
+    assert {e.source: e.target for e in manifest.entries}["conv1.kernel"] == "early.weight"
+    np.testing.assert_array_equal(twin.early.bias.detach().numpy(), k.get_layer("conv1").get_weights()[1])
+
+
+def test_ambiguous_matches_list_the_candidates():
+    import keras
+
+    x = keras.Input((3,))
+    k = keras.Model(x, keras.layers.Dense(3, name="b")(keras.layers.Dense(3, name="a")(keras.layers.Dense(5, name="first")(keras.layers.Dense(3, name="zero")(x)))))
+    t = nn.Module()
+    t.p, t.q = nn.Linear(3, 3), nn.Linear(3, 3)  # 'a' is 5 -> 3 and 'b' 3 -> 3: only 'b' fits either
+    t.first, t.zero = nn.Linear(3, 5), nn.Linear(3, 3)  # matched by name
+    t.a = nn.Linear(5, 3)
+    with pytest.raises(MismatchedModelsError, match=r"'b' \(Dense\) could go to any of the PyTorch modules \['p', 'q'\]"):
+        transfer_weights(k, t)
+
+
+def test_manifest_json_round_trip_and_reapply():
+    from xconv.transfer import Manifest
+
+    k = zoo.build("two_conv", "keras", random_biases=True)
+    manifest = transfer_weights(k, _Shuffled())
+    text = manifest.to_json()
+    again = _Shuffled()
+    reapplied = transfer_weights(k, again, manifest=text)
+    assert reapplied.matched_by == "manifest"
+    assert [(e.source, e.target) for e in reapplied.entries] == [(e.source, e.target) for e in Manifest.from_json(text).entries]
+    # and in the other direction, into a fresh Keras model
+    k2 = zoo.build("two_conv", "keras", seed=9)
+    back = transfer_weights(again, k2, manifest=text)
+    assert back.matched_by == "manifest"
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(k.get_weights(), k2.get_weights()))

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import layouts
-from .errors import BadInputError, MismatchedModelsError
+from .errors import BadInputError, LayoutError, MismatchedModelsError
 from .frameworks import framework_of
 from .registry import LayerContext, family_for_keras
 
@@ -46,22 +46,87 @@ class Manifest:
     def to_json(self, **kw) -> str:
         return json.dumps(self.to_dict(), **kw)
 
+    @classmethod
+    def from_json(cls, text: str) -> "Manifest":
+        data = json.loads(text)
+        entries = [TransferEntry(e["source"], e["target"], tuple(e["source_shape"]), tuple(e["target_shape"]), e["transform"]) for e in data["entries"]]
+        return cls(direction=data["direction"], matched_by=data["matched_by"], entries=entries)
 
-def _pair(keras_layers, torch_modules):
-    k_names = [l.name for l in keras_layers]
-    t_names = [n for n, _ in torch_modules]
-    if set(k_names) == set(t_names):
-        by_name = dict(torch_modules)
-        return [(l, n, by_name[n]) for l, n in zip(keras_layers, k_names)], "name"
-    if len(k_names) == len(t_names):
-        return [(l, n, m) for l, (n, m) in zip(keras_layers, torch_modules)], "order"
-    only_k = [n for n in k_names if n not in t_names]
-    only_t = [n for n in t_names if n not in k_names]
-    raise MismatchedModelsError(
-        f"The models do not line up: the Keras model has {len(k_names)} layers with weights, the PyTorch module "
-        f"{len(t_names)} modules with weights, and their names differ (only in Keras: {only_k[:8]}; only in "
-        f"PyTorch: {only_t[:8]}). Give the twin the same layer names, or the same number of weighted layers in order."
-    )
+    def layer_plan(self) -> dict[str, str]:
+        """Keras layer -> torch module, as this manifest paired them (to re-apply it)."""
+        plan = {}
+        for e in self.entries:
+            k, t = (e.source, e.target) if self.direction.startswith("keras") else (e.target, e.source)
+            plan[k.rsplit(".", 1)[0]] = t.rsplit(".", 1)[0]
+        return plan
+
+
+def _norm(name: str) -> str:
+    return name.replace(".", "_").replace("/", "_")
+
+
+def _shapes_fit(layer, module) -> bool:
+    """Would ``layer``'s weights, converted, have ``module``'s shapes?"""
+    from .frameworks import keras_side as ks
+    from .frameworks import torch_side as ts
+
+    family = family_for_keras(type(layer).__name__, layer.name)
+    if type(module).__name__ not in (family.torch_types or ("Conv1d", "Conv2d", "Conv3d")):
+        return False
+    ctx = LayerContext(layer.name, flatten_of=ks.flatten_source_shape(layer), depth_multiplier=int(getattr(layer, "depth_multiplier", 1)))
+    try:
+        converted = family.to_torch(ks.layer_weights(layer), ctx)
+    except (LayoutError, KeyError):
+        return False
+    target = ts.module_arrays(module)
+    return set(converted) == set(target) and all(converted[k].shape == target[k].shape for k in converted)
+
+
+def _pair(keras_layers, torch_modules, plan: dict[str, str] | None = None):
+    """Pair Keras layers with torch modules: a plan (a re-applied manifest), else by name, else by
+    order when what is left lines up one to one, else by type and shape, refusing ambiguity."""
+    by_name = dict(torch_modules)
+    if plan is not None:
+        missing = [k for k in (l.name for l in keras_layers) if plan.get(k) not in by_name]
+        if missing:
+            raise MismatchedModelsError(f"The manifest does not fit these models: no target for Keras layers {missing[:8]}.")
+        return [(l, plan[l.name], by_name[plan[l.name]]) for l in keras_layers], "manifest"
+    normed = {_norm(n): n for n, _ in torch_modules}
+    pairs, left_k, used = [], [], set()
+    for layer in keras_layers:
+        tname = layer.name if layer.name in by_name else normed.get(_norm(layer.name))
+        if tname is not None and tname not in used:
+            pairs.append((layer, tname, by_name[tname]))
+            used.add(tname)
+        else:
+            left_k.append(layer)
+    left_t = [(n, m) for n, m in torch_modules if n not in used]
+    if not left_k and not left_t:
+        return pairs, "name"
+    how = "name and order" if pairs else "order"
+    if len(left_k) == len(left_t) and all(_shapes_fit(l, m) for l, (_, m) in zip(left_k, left_t)):
+        return pairs + [(l, n, m) for l, (n, m) in zip(left_k, left_t)], how
+    how = "name, type and shape" if pairs else "type and shape"
+    for layer in left_k:
+        candidates = [(n, m) for n, m in left_t if n not in used and _shapes_fit(layer, m)]
+        if not candidates:
+            raise MismatchedModelsError(
+                f"The models do not line up: Keras layer '{layer.name}' ({type(layer).__name__}) has no PyTorch module "
+                f"of a matching type and shape (unmatched modules: {[n for n, _ in left_t if n not in used][:8]}). "
+                f"Give the twin the same layer names, or the same weighted layers in the same order."
+            )
+        if len(candidates) > 1:
+            raise MismatchedModelsError(
+                f"Keras layer '{layer.name}' ({type(layer).__name__}) could go to any of the PyTorch modules "
+                f"{[n for n, _ in candidates]}: name them alike, or keep the weighted layers in the same order."
+            )
+        (tname, module), = candidates
+        pairs.append((layer, tname, module))
+        used.add(tname)
+    extra = [n for n, _ in left_t if n not in used]
+    if extra:
+        raise MismatchedModelsError(f"PyTorch modules {extra[:8]} have weights but no Keras layer matches them.")
+    return pairs, how
 
 
 def _transform(kind: str, key: str, ctx: LayerContext, rank: int, to: str) -> str:
@@ -85,12 +150,14 @@ def _check_config(layer, module) -> None:
         )
 
 
-def transfer_weights(src, dst) -> Manifest:
+def transfer_weights(src, dst, *, manifest: Manifest | str | None = None) -> Manifest:
     """Copy every weight from ``src`` to ``dst`` (a Keras model and a torch module, either order).
 
-    Layers with weights are matched by name when both sides have the same names, else by
-    order. Every pairing and shape is checked before anything is written, so a mismatch
-    leaves ``dst`` untouched; the error names the first layer that does not fit.
+    Layers with weights are matched by name (``.`` and ``_`` alike); what is left, by order
+    when it lines up one to one, else by type and converted shape, and a layer that could go
+    to several modules is an error listing them. ``manifest`` (a :class:`Manifest` or its JSON)
+    re-applies an earlier pairing instead. Every pairing and shape is checked before anything
+    is written, so a mismatch leaves ``dst`` untouched; the error names the layer.
     """
     from .frameworks import keras_side as ks
     from .frameworks import torch_side as ts
@@ -105,7 +172,10 @@ def transfer_weights(src, dst) -> Manifest:
             f"transfer_weights copies between a Keras model and a PyTorch module; received {type(src).__name__} "
             f"and {type(dst).__name__}."
         )
-    pairs, matched_by = _pair(ks.weighted_layers(kmodel), ts.weighted_modules(tmodule))
+    if isinstance(manifest, str):
+        manifest = Manifest.from_json(manifest)
+    plan = manifest.layer_plan() if manifest is not None else None
+    pairs, matched_by = _pair(ks.weighted_layers(kmodel), ts.weighted_modules(tmodule), plan)
     manifest = Manifest(direction=f"{kinds[0]}->{kinds[1]}", matched_by=matched_by)
     plan = []
     for layer, tname, module in pairs:

@@ -121,6 +121,7 @@ SEQUENTIAL_CASES = {
     "conv3d-stack": (nn.Sequential(nn.Conv3d(1, 3, 3, padding=1), nn.ReLU6(), nn.AvgPool3d(2), nn.Conv3d(3, 2, 2), nn.GroupNorm(2, 2), nn.Hardswish()), (1, 8, 8, 6)),
     "activations": (nn.Sequential(nn.Conv2d(3, 4, 3, dilation=2), nn.LeakyReLU(0.2), nn.SiLU(), nn.GELU(), nn.Tanh(), nn.Hardsigmoid(), nn.Softmax(dim=1)), (3, 9, 9)),
     "transpose-and-upsample": (nn.Sequential(nn.ConvTranspose2d(2, 3, 4, stride=2, padding=1), nn.Upsample(scale_factor=2, mode="bilinear"), nn.ZeroPad2d((1, 2, 0, 1)), nn.Conv2d(3, 2, 2)), (2, 5, 6)),
+    "pool-padding": (nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1), nn.AvgPool2d(3, stride=1, padding=1), nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False), nn.MaxPool2d(2, ceil_mode=True)), (2, 9, 9)),
     "dense-head": (nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.Dropout(0.3), nn.BatchNorm1d(8), nn.PReLU(), nn.Linear(8, 3), nn.Identity()), (3, 2, 2)),
 }
 
@@ -189,3 +190,8 @@ def test_random_traceable_nets_match(net_and_shape, seed):
     if min(out.shape[2:], default=1) < 1:
         return
     check(randomized(net, seed), shape)
+
+
+def test_pooling_whose_windows_are_not_tf_ones_is_refused():
+    with pytest.raises(UnsupportedLayerError, match=r"MaxPool2d\(padding=1.*not TF's"):
+        torch_to_keras(nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1)), (2, 10, 10))

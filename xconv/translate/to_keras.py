@@ -204,6 +204,16 @@ def _softmax(b, node, mod, x):
     return b.k.layers.Softmax(axis=_axis(dim, rank, b.layout[node.args[0]].kind), name=b.name(node), dtype=b.dtype)(x)
 
 
+def _same_windows(n: int, k: int, s: int, p: int, ceil_mode: bool) -> bool:
+    """Do torch's pooling windows (padding p, ceil_mode) coincide with TF's 'same' ones?"""
+    span = n + 2 * p - k
+    out = (-(-span // s) if ceil_mode else span // s) + 1
+    if ceil_mode and (out - 1) * s >= n + p:  # torch drops a last window that starts in the right padding
+        out -= 1
+    total = max((-(-n // s) - 1) * s + k - n, 0)
+    return out == -(-n // s) and total // 2 == p
+
+
 def _pool(b, node, mod, x):
     L = b.k.layers
     kind = type(mod).__name__
@@ -211,10 +221,25 @@ def _pool(b, node, mod, x):
     k = _pair(mod.kernel_size, rank)
     s = _pair(mod.stride or mod.kernel_size, rank)
     p = _pair(mod.padding, rank)
-    if any(p) or getattr(mod, "ceil_mode", False) or (kind.startswith("Max") and any(dd != 1 for dd in _pair(mod.dilation, rank))):
-        raise b.unsupported(node, f"{kind} with padding, ceil_mode or dilation")
+    ceil_mode = bool(getattr(mod, "ceil_mode", False))
+    spatial = b.shape[node.args[0]][2:]
+    name = b.name(node)
+    if kind.startswith("Max") and any(dd != 1 for dd in _pair(mod.dilation, rank)):
+        raise b.unsupported(node, f"{kind} with dilation")
     cls = {"Max": {1: L.MaxPooling1D, 2: L.MaxPooling2D, 3: L.MaxPooling3D}, "Avg": {1: L.AveragePooling1D, 2: L.AveragePooling2D, 3: L.AveragePooling3D}}[kind[:3]][rank]
-    return cls(k, strides=s, padding="valid", name=b.name(node), dtype=b.dtype)(x)
+    if not any(p) and not ceil_mode:
+        return cls(k, strides=s, padding="valid", name=name, dtype=b.dtype)(x)
+    if kind.startswith("Avg") and getattr(mod, "count_include_pad", True) and not ceil_mode:
+        # the padding counts as zeros: pad explicitly, then a 'valid' average
+        zp = {1: L.ZeroPadding1D, 2: L.ZeroPadding2D, 3: L.ZeroPadding3D}[rank]
+        x = zp(p[0] if rank == 1 else tuple((pp, pp) for pp in p), name=b.name(f"{name}__pad"), dtype=b.dtype)(x)
+        b.align[f"{name}__pad"] = None
+        return cls(k, strides=s, padding="valid", name=name, dtype=b.dtype)(x)
+    # max pooling pads with -inf and count_include_pad=False leaves padding out: TF's 'same' does
+    # both, when its windows are torch's
+    if all(_same_windows(n, kk, ss, pp, ceil_mode) for n, kk, ss, pp in zip(spatial, k, s, p)):
+        return cls(k, strides=s, padding="same", name=name, dtype=b.dtype)(x)
+    raise b.unsupported(node, f"{kind}(padding={mod.padding}, ceil_mode={ceil_mode}): its windows are not TF's 'valid' or 'same' ones")
 
 
 def _adaptive(b, node, mod, x):

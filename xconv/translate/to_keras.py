@@ -43,7 +43,13 @@ class _Builder:
         return name
 
     def unsupported(self, node, what: str):
-        where = node.stack_trace.strip().splitlines()[-1].strip() if getattr(node, "stack_trace", None) else "unknown source line"
+        where = "unknown source line"
+        if getattr(node, "stack_trace", None):  # 'File "...", line N, in forward' then the code
+            lines = [l.strip() for l in node.stack_trace.strip().splitlines() if l.strip()]
+            frames = [(l, lines[i + 1] if i + 1 < len(lines) else "") for i, l in enumerate(lines) if l.startswith("File ")]
+            user = [f for f in frames if "/torch/" not in f[0].split(",")[0]]  # the user's code, not torch's
+            if user:
+                where = " ".join(user[-1])
         return UnsupportedLayerError(
             f"Cannot translate node '{node.name}' ({node.op} {what}) to Keras; at: {where}. Supported modules: "
             f"{', '.join(sorted(_MODULES))}; functions: relu, sigmoid, tanh, add, sub, mul, cat, flatten, pad, interpolate."
@@ -182,7 +188,9 @@ def _elu(b, node, mod, x):
 
 def _gelu(b, node, mod, x):
     if mod.approximate != "none":
-        raise b.unsupported(node, "GELU(approximate='tanh') (Keras has no built-in layer for it)")
+        from ..keras_layers import GeluTanh  # Keras has no built-in layer for it
+
+        return GeluTanh(name=b.name(node), dtype=b.dtype)(x)
     return b.k.layers.Activation("gelu", name=b.name(node), dtype=b.dtype)(x)
 
 
@@ -271,6 +279,8 @@ def _feeds_only_linear(b, node) -> bool:
     for user in node.users:
         if user.op == "call_module" and type(b.modules[user.target]).__name__ == "Linear":
             continue
+        if user.op == "call_function" and getattr(user.target, "__name__", "") == "linear" and user.args[0] is node:
+            continue
         if _elementwise(b, user) and _feeds_only_linear(b, user):
             continue
         return False
@@ -308,14 +318,18 @@ def _upsample(b, node, mod, x):
 def _interpolate(b, node, x, scale, mode, align_corners):
     L = b.k.layers
     rank = len(b.shape[node.args[0]]) - 2
-    if scale is None or align_corners:
-        raise b.unsupported(node, "interpolate by size, or with align_corners=True")
+    if scale is None:
+        raise b.unsupported(node, "interpolate to a size (give scale_factor)")
     size = tuple(int(v) for v in _pair(scale, rank)) if not isinstance(scale, float) else (int(scale),) * rank
     if any(float(v) != float(s) for v, s in zip(_pair(scale, rank) if not isinstance(scale, float) else (scale,) * rank, size)):
         raise b.unsupported(node, "a non-integer scale factor")
     if mode == "nearest":
         cls = {1: L.UpSampling1D, 2: L.UpSampling2D, 3: L.UpSampling3D}[rank]
         return cls(size[0] if rank == 1 else size, name=b.name(node), dtype=b.dtype)(x)
+    if mode == "bilinear" and rank == 2 and align_corners:
+        from ..keras_layers import UpSamplingAlignCorners  # TF's resize has no align_corners
+
+        return UpSamplingAlignCorners(size, name=b.name(node), dtype=b.dtype)(x)
     if mode == "bilinear" and rank == 2:
         return L.UpSampling2D(size, interpolation="bilinear", name=b.name(node), dtype=b.dtype)(x)
     raise b.unsupported(node, f"interpolate mode '{mode}'")
@@ -390,10 +404,24 @@ def _fn_view(b, node, args):
     """view/reshape: only the flatten pattern x.view(x.size(0), -1) / (N, -1) has a layout-free meaning."""
     shape = args[1:] if len(args) > 2 or not isinstance(args[1], (tuple, list)) else args[1]
     out = b.shape[node]
-    if len(out) == 2:
+    src = node.args[0]
+    if len(out) == 2 and len(b.shape[src]) >= 3:
         return _flatten(b, node, args[0])
     del shape
-    raise b.unsupported(node, "view/reshape of feature maps to anything but (N, -1)")
+    # reshape in torch's channels-first order: Permute to it, Reshape, Permute back (a Keras op
+    # that really moves data, as the torch one does)
+    L, x, name = b.k.layers, args[0], b.name(node)
+    rin = len(b.shape[src])
+    if b.layout[src].kind == "flat":
+        raise b.unsupported(node, "view/reshape of a flattened vector")
+    if rin >= 3:
+        x = L.Permute((rin - 1, *range(1, rin - 1)), name=b.name(f"{name}__channels_first"), dtype=b.dtype)(x)
+        b.align[f"{name}__channels_first"] = None
+    y = L.Reshape(tuple(out[1:]), name=b.name(f"{name}__reshape") if len(out) >= 3 else name, dtype=b.dtype)(x)
+    if len(out) >= 3:
+        b.align[f"{name}__reshape"] = None
+        y = L.Permute((*range(2, len(out)), 1), name=name, dtype=b.dtype)(y)
+    return y
 
 
 def _fn_pad(b, node, args):
@@ -409,6 +437,39 @@ def _fn_pad(b, node, args):
 def _fn_interpolate(b, node, args):
     kw = node.kwargs
     return _interpolate(b, node, args[0], kw.get("scale_factor"), kw.get("mode", "nearest"), kw.get("align_corners"))
+
+
+def _fn_with_weights(kind):
+    """F.conv*d / F.linear on module weights: the same as the module, so build that module."""
+
+    def convert(b, node, args):
+        import torch
+
+        x, weight = args[0], args[1]
+        bias = args[2] if len(args) > 2 else node.kwargs.get("bias")
+        if not isinstance(weight, torch.Tensor) or not (bias is None or isinstance(bias, torch.Tensor)):
+            raise b.unsupported(node, f"F.{kind} whose weights are computed, not parameters")
+        kw = dict(node.kwargs)
+        if kind == "linear":
+            mod = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+            fn = _linear
+        else:
+            rank = weight.dim() - 2
+            names = ("stride", "padding", "dilation", "groups")
+            for i, key in enumerate(names):
+                if len(args) > 3 + i:
+                    kw[key] = args[3 + i]
+            groups = kw.get("groups", 1)
+            mod = getattr(torch.nn, f"Conv{rank}d")(weight.shape[1] * groups, weight.shape[0], weight.shape[2:], stride=kw.get("stride", 1),
+                                                   padding=kw.get("padding", 0), dilation=kw.get("dilation", 1), groups=groups, bias=bias is not None)  # fmt: skip
+            fn = _conv
+        with torch.no_grad():
+            mod.weight.copy_(weight)
+            if bias is not None:
+                mod.bias.copy_(bias)
+        return fn(b, node, mod, x)
+
+    return convert
 
 
 def _functions():
@@ -427,6 +488,8 @@ def _functions():
         torch.flatten: _fn_flatten,
         F.pad: _fn_pad,
         F.interpolate: _fn_interpolate,
+        F.conv1d: _fn_with_weights("conv1d"), F.conv2d: _fn_with_weights("conv2d"), F.conv3d: _fn_with_weights("conv3d"),
+        F.linear: _fn_with_weights("linear"),
     }  # fmt: skip
 
 
@@ -484,7 +547,9 @@ def torch_to_keras(module, input_shape, *, name: str | None = None, dtype: str |
     k = keras()
     shapes = [tuple(input_shape)] if isinstance(input_shape[0], int) else [tuple(s) for s in input_shape]
     try:
-        gm = torch.fx.symbolic_trace(module)
+        tracer = torch.fx.Tracer()
+        tracer.record_stack_traces = True  # so an error can name the source line of a node
+        gm = torch.fx.GraphModule(tracer.root if hasattr(tracer, "root") and tracer.root is not None else module, tracer.trace(module))
     except Exception as exc:  # data-dependent control flow and the like
         raise BadInputError(f"torch.fx could not trace {type(module).__name__}: {exc}") from exc
     param = next(module.parameters(), None)
@@ -510,8 +575,12 @@ def torch_to_keras(module, input_shape, *, name: str | None = None, dtype: str |
             res = node.args[0]
             outputs = [b.env[n] for n in (res if isinstance(res, (tuple, list)) else [res])]
             continue
-        if node.op == "get_attr":
-            raise b.unsupported(node, f"get_attr {node.target} (functional calls on module weights)")
+        if node.op == "get_attr":  # a parameter used by a functional call (F.conv2d(x, self.weight))
+            value = gm
+            for part in node.target.split("."):
+                value = getattr(value, part)
+            b.env[node] = value
+            continue
         args = [b.env.get(a, a) if isinstance(a, torch.fx.Node) else (type(a)(b.env.get(x, x) if isinstance(x, torch.fx.Node) else x for x in a) if isinstance(a, (list, tuple)) else a) for a in node.args]
         if node.op == "call_module":
             mod = b.modules[node.target]
@@ -520,6 +589,11 @@ def torch_to_keras(module, input_shape, *, name: str | None = None, dtype: str |
                 raise b.unsupported(node, type(mod).__name__)
             out = fn(b, node, mod, args[0])
         elif node.op == "call_function":
+            if (node.target is getattr and node.args[1] == "shape") or (
+                node.target is operator.getitem and isinstance(node.args[0], torch.fx.Node) and b.env.get(node.args[0], 0) is None
+            ):  # x.shape / x.shape[0]: shape queries feed view(); nothing to build
+                b.env[node] = None
+                continue
             fn = functions.get(node.target)
             if fn is None:
                 raise b.unsupported(node, getattr(node.target, "__name__", str(node.target)))

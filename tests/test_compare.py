@@ -183,3 +183,43 @@ def test_cuda_matches_with_tf32_off_and_restores_settings(twins, name):
     assert report.ok, str(report)
     assert report.device.startswith("cuda") and report.tf32 is False
     assert torch.backends.cudnn.allow_tf32 is True  # restored
+
+
+def test_local_mode_names_where_error_starts_while_accumulated_error_spreads(twins):
+    k, t = twins("unet_encoder")
+    bad = _planted(t)
+    with torch.no_grad():
+        bad.conv2_2.bias += 0.05  # one layer wrong
+    report = compare(k, bad, zoo.sample_input("unet_encoder"), mode="local")
+    failing = [r.name for r in report.layers if not r.ok]
+    assert failing[0] == "conv2_2" and len(failing) > 5  # accumulated: everything after it fails too
+    assert report.first_local_divergence == "conv2_2"
+    assert [r.name for r in report.layers if r.local_ok is False] == ["conv2_2"]  # locally, only the culprit
+    assert "error starts at 'conv2_2'" in str(report)
+    data = json.loads(report.to_json())
+    assert data["first_local_divergence"] == "conv2_2" and "local_max_rel" in data["layers"][0]
+
+
+def test_local_mode_on_a_correct_port_and_through_flatten(twins):
+    k, t = twins("conv3d_demo")
+    report = compare(k, t, zoo.sample_input("conv3d_demo", 2), mode="local")
+    assert report.ok and report.first_local_divergence is None
+    assert all(r.local_ok for r in report.layers)
+    bad = _planted(t)
+    with torch.no_grad():
+        bad.dense_b.weight[3] += 0.1
+    report = compare(k, bad, zoo.sample_input("conv3d_demo", 2), mode="local")
+    assert report.first_local_divergence == "dense_b" and report["dense_a"].local_ok
+    with pytest.raises(BadInputError, match="mode"):
+        compare(k, t, zoo.sample_input("conv3d_demo"), mode="sideways")
+
+
+def test_local_mode_on_translated_modules(twins):
+    from xconv import keras_to_torch
+
+    k, _ = twins("unet_encoder")
+    t = keras_to_torch(k)
+    t.conv4_2__pad = nn.ZeroPad2d((2, 1, 2, 1))
+    report = compare(k, t, zoo.sample_input("unet_encoder"), mode="local")
+    assert report.first_local_divergence == "conv4_2"
+    assert all(r.local_ok for r in report.layers if r.name != "conv4_2")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -33,6 +33,14 @@ def _swap_layout(x: np.ndarray, to: str) -> np.ndarray:
     if x.ndim < 3:
         return x
     return np.ascontiguousarray(np.moveaxis(x, -1, 1) if to == "torch" else np.moveaxis(x, 1, -1))
+
+
+def _to_torch_layout(x: np.ndarray, flatten_of) -> np.ndarray:
+    if x.ndim >= 3:
+        return np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    if x.ndim == 2 and flatten_of:
+        return np.ascontiguousarray(x[:, layouts.flatten_permutation(flatten_of)])
+    return x
 
 
 def _prepare_torch(module, device: str, dtype: str):
@@ -162,10 +170,12 @@ class Capture:
     layers: list[Aligned]
 
 
-def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None, align=None, layers=None) -> Capture:
+def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None, align=None, layers=None, local: bool = False) -> Capture:
     """Run a Keras model and a torch module on the same input and line up their activations.
 
-    The shared first half of :func:`compare`, also used by the pictures.
+    The shared first half of :func:`compare`, also used by the pictures. With ``local`` the
+    torch side runs each layer on the input *Keras'* layer received (pre-hooks on the first
+    module of each layer's chain), so each torch activation carries only that layer's error.
     """
     from ..frameworks import keras_side as ks
     from ..frameworks import torch_side as ts
@@ -187,7 +197,7 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
 
     kmodel = ks.cast(kmodel, dtype)
     tmodule, dev, tdtype = _prepare_torch(tmodule, device, dtype)
-    k_acts = ks.capture(kmodel, k_in, names=layers)
+    k_acts = ks.capture(kmodel, k_in, names=layers, with_inputs=local)
     if layers is not None and not k_acts:
         names = [l.name for l in ks.iter_layers(kmodel)]
         raise BadInputError(f"No layer named {list(layers)} in Keras model '{kmodel.name}'. Layers: {names}.")
@@ -198,8 +208,18 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
     t_names = {c.name: c.name if mapping.get(c.name, c.name) in keras_names else mapping.get(c.name, c.name) for c in k_acts}
     t_names.update({k: v for k, v in keras_align.items() if k in keras_names})
     t_names.update({k: v for k, v in (align or {}).items() if k in keras_names})
+    feed = None
+    if local:
+        chains = getattr(tmodule, "xconv_chains", {})
+        modules_now = dict(tmodule.named_modules())
+        feed = {}
+        for c in k_acts:
+            tname = t_names[c.name]
+            head = chains.get(c.name, [tname])[0] if tname else None
+            if head in modules_now and c.inputs:
+                feed[head] = [_to_torch_layout(x, c.input_flatten_of) for x in c.inputs]
     with ts.numerics(allow_tf32=False) as settings:
-        t_acts, _ = ts.capture(tmodule, t_in, [n for n in t_names.values() if n], dev, tdtype)
+        t_acts, _ = ts.capture(tmodule, t_in, [n for n in t_names.values() if n], dev, tdtype, feed=feed)
 
     modules = dict(tmodule.named_modules())
     declared = getattr(tmodule, "xconv_layouts", {})  # a module may say how it lays out an activation
@@ -240,6 +260,7 @@ def compare(
     dtype: str | None = None,
     align: Mapping[str, str] | None = None,
     layers: Sequence[str] | None = None,
+    mode: str = "accumulated",
 ) -> Report:
     """Compare every layer of a Keras model and a PyTorch module (in either order) on ``inputs``.
 
@@ -249,6 +270,9 @@ def compare(
     ``xconv_outputs`` attribute) names. ``a`` is the reference: relative differences are
     taken against it. ``dtype='float64'`` is the strict mode: both sides run in float64.
     ``device`` places the PyTorch side; TF32 is switched off for the run and restored.
+    ``mode="local"`` also runs each PyTorch layer on the input its Keras twin received and
+    reports that layer's own error beside the accumulated one; ``report.first_local_divergence``
+    names the layer where error starts, not only where it shows.
 
     >>> from xconv import zoo
     >>> k = zoo.build("two_conv", "keras", random_biases=True)   # doctest: +SKIP
@@ -256,8 +280,19 @@ def compare(
     >>> compare(k, t, zoo.sample_input("two_conv")).ok   # doctest: +SKIP
     True
     """
+    if mode not in ("accumulated", "local"):
+        raise BadInputError(f"mode must be 'accumulated' or 'local'; received {mode!r}.")
     rtol, atol = tolerance.resolve(dtype or "float32", rtol, atol)
     cap = capture_pair(a, b, inputs, device=device, dtype=dtype, align=align, layers=layers)
+    local = capture_pair(a, b, inputs, device=device, dtype=dtype, align=align, layers=layers, local=True) if mode == "local" else None
+    local_rows = {}
+    if local is not None:
+        scratch = _Scratch()
+        for al in local.layers:
+            if al.torch is not None:
+                ref, other = (al.keras, al.torch) if local.a == "keras" else (al.torch, al.keras)
+                scale = _absmax(al.keras_raw if local.a == "keras" else al.torch)
+                local_rows[al.name] = _diff(al.name, al.type, ref, other, scale, rtol, atol, scratch)
     report = Report(a=cap.a, b=cap.b, device=cap.device, dtype=cap.dtype, tf32=cap.tf32)
     scratch = _Scratch()
     for al in cap.layers:
@@ -266,7 +301,11 @@ def compare(
             continue
         ref, other = (al.keras, al.torch) if cap.a == "keras" else (al.torch, al.keras)
         scale = _absmax(al.keras_raw if cap.a == "keras" else al.torch)  # the contiguous copy of ref
-        report.layers.append(_diff(al.name, al.type, ref, other, scale, rtol, atol, scratch))
+        row = _diff(al.name, al.type, ref, other, scale, rtol, atol, scratch)
+        if al.name in local_rows:
+            lr = local_rows[al.name]
+            row = replace(row, local_max_abs=lr.max_abs, local_max_rel=lr.max_rel, local_ok=lr.ok)
+        report.layers.append(row)
     return report
 
 

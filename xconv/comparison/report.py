@@ -21,6 +21,10 @@ class LayerDiff:
     ok: bool
     note: str = ""  # why a layer could not be measured (e.g. the shapes differ)
     scale: float = 0.0  # max |reference|: the layer passes when max_abs <= atol + rtol * scale
+    # local mode: the layer run on the reference's own input to it (its own error, not inherited)
+    local_max_abs: float | None = None
+    local_max_rel: float | None = None
+    local_ok: bool | None = None
 
 
 @dataclass
@@ -41,6 +45,15 @@ class Report:
     def first_divergence(self) -> str | None:
         return next((row.name for row in self.layers if not row.ok), None)
 
+    @property
+    def first_local_divergence(self) -> str | None:
+        """The first layer whose *own* error breaks tolerance (local mode), where error starts."""
+        return next((row.name for row in self.layers if row.local_ok is False), None)
+
+    @property
+    def local(self) -> bool:
+        return any(row.local_ok is not None for row in self.layers)
+
     def __getitem__(self, name: str) -> LayerDiff:
         for row in self.layers:
             if row.name == name:
@@ -56,6 +69,7 @@ class Report:
             "dtype": self.dtype,
             "tf32": self.tf32,
             "first_divergence": self.first_divergence,
+            "first_local_divergence": self.first_local_divergence,
             "layers": [{**asdict(r), "shape": list(r.shape), "where": list(r.where)} for r in self.layers],
             "skipped": [{"name": n, "why": w} for n, w in self.skipped],
         }
@@ -71,10 +85,14 @@ class Report:
             tail = f"; greatest relative difference {worst.max_rel:.2e} at '{worst.name}'" if worst else ""
             return f"MATCH: all {n} layers of {self.a} and {self.b} agree within tolerance ({setting}){tail}."
         bad = sum(not r.ok for r in self.layers)
-        return (
-            f"MISMATCH: {bad} of {n} layers differ beyond tolerance ({setting}); "
-            f"first divergence at '{self.first_divergence}'."
-        )
+        text = f"MISMATCH: {bad} of {n} layers differ beyond tolerance ({setting}); first divergence at '{self.first_divergence}'."
+        if self.local:
+            start = self.first_local_divergence
+            text += (
+                f" Local errors: the error starts at '{start}'." if start
+                else " Local errors: every layer is right on its own inputs; the differences come from the inputs."
+            )
+        return text
 
     def table(self) -> str:
         head = ("layer", "type", "shape (N,C,...)", "max abs", "max rel", "allowed", "at", "ok")
@@ -85,6 +103,12 @@ class Report:
             )
             for r in self.layers
         ]  # fmt: skip
+        if self.local:
+            head = (*head, "local rel", "local ok")
+            rows = [
+                (*row, "-" if r.local_max_rel is None else f"{r.local_max_rel:.3e}", "-" if r.local_ok is None else ("ok" if r.local_ok else "FAIL"))
+                for row, r in zip(rows, self.layers)
+            ]
         widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
         line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
         out = [line(head), line(["-" * w for w in widths]), *map(line, rows)]

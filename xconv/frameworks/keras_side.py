@@ -87,6 +87,8 @@ class Captured:
     type: str
     value: np.ndarray
     flatten_of: tuple[int, ...] | None
+    inputs: tuple[np.ndarray, ...] = ()  # what the layer received (capture(..., with_inputs=True))
+    input_flatten_of: tuple[int, ...] | None = None
 
 
 def input_shapes(model) -> list[tuple]:
@@ -108,31 +110,47 @@ def check_inputs(model, arrays: Sequence[np.ndarray]) -> None:
             )
 
 
-def capture(model, arrays: Sequence[np.ndarray], names: Sequence[str] | None = None) -> list[Captured]:
-    """Run ``model`` once and return every (or every named) layer's output, in graph order."""
+def capture(model, arrays: Sequence[np.ndarray], names: Sequence[str] | None = None, with_inputs: bool = False) -> list[Captured]:
+    """Run ``model`` once and return every (or every named) layer's output, in graph order.
+
+    ``with_inputs`` also returns what each layer received (for the local-error mode).
+    """
     k = keras()
     check_inputs(model, arrays)
     layers = [l for l in model.layers if type(l).__name__ != "InputLayer"]
     if names is not None:
         wanted = set(names)
         layers = [l for l in layers if l.name in wanted]
-    outputs, kept = [], []
+    outputs, kept, n_in = [], [], []
     for layer in layers:
-        out = layer.output
+        try:
+            out = layer.output
+        except (AttributeError, ValueError):  # e.g. no single output node
+            continue
         if isinstance(out, (list, tuple)):  # a layer with several outputs: keep the first
             out = out[0]
         outputs.append(out)
         kept.append(layer)
+    if with_inputs:
+        for layer in kept:
+            ins = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
+            outputs.extend(ins)
+            n_in.append(len(ins))
     sub = k.Model(inputs=model.inputs, outputs=outputs)
     dtype = model.inputs[0].dtype
     feed = [np.asarray(a, dtype=dtype) for a in arrays]
     values = sub(feed, training=False)  # sub was built on the list model.inputs
     if not isinstance(values, (list, tuple)):
         values = [values]
-    return [
-        Captured(l.name, type(l).__name__, to_numpy(v), _flatten_of_output(l))
-        for l, v in zip(kept, values)
-    ]
+    values = [to_numpy(v) for v in values]
+    result = [Captured(l.name, type(l).__name__, v, _flatten_of_output(l)) for l, v in zip(kept, values)]
+    if with_inputs:
+        rest, out = values[len(kept) :], []
+        for c, layer, n in zip(result, kept, n_in):
+            out.append(Captured(c.name, c.type, c.value, c.flatten_of, tuple(rest[:n]), flatten_source_shape(layer)))
+            rest = rest[n:]
+        result = out
+    return result
 
 
 def _flatten_of_output(layer) -> tuple[int, ...] | None:

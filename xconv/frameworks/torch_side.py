@@ -85,12 +85,20 @@ def to_tensors(arrays: Sequence[np.ndarray], device, dtype) -> list:
     return [t.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=dtype) for a in arrays]
 
 
-def capture(module, arrays: Sequence[np.ndarray], names: Sequence[str], device, dtype) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
-    """Run ``module`` with forward hooks on ``names``; returns (activations by name, model outputs)."""
+def capture(module, arrays: Sequence[np.ndarray], names: Sequence[str], device, dtype, feed: Mapping[str, Sequence[np.ndarray]] | None = None) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+    """Run ``module`` with forward hooks on ``names``; returns (activations by name, model outputs).
+
+    ``feed`` maps a module name to the inputs it must receive instead of its own (forward
+    pre-hooks): fed at the head of every layer, one forward pass measures every layer's
+    *local* error.
+    """
     t = torch()
     modules = dict(module.named_modules())
     store: dict[str, np.ndarray] = {}
     handles = []
+    for name, values in (feed or {}).items():
+        tensors = to_tensors(values, device, dtype)
+        handles.append(modules[name].register_forward_pre_hook(lambda _m, _args, tensors=tensors: tuple(tensors)))
 
     def hook_for(name):
         def hook(_mod, _inp, out):

@@ -133,6 +133,7 @@ def translate(model, *, channels_last_io: bool = False, class_name: str | None =
     body.append(f"        return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")
 
     outputs, plain = {}, {}
+    chains = {c.layer.name: attrs[c.name] for c in graph.calls if len(attrs[c.name]) > 1 and c.layer.name in graph.layer_outputs}
     for keras_name, tid in graph.layer_outputs.items():
         producer = next((c for c in graph.calls if tid in c.outputs), None)
         if producer is not None:
@@ -162,6 +163,7 @@ def translate(model, *, channels_last_io: bool = False, class_name: str | None =
             f"        # Keras layer -> module whose output is that layer's activation (read by xconv.compare)",
             f"        self.xconv_outputs = {outputs!r}",
             *([f"        self.xconv_layouts = {plain!r}"] if plain else []),
+            *([f"        self.xconv_chains = {chains!r}"] if chains else []),
             "",
             f"    def forward(self, {', '.join(args)}):",
             *body,

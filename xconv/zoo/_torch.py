@@ -32,6 +32,8 @@ class ZooNet(nn.Module):
         self.spec_name = spec.name
         self.output_names = spec.outputs
         self.xconv_outputs: dict[str, str] = {}
+        # Keras layer -> the modules that compute it, in order (read by compare's local mode)
+        self.xconv_chains: dict[str, list[str]] = {}
         # Dense layers fed by a Flatten: the channels-last shape that was flattened (for inspect)
         self.xconv_flatten_of: dict[str, tuple[int, ...]] = {}
         flattened = None
@@ -69,6 +71,7 @@ class ZooNet(nn.Module):
                 last = f"{ls.name}_{ls.activation}"
                 self.add_module(last, _ACT[ls.activation]())
             self.xconv_outputs[ls.name] = last
+            self.xconv_chains[ls.name] = [n for n in (f"{ls.name}_pad", ls.name, last) if n in self._modules]
         self._emit = {self.xconv_outputs[n]: n for n in spec.outputs}
 
     def forward(self, x: torch.Tensor):

@@ -19,6 +19,7 @@ def add_common(p) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for weights and input (default 0)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--local", action="store_true", help="also run each PyTorch layer on Keras' input to it: where error starts")
+    p.add_argument("--onnx", action="store_true", help="add ONNX Runtime on each framework's export as a third opinion")
     p.add_argument("--plot", help="also draw the per-layer differences to this picture (.png/.svg/.pdf)")
     p.add_argument("--diff", metavar="LAYER", help="with --diff-plot: draw this layer's maps and their difference")
     p.add_argument("--diff-plot", metavar="PATH", help="picture for --diff")
@@ -45,7 +46,7 @@ def run_pipeline(name: str, args) -> int:
     x = zoo.sample_input(name, args.batch, seed=args.seed, dtype=args.dtype)
     if bool(args.diff) != bool(args.diff_plot):
         raise BadInputError("--diff LAYER and --diff-plot PATH go together.")
-    report = compare(keras_model, torch_model, x, device=args.device, dtype=args.dtype, mode="local" if args.local else "accumulated")
+    report = compare(keras_model, torch_model, x, device=args.device, dtype=args.dtype, mode="local" if args.local else "accumulated", onnx=args.onnx)
     if args.plot:
         from ..viz import plot_report
 

@@ -21,6 +21,7 @@ COMMANDS = {
     "activations": ("xconv.cli.activations", "draw the feature maps of a model's layers for one input"),
     "convert": ("xconv.cli.convert", "convert weights between .keras/.h5/.weights.h5 and .pt/.safetensors, with a manifest"),
     "diff": ("xconv.cli.diff", "compare the tensors of two weight files across formats and layouts"),
+    "onnx": ("xconv.cli.onnx_cmd", "export a model to ONNX (tf2onnx / torch.onnx), batch dynamic, checked"),
     "layers": ("xconv.cli.layers", "list the layer families xconv converts"),
     "env": ("xconv.cli.env", "print versions of Python, xconv and the frameworks (for bug reports)"),
 }

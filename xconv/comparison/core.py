@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from dataclasses import dataclass, replace
 from collections.abc import Mapping, Sequence
 
@@ -261,6 +262,7 @@ def compare(
     align: Mapping[str, str] | None = None,
     layers: Sequence[str] | None = None,
     mode: str = "accumulated",
+    onnx: bool = False,
 ) -> Report:
     """Compare every layer of a Keras model and a PyTorch module (in either order) on ``inputs``.
 
@@ -273,6 +275,9 @@ def compare(
     ``mode="local"`` also runs each PyTorch layer on the input its Keras twin received and
     reports that layer's own error beside the accumulated one; ``report.first_local_divergence``
     names the layer where error starts, not only where it shows.
+    ``onnx=True`` exports each model to ONNX (tf2onnx, torch.onnx), runs both with ONNX Runtime
+    with every tensor exposed, and adds per-layer columns: each framework against its own
+    export, a third opinion on which side departs.
 
     >>> from xconv import zoo
     >>> k = zoo.build("two_conv", "keras", random_biases=True)   # doctest: +SKIP
@@ -294,6 +299,7 @@ def compare(
                 scale = _absmax(al.keras_raw if local.a == "keras" else al.torch)
                 local_rows[al.name] = _diff(al.name, al.type, ref, other, scale, rtol, atol, scratch)
     report = Report(a=cap.a, b=cap.b, device=cap.device, dtype=cap.dtype, tf32=cap.tf32)
+    onnx_rows = _onnx_opinions(a, b, inputs, cap, dtype or "float32", align) if onnx else {}
     scratch = _Scratch()
     for al in cap.layers:
         if al.torch is None:
@@ -302,11 +308,60 @@ def compare(
         ref, other = (al.keras, al.torch) if cap.a == "keras" else (al.torch, al.keras)
         scale = _absmax(al.keras_raw if cap.a == "keras" else al.torch)  # the contiguous copy of ref
         row = _diff(al.name, al.type, ref, other, scale, rtol, atol, scratch)
+        if al.name in onnx_rows:
+            row = replace(row, onnx_keras_rel=onnx_rows[al.name][0], onnx_torch_rel=onnx_rows[al.name][1])
         if al.name in local_rows:
             lr = local_rows[al.name]
             row = replace(row, local_max_abs=lr.max_abs, local_max_rel=lr.max_rel, local_ok=lr.ok)
         report.layers.append(row)
     return report
+
+
+def _onnx_opinions(a, b, inputs, cap, dtype: str, align) -> dict[str, tuple[float | None, float | None]]:
+    """Per layer: (Keras vs ONNX Runtime on Keras' export, torch vs ONNX Runtime on torch's export)."""
+    import tempfile
+
+    from ..frameworks import keras_side as ks
+    from ..frameworks import onnx_side
+
+    kmodel, tmodule = (a, b) if cap.a == "keras" else (b, a)
+    arrays = _as_list(inputs)
+    k_in = arrays if cap.a == "keras" else [_swap_layout(x, "keras") for x in arrays]
+    t_in = [_swap_layout(x, "torch") for x in arrays] if cap.a == "keras" else arrays
+    kmodel = ks.cast(kmodel, dtype)
+    tmodule, _, _ = _prepare_torch(tmodule, "cpu", dtype)
+    with tempfile.TemporaryDirectory() as tmp:
+        kp, tp = os.path.join(tmp, "keras.onnx"), os.path.join(tmp, "torch.onnx")
+        onnx_side.export_keras(kmodel, kp)
+        onnx_side.export_torch(tmodule, tp, t_in[0].shape[1:])
+        k_vals, k_order = onnx_side.run_all(kp, k_in)
+        t_vals, t_order = onnx_side.run_all(tp, t_in)
+    mapping = {**getattr(tmodule, "xconv_outputs", {}), **(align or {})}
+    k_map = onnx_side.scope_outputs(k_order, [al.name for al in cap.layers], "keras")
+    t_map = onnx_side.scope_outputs(t_order, [n for n in dict(tmodule.named_modules()) if n], "torch")
+    out = {}
+    for al in cap.layers:
+        k_rel = _best_rel(al.keras, al.keras_raw, k_vals.get(k_map.get(al.name)))
+        t_rel = None
+        if al.torch is not None:
+            t_rel = _best_rel(al.torch, None, t_vals.get(t_map.get(mapping.get(al.name, al.name))))
+        out[al.name] = (k_rel, t_rel)
+    return out
+
+
+def _best_rel(cf: np.ndarray, cl: np.ndarray | None, value) -> float | None:
+    """Greatest relative difference of an ONNX tensor from a layer's activation, in whichever
+    layout (channels-first or channels-last) the exporter left it; None when it matches neither."""
+    if value is None:
+        return None
+    value = np.asarray(value)
+    best = None
+    for ref in (cf, cl):
+        if ref is not None and tuple(ref.shape) == value.shape:
+            scale = float(np.max(np.abs(ref))) or 1.0
+            rel = float(np.max(np.abs(value.astype(np.float64) - ref))) / scale
+            best = rel if best is None else min(best, rel)
+    return best
 
 
 def assert_match(a, b, inputs, **kwargs) -> Report:

@@ -25,6 +25,9 @@ class LayerDiff:
     local_max_abs: float | None = None
     local_max_rel: float | None = None
     local_ok: bool | None = None
+    # onnx=True: ONNX Runtime on each framework's own export, against that framework
+    onnx_keras_rel: float | None = None
+    onnx_torch_rel: float | None = None
 
 
 @dataclass
@@ -103,6 +106,10 @@ class Report:
             )
             for r in self.layers
         ]  # fmt: skip
+        if any(r.onnx_keras_rel is not None or r.onnx_torch_rel is not None for r in self.layers):
+            fmt = lambda v: "-" if v is None else f"{v:.1e}"  # noqa: E731
+            head = (*head, "onnx~keras", "onnx~torch")
+            rows = [(*row, fmt(r.onnx_keras_rel), fmt(r.onnx_torch_rel)) for row, r in zip(rows, self.layers)]
         if self.local:
             head = (*head, "local rel", "local ok")
             rows = [

@@ -1,0 +1,36 @@
+"""``xconv onnx SRC -o OUT.onnx``: export a model to ONNX (dynamic batch, checked)."""
+
+from __future__ import annotations
+
+
+def add_arguments(p) -> None:
+    p.add_argument("source", help="zoo:NAME (its Keras model, or its PyTorch twin with --torch) or a .keras/.h5 model")
+    p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    p.add_argument("--torch", action="store_true", help="for zoo:NAME, export the PyTorch twin instead of the Keras model")
+    p.add_argument("--opset", type=int, help="ONNX opset (default 17)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+
+
+def run(args) -> int:
+    from .. import zoo
+    from ..errors import BadInputError
+    from ..onnx import export
+
+    if not args.output.lower().endswith(".onnx"):
+        raise BadInputError(f"The output must end in .onnx; received {args.output!r}.")
+    if args.source.startswith("zoo:"):
+        name = args.source[4:]
+        spec = zoo.spec(name)
+        model = zoo.build(name, "torch" if args.torch else "keras", seed=0, random_biases=True)
+        shape = (spec.input_shape[-1], *spec.input_shape[:-1])
+    else:
+        from ..files import load_keras_model
+
+        model, shape = load_keras_model(args.source), None
+    import os
+
+    if os.path.exists(args.output) and not args.force:
+        raise BadInputError(f"{args.output!r} exists; pass --force to overwrite it.")
+    export(model, args.output, opset=args.opset, input_shape=shape, force=True)
+    print(f"wrote {args.output}")
+    return 0

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import os
 
 import numpy as np
 import pytest
@@ -223,3 +224,34 @@ def test_local_mode_on_translated_modules(twins):
     report = compare(k, t, zoo.sample_input("unet_encoder"), mode="local")
     assert report.first_local_divergence == "conv4_2"
     assert all(r.local_ok for r in report.layers if r.name != "conv4_2")
+
+
+def test_repro_file_reruns_the_diverging_layer(twins, tmp_path, capsys):
+    from xconv.cli.main import main
+
+    k, t = twins("unet_encoder")
+    bad = _planted(t)
+    bad.conv4_2_pad = nn.ZeroPad2d((2, 1, 2, 1))
+    report = compare(k, bad, zoo.sample_input("unet_encoder"), mode="local")
+    path = report.repro(tmp_path / "conv4_2.npz")
+    assert os.path.getsize(path) < 20 * 2**20  # one layer's weights and one input, not the model
+    assert main(["repro", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "layer 'conv4_2'" in out and "ZeroPad2d((2, 1, 2, 1))" in out
+    assert "xconv's PyTorch translation" in out and "(matches)" in out and "DIFFERS" in out
+    good = compare(k, t, zoo.sample_input("unet_encoder")).repro(tmp_path / "ok.npz", layer="conv3_1")
+    assert main(["repro", str(good), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["recorded_torch_ok"] and data["xconv_translation_ok"] and data["keras_reproduced_rel"] == 0
+
+
+def test_repro_refuses_what_it_cannot_do(twins, tmp_path):
+    k, t = twins("two_conv")
+    with pytest.raises(BadInputError, match="no divergence"):
+        compare(k, t, zoo.sample_input("two_conv")).repro(tmp_path / "x.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(BadInputError, match="not an xconv repro file"):
+        from xconv.repro import rerun
+
+        rerun(tmp_path / "junk.npz")
+    assert not (tmp_path / "x.npz").exists()

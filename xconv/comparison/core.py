@@ -299,6 +299,10 @@ def compare(
                 scale = _absmax(al.keras_raw if local.a == "keras" else al.torch)
                 local_rows[al.name] = _diff(al.name, al.type, ref, other, scale, rtol, atol, scratch)
     report = Report(a=cap.a, b=cap.b, device=cap.device, dtype=cap.dtype, tf32=cap.tf32)
+    kmodel, tmodule = (a, b) if cap.a == "keras" else (b, a)
+    arrays = _as_list(inputs)
+    k_in = arrays if cap.a == "keras" else [_swap_layout(x, "keras") for x in arrays]
+    report._context = (kmodel, tmodule, k_in, cap.dtype)  # for report.repro(); never serialised
     onnx_rows = _onnx_opinions(a, b, inputs, cap, dtype or "float32", align) if onnx else {}
     scratch = _Scratch()
     for al in cap.layers:

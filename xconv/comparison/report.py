@@ -40,6 +40,12 @@ class Report:
     layers: list[LayerDiff] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (layer, why)
 
+    def repro(self, path, layer: str | None = None) -> str:
+        """Write a minimal reproduction of the first diverging layer (see :mod:`xconv.repro`)."""
+        from ..repro import write_repro
+
+        return write_repro(self, path, layer)
+
     @property
     def ok(self) -> bool:
         return all(row.ok for row in self.layers)

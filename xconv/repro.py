@@ -1,0 +1,120 @@
+"""A minimal reproduction of one diverging layer, as a small file anyone can re-run.
+
+``report.repro("conv4_2.npz")`` writes the first diverging layer's Keras config and weights,
+the input Keras' layer received, Keras' output, and what the PyTorch side computed *from that
+same input* (its own modules, run as in the local mode). ``xconv repro FILE`` (``rerun``)
+rebuilds the layer in Keras and, through ``keras_to_torch``, in PyTorch, and compares all three:
+if xconv's translation agrees with Keras but the recorded PyTorch output does not, the port of
+that one layer is wrong; the file holds nothing else of the model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from .errors import BadInputError
+from .files import atomic_output
+
+__all__ = ["write_repro", "rerun"]
+
+_FORMAT = "xconv-repro-1"
+
+
+def write_repro(report, path, layer: str | None = None) -> str:
+    """Write the repro of ``layer`` (default: the first local, else accumulated, divergence)."""
+    from .comparison.core import _to_torch_layout
+    from .frameworks import keras_side as ks
+    from .frameworks import torch_side as ts
+
+    context = getattr(report, "_context", None)
+    if context is None:
+        raise BadInputError("This report has no models attached (it was loaded or built by hand); run compare() again.")
+    kmodel, tmodule, k_in, dtype = context
+    layer = layer or report.first_local_divergence or report.first_divergence
+    if layer is None:
+        raise BadInputError("Every layer matches: there is no divergence to reproduce.")
+    by_name = {l.name: l for l in ks.iter_layers(kmodel)}
+    if layer not in by_name:
+        raise BadInputError(f"No Keras layer '{layer}' to reproduce; layers: {list(by_name)[:12]}.")
+    captured = ks.capture(kmodel, k_in, names=[layer], with_inputs=True)[0]
+    if len(captured.inputs) != 1:
+        raise BadInputError(f"Layer '{layer}' takes {len(captured.inputs)} inputs; repros cover one-input layers.")
+    keras_layer = by_name[layer]
+    mapping = getattr(tmodule, "xconv_outputs", {})
+    chains = getattr(tmodule, "xconv_chains", {})
+    out_name = mapping.get(layer, layer)
+    head = chains.get(layer, [out_name])[0]
+    import torch
+
+    param = next(tmodule.parameters(), None)
+    tdtype = param.dtype if param is not None else torch.float32
+    t_in = [_to_torch_layout(x, captured.input_flatten_of) for x in captured.inputs]
+    x_model = [_to_torch_layout(x, None) for x in k_in]
+    acts, _ = ts.capture(tmodule, x_model, [out_name], torch.device("cpu"), tdtype, feed={head: t_in})
+    if out_name not in acts:
+        raise BadInputError(f"The PyTorch module has no module '{out_name}' for layer '{layer}'.")
+    weights = ks.layer_weights(keras_layer)
+    config = ks.keras().saving.serialize_keras_object(keras_layer)
+    meta = {
+        "format": _FORMAT, "layer": layer, "keras_class": type(keras_layer).__name__, "dtype": dtype,
+        "weights": list(weights), "torch_modules": chains.get(layer, [out_name]),
+        "torch_repr": [repr(dict(tmodule.named_modules())[m]) for m in chains.get(layer, [out_name]) if m in dict(tmodule.named_modules())],
+        "input_flatten_of": captured.input_flatten_of,
+    }  # fmt: skip
+    arrays = {f"weight:{k}": v for k, v in weights.items()}
+    arrays.update({"input": captured.inputs[0], "keras_output": captured.value, "torch_output": acts[out_name]})
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    arrays["keras_config"] = np.frombuffer(json.dumps(config, default=str).encode(), dtype=np.uint8)
+
+    def write(tmp):
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    return atomic_output(os.fspath(path), write, force=True)
+
+
+def rerun(path) -> dict:
+    """Rebuild the layer in Keras and PyTorch from a repro file and compare all three outputs."""
+    from . import compare, keras_to_torch
+    from .frameworks.keras_side import keras
+
+    try:
+        data = np.load(os.fspath(path), allow_pickle=False)
+        meta = json.loads(bytes(data["meta"]).decode())
+        config = json.loads(bytes(data["keras_config"]).decode())
+    except (OSError, KeyError, ValueError) as exc:
+        raise BadInputError(f"{path!r} is not an xconv repro file: {exc}") from exc
+    if meta.get("format") != _FORMAT:
+        raise BadInputError(f"{path!r} is not an xconv repro file (format {meta.get('format')!r}).")
+    k = keras()
+    x = data["input"]
+    try:
+        layer = k.saving.deserialize_keras_object(config, safe_mode=True)
+    except Exception as exc:  # an unknown or custom layer class
+        raise BadInputError(f"Cannot rebuild Keras layer {meta['keras_class']}: {exc}") from exc
+    inp = k.Input(shape=x.shape[1:], dtype=str(x.dtype))
+    model = k.Model(inp, layer(inp), name="repro")
+    by_name = {v.path.rsplit("/", 1)[-1]: v for v in layer.weights}
+    for key in meta["weights"]:
+        by_name[key].assign(data[f"weight:{key}"])
+    torch_twin = keras_to_torch(model)
+    report = compare(model, torch_twin, x, dtype=meta["dtype"])
+    keras_now = np.asarray(k.ops.convert_to_numpy(model(x, training=False)))
+    recorded_t = data["torch_output"]
+    ref = np.moveaxis(data["keras_output"], -1, 1) if data["keras_output"].ndim >= 3 else data["keras_output"]
+    scale = float(np.max(np.abs(ref))) or 1.0
+    torch_rel = float(np.max(np.abs(recorded_t.astype(np.float64) - ref))) / scale if recorded_t.shape == ref.shape else float("inf")
+    return {
+        "layer": meta["layer"],
+        "keras_class": meta["keras_class"],
+        "keras_reproduced_rel": float(np.max(np.abs(keras_now - data["keras_output"]))) / scale,
+        "xconv_translation_rel": report.layers[-1].max_rel if report.layers else None,
+        "xconv_translation_ok": report.ok,
+        "recorded_torch_rel": torch_rel,
+        "recorded_torch_ok": bool(torch_rel <= report.layers[-1].rtol + report.layers[-1].atol / scale) if report.layers else None,
+        "torch_modules": meta["torch_modules"],
+        "torch_repr": meta["torch_repr"],
+    }

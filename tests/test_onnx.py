@@ -80,3 +80,29 @@ def test_cli_export_and_missing_onnx_message(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 2 and 'pip install "xconv[onnx]"' in proc.stderr
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_an_onnx_file_as_either_side_of_compare(tmp_path):
+    import copy
+
+    import torch
+
+    import xconv.onnx as xo
+
+    k = zoo.build("unet_encoder", "keras", random_biases=True)
+    t = zoo.build("unet_encoder", "torch")
+    transfer_weights(k, t)
+    kp = xo.export(k, tmp_path / "k.onnx")
+    tp = xo.export(t, tmp_path / "t.onnx", input_shape=torch_shape("unet_encoder"))
+    x = zoo.sample_input("unet_encoder")
+    r1 = compare(k, kp, x)  # Keras against its own export
+    assert r1.ok and (r1.a, r1.b) == ("keras", "onnx") and len(r1.layers) >= 10
+    r2 = compare(str(tp), t, np.ascontiguousarray(np.moveaxis(x, -1, 1)))  # the export first, torch layout
+    assert r2.ok and r2.a == "onnx" and len(r2.layers) >= 10
+    r3 = compare(t, str(kp), np.ascontiguousarray(np.moveaxis(x, -1, 1)))  # across frameworks
+    assert r3.ok, str(r3)
+    bad = copy.deepcopy(t)
+    with torch.no_grad():
+        bad.conv3_2.bias += 0.05
+    r4 = compare(bad, str(kp), np.ascontiguousarray(np.moveaxis(x, -1, 1)))
+    assert r4.first_divergence == "conv3_2"

@@ -287,6 +287,10 @@ def compare(
     """
     if mode not in ("accumulated", "local"):
         raise BadInputError(f"mode must be 'accumulated' or 'local'; received {mode!r}.")
+    if _is_onnx_path(a) or _is_onnx_path(b):
+        if mode != "accumulated" or onnx:
+            raise BadInputError("With an .onnx file as a side, compare runs the accumulated mode only.")
+        return _compare_with_onnx_file(a, b, inputs, rtol=rtol, atol=atol, dtype=dtype or "float32", align=align)
     rtol, atol = tolerance.resolve(dtype or "float32", rtol, atol)
     cap = capture_pair(a, b, inputs, device=device, dtype=dtype, align=align, layers=layers)
     local = capture_pair(a, b, inputs, device=device, dtype=dtype, align=align, layers=layers, local=True) if mode == "local" else None
@@ -318,6 +322,70 @@ def compare(
             lr = local_rows[al.name]
             row = replace(row, local_max_abs=lr.max_abs, local_max_rel=lr.max_rel, local_ok=lr.ok)
         report.layers.append(row)
+    return report
+
+
+def _is_onnx_path(x) -> bool:
+    return isinstance(x, (str, os.PathLike)) and os.fspath(x).lower().endswith(".onnx")
+
+
+def _compare_with_onnx_file(a, b, inputs, *, rtol, atol, dtype: str, align) -> Report:
+    """A Keras model or torch module against an .onnx file (either side), tensor by tensor."""
+    from ..frameworks import keras_side as ks
+    from ..frameworks import onnx_side
+    from ..frameworks import torch_side as ts
+
+    rtol, atol = tolerance.resolve(dtype, rtol, atol)
+    onnx_first = _is_onnx_path(a)
+    path, model = (os.fspath(a), b) if onnx_first else (os.fspath(b), a)
+    fw = framework_of(model)
+    if fw not in ("keras", "torch"):
+        raise BadInputError(f"compare() takes an .onnx file with a Keras model or a PyTorch module; received {type(model).__name__}.")
+    if not os.path.isfile(path):
+        raise BadInputError(f"No such file: {path!r}.")
+    producer = onnx_side.onnx().load(path, load_external_data=False).producer_name
+    onnx_layout = "keras" if "tf2onnx" in producer else "torch"
+    arrays = _as_list(inputs)
+    first_layout = onnx_layout if onnx_first else fw
+    to = lambda xs, layout: xs if layout == first_layout else [_swap_layout(x, layout) for x in xs]  # noqa: E731
+    values, order = onnx_side.run_all(path, to(arrays, onnx_layout))
+    report = Report(a="onnx" if onnx_first else fw, b=fw if onnx_first else "onnx", device="cpu", dtype=dtype, tf32=False)
+    rows = []
+    if fw == "keras":
+        model = ks.cast(model, dtype)
+        caps = ks.capture(model, to(arrays, "keras"))
+        found = onnx_side.scope_outputs(order, [c.name for c in caps], "keras" if onnx_layout == "keras" else "torch")
+        for c in caps:
+            cf = c.value[:, layouts.flatten_permutation(c.flatten_of)] if c.flatten_of else (np.moveaxis(c.value, -1, 1) if c.value.ndim >= 3 else c.value)
+            rows.append((c.name, c.type, cf, c.value, values.get(found.get(c.name))))
+    else:
+        module, dev, tdtype = _prepare_torch(model, "cpu", dtype)
+        mapping = {**getattr(module, "xconv_outputs", {}), **(align or {})}
+        names = [n for n in dict(module.named_modules()) if n]
+        scopes = onnx_side.scope_outputs(order, sorted(set(names) | set(mapping)), "keras" if onnx_layout == "keras" else "torch")
+        # a Keras export is scoped by Keras layers (a torch module's xconv_outputs says where their
+        # activations are); a torch export by the module's own names
+        wanted = {scope: mapping.get(scope, scope) if onnx_layout == "keras" else scope for scope in scopes}
+        with ts.numerics(allow_tf32=False):
+            acts, _ = ts.capture(module, to(arrays, "torch"), list(wanted.values()), dev, tdtype)
+        for scope, tname in wanted.items():
+            if tname in acts:
+                rows.append((scope, type(dict(module.named_modules()).get(tname, module)).__name__, acts[tname], None, values.get(scopes[scope])))
+    scratch = _Scratch()
+    for name, kind, cf, cl, value in rows:
+        if value is None:
+            report.skipped.append((name, "no ONNX tensor lines up with it"))
+            continue
+        value = np.asarray(value)
+        # exporters leave tensors channels-first or channels-last (tf2onnx moves transposes
+        # about): take the reading that fits the shape, the closer one when both do
+        readings = [v for v in (value, np.moveaxis(value, -1, 1) if value.ndim >= 3 else None) if v is not None and v.shape == cf.shape]
+        other = min(readings, key=lambda v: float(np.max(np.abs(v - cf)))) if readings else value
+        ref, oth = (other, cf) if onnx_first else (cf, other)
+        scale = _absmax(np.ascontiguousarray(ref))
+        report.layers.append(_diff(name, kind, np.ascontiguousarray(ref), np.ascontiguousarray(oth), scale, rtol, atol, scratch))
+    if not report.layers:
+        raise BadInputError(f"No tensor of {path!r} lines up with a layer of {type(model).__name__}; was it exported from this model?")
     return report
 
 

@@ -34,6 +34,7 @@ _LAZY = {
     "describe": "xconv.inspect",
     "keras_to_torch": "xconv.translate",
     "torch_to_keras": "xconv.translate.to_keras",
+    "lint": "xconv.linting",
 }
 _SUBMODULES = ("zoo", "registry", "frameworks", "inspect", "translate", "viz")
 
@@ -46,6 +47,7 @@ __all__ = [
     "describe",
     "keras_to_torch",
     "torch_to_keras",
+    "lint",
     "layouts",
     "padding",
     "zoo",

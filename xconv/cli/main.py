@@ -22,6 +22,7 @@ COMMANDS = {
     "convert": ("xconv.cli.convert", "convert weights between .keras/.h5/.weights.h5 and .pt/.safetensors, with a manifest"),
     "diff": ("xconv.cli.diff", "compare the tensors of two weight files across formats and layouts"),
     "onnx": ("xconv.cli.onnx_cmd", "export a model to ONNX (tf2onnx / torch.onnx), batch dynamic, checked"),
+    "lint": ("xconv.cli.lint_cmd", "find porting traps by reading a Keras model's and its port's configurations"),
     "repro": ("xconv.cli.repro_cmd", "re-run one diverging layer from a repro file (report.repro) in both frameworks"),
     "layers": ("xconv.cli.layers", "list the layer families xconv converts"),
     "env": ("xconv.cli.env", "print versions of Python, xconv and the frameworks (for bug reports)"),

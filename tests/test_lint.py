@@ -1,0 +1,100 @@
+"""lint(): each planted trap is found, with both layer names and the fix; correct twins give nothing."""
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import needs_keras
+from xconv import keras_to_torch, lint, layouts, transfer_weights, zoo
+from xconv.cli.main import main
+
+pytestmark = needs_keras
+keras = pytest.importorskip("keras")
+L = keras.layers
+
+
+@pytest.mark.parametrize("name", zoo.names())
+def test_correct_twins_have_no_findings(name):
+    k = zoo.build(name, "keras", random_biases=True)
+    t = zoo.build(name, "torch")
+    transfer_weights(k, t)
+    assert lint(k, t) == []
+    assert lint(k, keras_to_torch(k)) == []
+
+
+def seq(shape, *layers):
+    return keras.Sequential([keras.Input(shape), *layers])
+
+
+def named(**modules):
+    m = nn.Module()
+    for key, value in modules.items():
+        m.add_module(key, value)
+    return m
+
+
+def traps(k, t):
+    return {f.trap: f for f in lint(k, t)}
+
+
+def test_even_kernel_same_padding_made_symmetric():
+    k = zoo.build("unet_encoder", "keras")
+    t = zoo.build("unet_encoder", "torch")
+    t.conv4_2_pad = nn.Identity()
+    t.conv4_2.padding = (1, 1)
+    f = traps(k, t)["even-kernel 'same' padding"]
+    assert (f.keras_layer, f.torch_module) == ("conv4_2", "conv4_2")
+    assert "(1, 2)" in f.message and "nn.ZeroPad2d((1, 2, 1, 2))" in f.fix
+
+
+def test_strided_same_and_valid_padding():
+    k = seq((10, 10, 2), L.Conv2D(3, 3, strides=2, padding="same", name="c"), L.Conv2D(3, 3, name="v"))
+    t = named(c=nn.Conv2d(2, 3, 3, stride=2, padding=1), v=nn.Conv2d(3, 3, 3, padding=1))
+    found = traps(k, t)
+    assert found["'same' padding with stride > 1"].keras_layer == "c"  # TF pads (0, 1) on 10 pixels, the port (1, 1)
+    assert found["'valid' padding"].torch_module == "v"
+
+
+def test_batchnorm_epsilon_and_momentum():
+    k = seq((4, 4, 3), L.Conv2D(2, 1, name="c"), L.BatchNormalization(name="bn"))
+    t = named(c=nn.Conv2d(3, 2, 1), bn=nn.BatchNorm2d(2))
+    found = traps(k, t)
+    assert "eps=0.001" in found["BatchNorm epsilon"].fix
+    assert "momentum=0.01" in found["BatchNorm momentum"].fix
+
+
+def test_activation_traps():
+    k = seq((6,), L.Dense(4, activation="gelu", name="d"), L.LeakyReLU(name="leaky"), L.LayerNormalization(name="ln"), L.Dense(3, name="o"), L.Softmax(name="sm"))
+    t = named(d=nn.Linear(6, 4), d__act=nn.GELU(approximate="tanh"), leaky=nn.LeakyReLU(), ln=nn.LayerNorm(4), o=nn.Linear(4, 3), sm=nn.Softmax(dim=0))
+    found = traps(k, t)
+    assert found["GELU approximation"].torch_module == "d__act"
+    assert "nn.LeakyReLU(0.3)" in found["LeakyReLU slope"].fix
+    assert "eps=0.001" in found["LayerNorm epsilon"].fix
+    assert "dim=1" in found["softmax axis"].fix
+
+
+def test_resampling_and_pooling_traps():
+    k = seq((6, 6, 2), L.UpSampling2D(2, interpolation="bilinear", name="up"), L.AveragePooling2D(3, strides=1, padding="same", name="avg"),
+            L.Conv2DTranspose(2, 3, strides=2, padding="same", output_padding=1, name="tr"))  # fmt: skip
+    t = named(up=nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True), avg=nn.AvgPool2d(3, 1, padding=1), tr=nn.ConvTranspose2d(2, 2, 3, stride=2, padding=1))
+    found = traps(k, t)
+    assert found["bilinear align_corners"].torch_module == "up"
+    assert "count_include_pad=False" in found["average-pool padding counting"].fix
+    assert "output_padding=(1, 1)" in found["ConvTranspose output_padding"].fix
+
+
+def test_flatten_order_before_dense():
+    k = zoo.build("conv3d_demo", "keras", random_biases=True)
+    t = zoo.build("conv3d_demo", "torch")
+    transfer_weights(k, t)
+    with torch.no_grad():
+        t.dense_a.weight.copy_(torch.from_numpy(layouts.dense_kernel_to_torch(k.get_layer("dense_a").get_weights()[0])))
+    f = traps(k, t)["Flatten order before Dense"]
+    assert f.keras_layer == "dense_a" and "transfer_weights" in f.fix
+    t.dense_b_softmax = nn.Softmax(dim=0)
+    assert "softmax axis" in traps(k, t)
+
+
+def test_cli_lint(capsys):
+    assert main(["lint", "zoo:conv3d_demo"]) == 0
+    assert "0 finding(s)" in capsys.readouterr().out

@@ -1,6 +1,8 @@
 """The regression kit as a research repo uses it: snapshots, the pytest plugin, no TensorFlow needed."""
 
 import json
+import pathlib
+import re
 import subprocess
 import sys
 import textwrap
@@ -101,54 +103,53 @@ def test_update_context_re_records(tmp_path):
     assert assert_snapshot(t, x, tmp_path / "t.safetensors").ok
 
 
-USER_TEST = '''
-import numpy as np
-import pytest
-import torch
-from xconv import zoo
-from xconv.testing import assert_snapshot
-
-SNAP = "snapshots/two_conv.safetensors"
+DOC = pathlib.Path(__file__).resolve().parents[1] / "docs" / "regression-testing.md"
+USER_TEST = re.findall(r"```python\n(.*?)```", DOC.read_text(), re.S)[0]
 
 
-def port():
-    torch.manual_seed(0)
-    return zoo.build("two_conv", "torch", seed=0, random_biases=True)
+@needs_keras
+def test_the_documented_test_file_runs_as_a_user_would(pytester, tmp_path):
+    """docs/regression-testing.md's test file, in a fresh folder: record, check, break, skip."""
+    from xconv.cli.main import main
 
-
-def test_port_still_matches(xconv_numerics):
-    assert torch.backends.cudnn.allow_tf32 is False
-    assert_snapshot(port(), zoo.sample_input("two_conv", layout="torch"), SNAP)
-
-
-def test_runs_on_every_device(xconv_device):
-    assert xconv_device in ("cpu", "cuda")
-
-
-@pytest.mark.xconv_needs_cuda
-def test_only_on_gpus():
-    assert torch.cuda.is_available()
-'''
-
-
-def test_plugin_as_a_user_meets_it(pytester):
-    import os
-
-    os.makedirs(pytester.path / "snapshots", exist_ok=True)
+    snapshots = pytester.path / "snapshots"
+    snapshots.mkdir()
+    k = zoo.build("two_conv", "keras", seed=0, random_biases=True)
+    k.save(tmp_path / "my_model.keras")
+    assert main(["convert", str(tmp_path / "my_model.keras"), str(snapshots / "port.pt"), "--quiet"]) == 0
     pytester.makepyfile(test_port=USER_TEST)
-    first = pytester.runpytest_subprocess("-rs")  # no snapshot yet: a clear error, not a crash
-    first.assert_outcomes(passed=1, failed=1, skipped=2)
+
+    first = pytester.runpytest_subprocess("-rs")  # nothing recorded yet: a clear error
     first.stdout.fnmatch_lines(["*No snapshot at*--xconv-update-snapshots*"])
-    first.stdout.fnmatch_lines(["*needs a CUDA GPU*"])
-    recorded = pytester.runpytest_subprocess("--xconv-update-snapshots")
-    recorded.assert_outcomes(passed=2, skipped=2)
-    checked = pytester.runpytest_subprocess()
-    checked.assert_outcomes(passed=2, skipped=2)
-    pytester.makepyfile(test_port=USER_TEST.replace("random_biases=True)", "random_biases=True).requires_grad_(False); _m = None") .replace(
-        "    return zoo.build", "    m = zoo.build").replace("random_biases=True).requires_grad_(False); _m = None", "random_biases=True)\n    with torch.no_grad():\n        m.conv2.weight[0] += 0.1\n    return m"))
+    recorded = pytester.runpytest_subprocess("--xconv-update-snapshots", "-rs")
+    recorded.assert_outcomes(passed=3, skipped=2)  # reference recorded, port (cpu) checked, lint; cuda skipped twice
+    recorded.stdout.fnmatch_lines(["*needs a CUDA GPU*"])
+    assert snapshot_info(snapshots / "reference.safetensors")["framework"] == "keras"
+    checked = pytester.runpytest_subprocess("-rs")
+    checked.assert_outcomes(passed=3, skipped=2)
+
+    # a planted bug in the port's weights: the port test fails and names the layer
+    state = torch.load(snapshots / "port.pt", weights_only=True)
+    state["conv2.weight"][0] += 0.1
+    torch.save(state, snapshots / "port.pt")
     broken = pytester.runpytest_subprocess()
-    broken.assert_outcomes(passed=1, failed=1, skipped=2)
-    broken.stdout.fnmatch_lines(["*first divergence at 'conv2'*"])
+    broken.assert_outcomes(passed=2, failed=1, skipped=2)  # the port fails; the reference and lint still pass
     text = broken.stdout.str()
-    assert "conv1" in text and "FAIL" in text
-    assert "def assert_snapshot" not in text  # the helper's frame is hidden
+    assert "first divergence at 'conv2'" in text and "FAIL" in text
+    assert "def check_snapshot" not in text and "def assert_snapshot" not in text  # helper frames hidden
+
+
+def test_without_tensorflow_the_tf_tests_skip_with_the_reason(pytester):
+    pytester.makepyfile(
+        test_skip="""
+import pytest
+
+@pytest.mark.xconv_needs_tf
+def test_needs_tf():
+    pass
+"""
+    )
+    pytester.makeconftest("import importlib.util\n_real = importlib.util.find_spec\nimportlib.util.find_spec = lambda name, *a: None if name == 'tensorflow' else _real(name, *a)\n")
+    result = pytester.runpytest_subprocess("-rs")
+    result.assert_outcomes(skipped=1)
+    assert 'needs TensorFlow (pip install "xconv[tf]")' in result.stdout.str()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -98,7 +97,6 @@ def main() -> None:
         os.unlink(copy)
         line = subprocess.run([sys.executable, "-c", CHILD, src, out], check=True, capture_output=True, text=True).stdout.split()
         conv_s, base_rss, peak_rss = float(line[0]), int(line[1]), int(line[2])
-        shutil.copyfile  # noqa: B018 - keep shutil for readers comparing with a Python copy
     result = {
         "file_bytes": size,
         "largest_tensor_bytes": largest,

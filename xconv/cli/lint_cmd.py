@@ -20,7 +20,7 @@ def run(args) -> int:
     from ..linting import lint
     from .. import zoo
 
-    keras_model = _keras_model_from(args.keras) if args.keras.startswith("zoo:") else _keras_model_from(args.keras)
+    keras_model = _keras_model_from(args.keras)
     target = args.torch or args.keras
     if target.startswith("zoo:"):
         module = zoo.build(target[4:], "torch")

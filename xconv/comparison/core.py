@@ -357,7 +357,7 @@ def _compare_with_onnx_file(a, b, inputs, *, rtol, atol, dtype: str, align) -> R
         found = onnx_side.scope_outputs(order, [c.name for c in caps], "keras" if onnx_layout == "keras" else "torch")
         for c in caps:
             cf = c.value[:, layouts.flatten_permutation(c.flatten_of)] if c.flatten_of else (np.moveaxis(c.value, -1, 1) if c.value.ndim >= 3 else c.value)
-            rows.append((c.name, c.type, cf, c.value, values.get(found.get(c.name))))
+            rows.append((c.name, c.type, cf, values.get(found.get(c.name))))
     else:
         module, dev, tdtype = _prepare_torch(model, "cpu", dtype)
         mapping = {**getattr(module, "xconv_outputs", {}), **(align or {})}
@@ -370,9 +370,9 @@ def _compare_with_onnx_file(a, b, inputs, *, rtol, atol, dtype: str, align) -> R
             acts, _ = ts.capture(module, to(arrays, "torch"), list(wanted.values()), dev, tdtype)
         for scope, tname in wanted.items():
             if tname in acts:
-                rows.append((scope, type(dict(module.named_modules()).get(tname, module)).__name__, acts[tname], None, values.get(scopes[scope])))
+                rows.append((scope, type(dict(module.named_modules()).get(tname, module)).__name__, acts[tname], values.get(scopes[scope])))
     scratch = _Scratch()
-    for name, kind, cf, cl, value in rows:
+    for name, kind, cf, value in rows:
         if value is None:
             report.skipped.append((name, "no ONNX tensor lines up with it"))
             continue

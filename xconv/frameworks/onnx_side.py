@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 
@@ -117,7 +116,3 @@ def versions() -> dict[str, str]:
     except ImportError:
         pass
     return out
-
-
-def tmp_path(folder: str, stem: str) -> str:
-    return os.path.join(folder, f"{stem}.onnx")

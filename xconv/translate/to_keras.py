@@ -401,13 +401,11 @@ def _fn_flatten(b, node, args):
 
 
 def _fn_view(b, node, args):
-    """view/reshape: only the flatten pattern x.view(x.size(0), -1) / (N, -1) has a layout-free meaning."""
-    shape = args[1:] if len(args) > 2 or not isinstance(args[1], (tuple, list)) else args[1]
+    """view/reshape: (N, -1) of maps is a flatten; anything else is done in torch's order."""
     out = b.shape[node]
     src = node.args[0]
     if len(out) == 2 and len(b.shape[src]) >= 3:
         return _flatten(b, node, args[0])
-    del shape
     # reshape in torch's channels-first order: Permute to it, Reshape, Permute back (a Keras op
     # that really moves data, as the torch one does)
     L, x, name = b.k.layers, args[0], b.name(node)

@@ -25,7 +25,7 @@ _FORMAT = "xconv-repro-1"
 
 def write_repro(report, path, layer: str | None = None) -> str:
     """Write the repro of ``layer`` (default: the first local, else accumulated, divergence)."""
-    from .comparison.core import _to_torch_layout
+    from .layouts import activation_to_torch
     from .frameworks import keras_side as ks
     from .frameworks import torch_side as ts
 
@@ -51,8 +51,8 @@ def write_repro(report, path, layer: str | None = None) -> str:
 
     param = next(tmodule.parameters(), None)
     tdtype = param.dtype if param is not None else torch.float32
-    t_in = [_to_torch_layout(x, captured.input_flatten_of) for x in captured.inputs]
-    x_model = [_to_torch_layout(x, None) for x in k_in]
+    t_in = [activation_to_torch(x, captured.input_flatten_of if x.ndim == 2 else None) for x in captured.inputs]
+    x_model = [activation_to_torch(x) for x in k_in]
     acts, _ = ts.capture(tmodule, x_model, [out_name], torch.device("cpu"), tdtype, feed={head: t_in})
     if out_name not in acts:
         raise BadInputError(f"The PyTorch module has no module '{out_name}' for layer '{layer}'.")

@@ -30,18 +30,12 @@ def _as_list(inputs) -> list[np.ndarray]:
     return arrays
 
 
-def _swap_layout(x: np.ndarray, to: str) -> np.ndarray:
-    if x.ndim < 3:
-        return x
-    return np.ascontiguousarray(np.moveaxis(x, -1, 1) if to == "torch" else np.moveaxis(x, 1, -1))
-
-
-def _to_torch_layout(x: np.ndarray, flatten_of) -> np.ndarray:
-    if x.ndim >= 3:
-        return np.ascontiguousarray(np.moveaxis(x, -1, 1))
-    if x.ndim == 2 and flatten_of:
-        return np.ascontiguousarray(x[:, layouts.flatten_permutation(flatten_of)])
-    return x
+def _in_layout(arrays, given: str, to: str) -> list[np.ndarray]:
+    """Model inputs given in framework ``given``'s layout, in framework ``to``'s."""
+    if given == to:
+        return list(arrays)
+    move = layouts.activation_to_torch if to == "torch" else layouts.activation_to_keras
+    return [move(x) for x in arrays]
 
 
 def _prepare_torch(module, device: str, dtype: str):
@@ -193,8 +187,7 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
     kmodel, tmodule = (a, b) if fa == "keras" else (b, a)
     keras_align = getattr(kmodel, "xconv_align", {})  # set by torch_to_keras: layer -> module (None: a step)
     arrays = _as_list(inputs)
-    k_in = arrays if fa == "keras" else [_swap_layout(x, "keras") for x in arrays]
-    t_in = [_swap_layout(x, "torch") for x in arrays] if fa == "keras" else arrays
+    k_in, t_in = _in_layout(arrays, fa, "keras"), _in_layout(arrays, fa, "torch")
 
     kmodel = ks.cast(kmodel, dtype)
     tmodule, dev, tdtype = _prepare_torch(tmodule, device, dtype)
@@ -218,7 +211,7 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
             tname = t_names[c.name]
             head = chains.get(c.name, [tname])[0] if tname else None
             if head in modules_now and c.inputs:
-                feed[head] = [_to_torch_layout(x, c.input_flatten_of) for x in c.inputs]
+                feed[head] = [layouts.activation_to_torch(x, c.input_flatten_of if x.ndim == 2 else None) for x in c.inputs]
     with ts.numerics(allow_tf32=False) as settings:
         t_acts, _ = ts.capture(tmodule, t_in, [n for n in t_names.values() if n], dev, tdtype, feed=feed)
 
@@ -226,14 +219,7 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
     declared = getattr(tmodule, "xconv_layouts", {})  # a module may say how it lays out an activation
     aligned = []
     for c in k_acts:
-        kind = declared.get(c.name, "flat" if c.flatten_of else ("cf" if c.value.ndim >= 3 else "plain"))
-        # a view, not a copy: moveaxis costs nothing until the subtraction reads it
-        if kind == "flat" and c.flatten_of:
-            k_val = c.value[:, layouts.flatten_permutation(c.flatten_of)]
-        elif kind == "cf" and c.value.ndim >= 3:
-            k_val = np.moveaxis(c.value, -1, 1)
-        else:
-            k_val = c.value
+        k_val = c.torch_view(declared.get(c.name))
         tname = t_names[c.name]
         why = ""
         if tname is None:
@@ -305,7 +291,7 @@ def compare(
     report = Report(a=cap.a, b=cap.b, device=cap.device, dtype=cap.dtype, tf32=cap.tf32)
     kmodel, tmodule = (a, b) if cap.a == "keras" else (b, a)
     arrays = _as_list(inputs)
-    k_in = arrays if cap.a == "keras" else [_swap_layout(x, "keras") for x in arrays]
+    k_in = _in_layout(arrays, cap.a, "keras")
     report._context = (kmodel, tmodule, k_in, cap.dtype)  # for report.repro(); never serialised
     onnx_rows = _onnx_opinions(a, b, inputs, cap, dtype or "float32", align) if onnx else {}
     scratch = _Scratch()
@@ -347,7 +333,7 @@ def _compare_with_onnx_file(a, b, inputs, *, rtol, atol, dtype: str, align) -> R
     onnx_layout = "keras" if "tf2onnx" in producer else "torch"
     arrays = _as_list(inputs)
     first_layout = onnx_layout if onnx_first else fw
-    to = lambda xs, layout: xs if layout == first_layout else [_swap_layout(x, layout) for x in xs]  # noqa: E731
+    to = lambda xs, layout: _in_layout(xs, first_layout, layout)  # noqa: E731
     values, order = onnx_side.run_all(path, to(arrays, onnx_layout))
     report = Report(a="onnx" if onnx_first else fw, b=fw if onnx_first else "onnx", device="cpu", dtype=dtype, tf32=False)
     rows = []
@@ -356,8 +342,7 @@ def _compare_with_onnx_file(a, b, inputs, *, rtol, atol, dtype: str, align) -> R
         caps = ks.capture(model, to(arrays, "keras"))
         found = onnx_side.scope_outputs(order, [c.name for c in caps], "keras" if onnx_layout == "keras" else "torch")
         for c in caps:
-            cf = c.value[:, layouts.flatten_permutation(c.flatten_of)] if c.flatten_of else (np.moveaxis(c.value, -1, 1) if c.value.ndim >= 3 else c.value)
-            rows.append((c.name, c.type, cf, values.get(found.get(c.name))))
+            rows.append((c.name, c.type, c.torch_view(), values.get(found.get(c.name))))
     else:
         module, dev, tdtype = _prepare_torch(model, "cpu", dtype)
         mapping = {**getattr(module, "xconv_outputs", {}), **(align or {})}
@@ -398,8 +383,7 @@ def _onnx_opinions(a, b, inputs, cap, dtype: str, align) -> dict[str, tuple[floa
 
     kmodel, tmodule = (a, b) if cap.a == "keras" else (b, a)
     arrays = _as_list(inputs)
-    k_in = arrays if cap.a == "keras" else [_swap_layout(x, "keras") for x in arrays]
-    t_in = [_swap_layout(x, "torch") for x in arrays] if cap.a == "keras" else arrays
+    k_in, t_in = _in_layout(arrays, cap.a, "keras"), _in_layout(arrays, cap.a, "torch")
     kmodel = ks.cast(kmodel, dtype)
     tmodule, _, _ = _prepare_torch(tmodule, "cpu", dtype)
     with tempfile.TemporaryDirectory() as tmp:

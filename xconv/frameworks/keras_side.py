@@ -90,6 +90,18 @@ class Captured:
     inputs: tuple[np.ndarray, ...] = ()  # what the layer received (capture(..., with_inputs=True))
     input_flatten_of: tuple[int, ...] | None = None
 
+    def torch_view(self, kind: str | None = None) -> np.ndarray:
+        """The activation in torch layout, as a *view* where it can be (moveaxis costs nothing
+        until read). ``kind`` overrides the guess: 'cf' maps, 'flat' a Flatten's vector, 'plain'."""
+        from ..layouts import flatten_permutation
+
+        kind = kind or ("flat" if self.flatten_of else ("cf" if self.value.ndim >= 3 else "plain"))
+        if kind == "flat" and self.flatten_of:
+            return self.value[:, flatten_permutation(self.flatten_of)]
+        if kind == "cf" and self.value.ndim >= 3:
+            return np.moveaxis(self.value, -1, 1)
+        return self.value
+
 
 def input_shapes(model) -> list[tuple]:
     return [tuple(t.shape) for t in model.inputs]

@@ -21,6 +21,7 @@ import platform
 
 import numpy as np
 
+from .. import layouts
 from ..errors import BadInputError
 
 __all__ = ["record_snapshot", "assert_snapshot", "check_snapshot", "snapshot_info", "update_snapshots"]
@@ -50,7 +51,7 @@ def _canonical_inputs(model, inputs) -> tuple[str, list[np.ndarray]]:
     if fw not in ("keras", "torch"):
         raise BadInputError(f"Snapshots are taken of a Keras model or a PyTorch module; received {type(model).__name__}.")
     arrays = [np.asarray(x) for x in (inputs if isinstance(inputs, (list, tuple)) else [inputs])]
-    canonical = [np.ascontiguousarray(np.moveaxis(x, -1, 1)) if fw == "keras" and x.ndim >= 3 else x for x in arrays]
+    canonical = [layouts.activation_to_torch(x) for x in arrays] if fw == "keras" else arrays
     return fw, canonical
 
 
@@ -64,20 +65,11 @@ def _input_hash(canonical: list[np.ndarray]) -> str:
 
 def _activations(model, fw: str, canonical: list[np.ndarray], names=None) -> dict[str, tuple[str, np.ndarray]]:
     """Layer name -> (type, channels-first activation, batch included)."""
-    from .. import layouts
-
     if fw == "keras":
         from ..frameworks import keras_side as ks
 
-        arrays = [np.ascontiguousarray(np.moveaxis(x, 1, -1)) if x.ndim >= 3 else x for x in canonical]
-        out = {}
-        for c in ks.capture(model, arrays, names=names):
-            if c.flatten_of:
-                value = c.value[:, layouts.flatten_permutation(c.flatten_of)]
-            else:
-                value = np.moveaxis(c.value, -1, 1) if c.value.ndim >= 3 else c.value
-            out[c.name] = (c.type, np.ascontiguousarray(value))
-        return out
+        arrays = [layouts.activation_to_keras(x) for x in canonical]
+        return {c.name: (c.type, np.ascontiguousarray(c.torch_view())) for c in ks.capture(model, arrays, names=names)}
     from ..frameworks import torch_side as ts
 
     mapping = getattr(model, "xconv_outputs", None)

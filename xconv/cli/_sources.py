@@ -9,7 +9,6 @@ import numpy as np
 from ..errors import BadInputError
 
 MODEL_EXTS = (".keras", ".h5")
-WEIGHT_EXTS = (".pt", ".pth", ".safetensors", ".npy")
 
 
 def load_model(source: str, framework: str = "keras"):
@@ -28,44 +27,25 @@ def load_model(source: str, framework: str = "keras"):
 
 
 def load_keras_file(path: str):
-    from ..frameworks.keras_side import keras
+    """A Keras model file, through the same safe loader as the weight-file commands."""
+    from ..files import load_keras_model
 
-    if not os.path.isfile(path):
-        raise BadInputError(f"No such file: {path!r}.")
-    k = keras()
-    try:  # safe mode: a Lambda layer (arbitrary code) is refused, not run
-        return k.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # Keras raises many types for corrupt or unsafe files
-        raise BadInputError(f"Cannot load Keras model {path!r}: {exc}") from exc
+    return load_keras_model(path)
 
 
 def load_arrays(path: str) -> dict[str, np.ndarray]:
-    """Tensors of a .pt/.pth state_dict (weights_only), a .safetensors file or a .npy array."""
-    if not os.path.isfile(path):
-        raise BadInputError(f"No such file: {path!r}.")
-    ext = os.path.splitext(path)[1].lower()
-    try:
-        if ext == ".npy":
+    """Tensors of a .npy array, or of any weight file :func:`xconv.files.read_tensors` reads."""
+    if os.path.splitext(path)[1].lower() == ".npy":
+        if not os.path.isfile(path):
+            raise BadInputError(f"No such file: {path!r}.")
+        try:
             return {"": np.load(path, allow_pickle=False)}
-        if ext == ".safetensors":
-            from safetensors.numpy import load_file
+        except (OSError, ValueError) as exc:  # corrupt, or an object array (a pickle)
+            raise BadInputError(f"Cannot read {path!r}: {exc}") from exc
+    from ..files import read_tensors
 
-            return load_file(path)
-        if ext in (".pt", ".pth"):
-            import torch
-
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            if not isinstance(state, dict):
-                raise BadInputError(
-                    f"{path!r} holds a {type(state).__name__}, not a state_dict. Save weights with "
-                    f"torch.save(model.state_dict(), path)."
-                )
-            return {k: v.detach().cpu().numpy() for k, v in state.items() if hasattr(v, "detach")}
-    except BadInputError:
-        raise
-    except Exception as exc:  # corrupt, truncated or unsafe (a pickle weights_only refuses)
-        raise BadInputError(f"Cannot read {path!r}: {exc}") from exc
-    raise BadInputError(f"Unknown weights file type {ext!r} for {path!r}; expected one of {', '.join(WEIGHT_EXTS)}.")
+    tensors = read_tensors(path).tensors
+    return {k: np.asarray(tensors[k]) for k in tensors}
 
 
 def kernel_source(source: str, layer: str | None, layout: str | None):

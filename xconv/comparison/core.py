@@ -153,6 +153,7 @@ class Aligned:
     keras_raw: np.ndarray  # the Keras activation as captured (contiguous, channels-last)
     torch: np.ndarray | None  # None when the layer has no torch counterpart
     why_missing: str = ""
+    torch_local: np.ndarray | None = None  # local mode: the torch layer run on Keras' input to it
 
 
 @dataclass
@@ -170,7 +171,8 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
 
     The shared first half of :func:`compare`, also used by the pictures. With ``local`` the
     torch side runs each layer on the input *Keras'* layer received (pre-hooks on the first
-    module of each layer's chain), so each torch activation carries only that layer's error.
+    module of each layer's chain) in a second pass, so ``torch_local`` carries only that layer's
+    error. The Keras model runs once either way.
     """
     from ..frameworks import keras_side as ks
     from ..frameworks import torch_side as ts
@@ -212,8 +214,10 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
             head = chains.get(c.name, [tname])[0] if tname else None
             if head in modules_now and c.inputs:
                 feed[head] = [layouts.activation_to_torch(x, c.input_flatten_of if x.ndim == 2 else None) for x in c.inputs]
+    wanted = [n for n in t_names.values() if n]
     with ts.numerics(allow_tf32=False) as settings:
-        t_acts, _ = ts.capture(tmodule, t_in, [n for n in t_names.values() if n], dev, tdtype, feed=feed)
+        t_acts, _ = ts.capture(tmodule, t_in, wanted, dev, tdtype)
+        t_local = ts.capture(tmodule, t_in, wanted, dev, tdtype, feed=feed)[0] if local else {}
 
     modules = dict(tmodule.named_modules())
     declared = getattr(tmodule, "xconv_layouts", {})  # a module may say how it lays out an activation
@@ -226,7 +230,7 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
             why = "an intermediate step of a translated PyTorch module"
         elif tname not in t_acts:
             why = "the PyTorch module did not run it" if tname in modules else f"no PyTorch module named '{tname}'"
-        aligned.append(Aligned(c.name, c.type, k_val, c.value, t_acts.get(tname) if tname else None, why))
+        aligned.append(Aligned(c.name, c.type, k_val, c.value, t_acts.get(tname) if tname else None, why, t_local.get(tname) if tname else None))
     if all(al.torch is None for al in aligned):
         raise BadInputError(
             f"No layer of Keras model '{kmodel.name}' lines up with a module of {type(tmodule).__name__} "
@@ -278,34 +282,29 @@ def compare(
             raise BadInputError("With an .onnx file as a side, compare runs the accumulated mode only.")
         return _compare_with_onnx_file(a, b, inputs, rtol=rtol, atol=atol, dtype=dtype or "float32", align=align)
     rtol, atol = tolerance.resolve(dtype or "float32", rtol, atol)
-    cap = capture_pair(a, b, inputs, device=device, dtype=dtype, align=align, layers=layers)
-    local = capture_pair(a, b, inputs, device=device, dtype=dtype, align=align, layers=layers, local=True) if mode == "local" else None
-    local_rows = {}
-    if local is not None:
-        scratch = _Scratch()
-        for al in local.layers:
-            if al.torch is not None:
-                ref, other = (al.keras, al.torch) if local.a == "keras" else (al.torch, al.keras)
-                scale = _absmax(al.keras_raw if local.a == "keras" else al.torch)
-                local_rows[al.name] = _diff(al.name, al.type, ref, other, scale, rtol, atol, scratch)
+    cap = capture_pair(a, b, inputs, device=device, dtype=dtype, align=align, layers=layers, local=mode == "local")
+    scratch = _Scratch()
+
+    def measure(al, torch_value):
+        ref, other = (al.keras, torch_value) if cap.a == "keras" else (torch_value, al.keras)
+        scale = _absmax(al.keras_raw if cap.a == "keras" else torch_value)  # the contiguous copy of ref
+        return _diff(al.name, al.type, ref, other, scale, rtol, atol, scratch)
+
     report = Report(a=cap.a, b=cap.b, device=cap.device, dtype=cap.dtype, tf32=cap.tf32)
     kmodel, tmodule = (a, b) if cap.a == "keras" else (b, a)
     arrays = _as_list(inputs)
     k_in = _in_layout(arrays, cap.a, "keras")
     report._context = (kmodel, tmodule, k_in, cap.dtype)  # for report.repro(); never serialised
     onnx_rows = _onnx_opinions(a, b, inputs, cap, dtype or "float32", align) if onnx else {}
-    scratch = _Scratch()
     for al in cap.layers:
         if al.torch is None:
             report.skipped.append((al.name, al.why_missing))
             continue
-        ref, other = (al.keras, al.torch) if cap.a == "keras" else (al.torch, al.keras)
-        scale = _absmax(al.keras_raw if cap.a == "keras" else al.torch)  # the contiguous copy of ref
-        row = _diff(al.name, al.type, ref, other, scale, rtol, atol, scratch)
+        row = measure(al, al.torch)
         if al.name in onnx_rows:
             row = replace(row, onnx_keras_rel=onnx_rows[al.name][0], onnx_torch_rel=onnx_rows[al.name][1])
-        if al.name in local_rows:
-            lr = local_rows[al.name]
+        if al.torch_local is not None:
+            lr = measure(al, al.torch_local)
             row = replace(row, local_max_abs=lr.max_abs, local_max_rel=lr.max_rel, local_ok=lr.ok)
         report.layers.append(row)
     return report

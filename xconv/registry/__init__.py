@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import UnsupportedLayerError
 
-__all__ = ["LayerContext", "WeightFamily", "register", "family_for_keras", "family_for_torch", "families"]
+__all__ = ["LayerContext", "WeightFamily", "register", "kernel_and_bias", "family_for_keras", "family_for_torch", "families"]
 
 Weights = dict[str, np.ndarray]
 
@@ -50,6 +50,25 @@ class WeightFamily:
     kind: str = "conv"
     # torch parameter name -> Keras weight name, for manifests and inspect
     names: Mapping[str, str] = field(default_factory=dict)
+
+
+def kernel_and_bias(kernel_to_torch, kernel_to_keras):
+    """``(to_torch, to_keras)`` for a layer with a kernel and an optional bias: only the kernel
+    moves (``kernel_to_*(array, ctx)``); the bias is copied as it is."""
+
+    def to_torch(w, ctx):
+        out = {"weight": kernel_to_torch(w["kernel"], ctx)}
+        if "bias" in w:
+            out["bias"] = w["bias"].copy()
+        return out
+
+    def to_keras(p, ctx):
+        out = {"kernel": kernel_to_keras(p["weight"], ctx)}
+        if "bias" in p:
+            out["bias"] = p["bias"].copy()
+        return out
+
+    return to_torch, to_keras
 
 
 _BY_KERAS: dict[str, WeightFamily] = {}

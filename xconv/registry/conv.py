@@ -1,24 +1,13 @@
-"""Convolutions of every rank: plain, grouped, dilated and transposed (one permutation for all)."""
+"""Convolutions of every rank: plain, grouped, dilated and transposed (one permutation for all), and depthwise."""
 
 from __future__ import annotations
 
 from .. import layouts
-from . import WeightFamily, register
+from . import WeightFamily, kernel_and_bias, register
 
-
-def _to_torch(w, ctx):
-    out = {"weight": layouts.conv_kernel_to_torch(w["kernel"])}
-    if "bias" in w:
-        out["bias"] = w["bias"].copy()
-    return out
-
-
-def _to_keras(p, ctx):
-    out = {"kernel": layouts.conv_kernel_to_keras(p["weight"])}
-    if "bias" in p:
-        out["bias"] = p["bias"].copy()
-    return out
-
+_to_torch, _to_keras = kernel_and_bias(
+    lambda k, ctx: layouts.conv_kernel_to_torch(k), lambda w, ctx: layouts.conv_kernel_to_keras(w)
+)
 
 register(
     WeightFamily(
@@ -44,20 +33,10 @@ register(
     )
 )
 
-
-def _depthwise_to_torch(w, ctx):
-    out = {"weight": layouts.depthwise_kernel_to_torch(w["kernel"])}
-    if "bias" in w:
-        out["bias"] = w["bias"].copy()
-    return out
-
-
-def _depthwise_to_keras(p, ctx):
-    out = {"kernel": layouts.depthwise_kernel_to_keras(p["weight"], ctx.depth_multiplier)}
-    if "bias" in p:
-        out["bias"] = p["bias"].copy()
-    return out
-
+_depthwise_to_torch, _depthwise_to_keras = kernel_and_bias(
+    lambda k, ctx: layouts.depthwise_kernel_to_torch(k),
+    lambda w, ctx: layouts.depthwise_kernel_to_keras(w, ctx.depth_multiplier),
+)
 
 register(
     WeightFamily(

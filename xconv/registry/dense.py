@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 from .. import layouts
-from . import WeightFamily, register
+from . import WeightFamily, kernel_and_bias, register
 
 
-def _to_torch(w, ctx):
-    kernel = w["kernel"]
+def _kernel_to_torch(kernel, ctx):
+    if ctx.flatten_of is not None:  # rows in channels-last flatten order -> channels-first columns
+        return layouts.flatten_dense_kernel_to_torch(kernel, ctx.flatten_of)
+    return layouts.dense_kernel_to_torch(kernel)
+
+
+def _kernel_to_keras(weight, ctx):
     if ctx.flatten_of is not None:
-        weight = layouts.flatten_dense_kernel_to_torch(kernel, ctx.flatten_of)
-    else:
-        weight = layouts.dense_kernel_to_torch(kernel)
-    out = {"weight": weight}
-    if "bias" in w:
-        out["bias"] = w["bias"].copy()
-    return out
+        return layouts.flatten_dense_kernel_to_keras(weight, ctx.flatten_of)
+    return layouts.dense_kernel_to_keras(weight)
 
 
-def _to_keras(p, ctx):
-    weight = p["weight"]
-    if ctx.flatten_of is not None:
-        kernel = layouts.flatten_dense_kernel_to_keras(weight, ctx.flatten_of)
-    else:
-        kernel = layouts.dense_kernel_to_keras(weight)
-    out = {"kernel": kernel}
-    if "bias" in p:
-        out["bias"] = p["bias"].copy()
-    return out
+_to_torch, _to_keras = kernel_and_bias(_kernel_to_torch, _kernel_to_keras)
 
 
 register(

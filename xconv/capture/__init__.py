@@ -1,0 +1,8 @@
+"""Front ends shared by ``compare`` and both translations.
+
+- :mod:`xconv.capture.torch_graph`: a PyTorch module exported with ``torch.export``
+  (non-strict, functionalised), its nodes with their module paths and source lines, and a
+  node-by-node run that keeps the values asked for.
+"""
+
+from __future__ import annotations

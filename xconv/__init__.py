@@ -36,7 +36,7 @@ _LAZY = {
     "torch_to_keras": "xconv.translate.to_keras",
     "lint": "xconv.linting",
 }
-_SUBMODULES = ("zoo", "registry", "frameworks", "inspect", "translate", "viz")
+_SUBMODULES = ("zoo", "registry", "frameworks", "inspect", "translate", "viz", "testing", "onnx", "capture")
 
 __all__ = [
     "compare",

@@ -7,8 +7,34 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
-def versions() -> dict[str, str]:
-    import importlib
+# distribution names: the versions are read from the installed metadata, so `env` imports none
+# of the frameworks (TensorFlow alone costs seconds); tensorflow-cpu counts as tensorflow
+_PACKAGES = {
+    "torch": ("torch",),
+    "tensorflow": ("tensorflow", "tensorflow-cpu"),
+    "keras": ("keras",),
+    "onnx": ("onnx",),
+    "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
+    "tf2onnx": ("tf2onnx",),
+    "onnxscript": ("onnxscript",),
+    "matplotlib": ("matplotlib",),
+    "safetensors": ("safetensors",),
+    "h5py": ("h5py",),
+}
+
+
+def _installed(dists: tuple[str, ...]) -> str:
+    from importlib import metadata
+
+    for dist in dists:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def versions(cuda: bool = True) -> dict[str, str]:
     import platform
 
     import numpy
@@ -16,12 +42,10 @@ def versions() -> dict[str, str]:
     from .. import __version__
 
     out = {"python": platform.python_version(), "platform": platform.platform(), "xconv": __version__, "numpy": numpy.__version__}
-    for mod in ("torch", "tensorflow", "keras", "onnx", "onnxruntime", "tf2onnx", "matplotlib", "safetensors", "h5py"):
-        try:
-            out[mod] = importlib.import_module(mod).__version__
-        except Exception:  # an absent or broken optional package is a fact to report, not an error
-            out[mod] = "not installed"
-    try:
+    out.update({name: _installed(dists) for name, dists in _PACKAGES.items()})
+    if not cuda or out["torch"] == "not installed":
+        return out
+    try:  # torch is light next to TensorFlow, and only it can say which GPUs it sees
         import torch
 
         out["cuda"] = torch.version.cuda or "none"

@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Move conv networks between Keras and PyTorch and prove, layer by layer, that they match.",
         epilog="Exit codes: 0 ok, 1 mismatch found, 2 bad input or usage.",
     )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"xconv {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

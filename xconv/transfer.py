@@ -71,15 +71,25 @@ def _shapes_fit(layer, module) -> bool:
     from .frameworks import torch_side as ts
 
     family = family_for_keras(type(layer).__name__, layer.name)
-    if type(module).__name__ not in (family.torch_types or ("Conv1d", "Conv2d", "Conv3d")):
+    if type(module).__name__ not in family.torch_types + family.pairs_with:
         return False
-    ctx = LayerContext(layer.name, flatten_of=ks.flatten_source_shape(layer), depth_multiplier=int(getattr(layer, "depth_multiplier", 1)))
+    ctx = _context(layer)
     try:
         converted = family.to_torch(ks.layer_weights(layer), ctx)
     except (LayoutError, KeyError):
         return False
     target = ts.module_arrays(module)
     return set(converted) == set(target) and all(converted[k].shape == target[k].shape for k in converted)
+
+
+def _context(layer) -> LayerContext:
+    from .frameworks import keras_side as ks
+
+    heads = getattr(layer, "num_heads", None)
+    return LayerContext(
+        layer.name, flatten_of=ks.flatten_source_shape(layer), depth_multiplier=int(getattr(layer, "depth_multiplier", 1)),
+        num_heads=int(heads) if heads else None,
+    )  # fmt: skip
 
 
 def _pair(keras_layers, torch_modules, plan: dict[str, str] | None = None):
@@ -180,16 +190,14 @@ def transfer_weights(src, dst, *, manifest: Manifest | str | None = None) -> Man
     plan = []
     for layer, tname, module in pairs:
         family = family_for_keras(type(layer).__name__, layer.name)
-        torch_types = family.torch_types or ("Conv1d", "Conv2d", "Conv3d")  # depthwise: a grouped Conv
+        torch_types = family.torch_types + family.pairs_with  # depthwise: a grouped Conv
         if type(module).__name__ not in torch_types:
             raise MismatchedModelsError(
                 f"Keras layer '{layer.name}' ({type(layer).__name__}) was paired by {matched_by} with PyTorch module "
                 f"'{tname}' ({type(module).__name__}), which is not one of {torch_types}."
             )
         _check_config(layer, module)
-        ctx = LayerContext(
-            layer.name, flatten_of=ks.flatten_source_shape(layer), depth_multiplier=int(getattr(layer, "depth_multiplier", 1))
-        )
+        ctx = _context(layer)
         k_arrays, t_arrays = ks.layer_weights(layer), ts.module_arrays(module)
         if to == "torch":
             src_arrays, dst_arrays, new = k_arrays, t_arrays, family.to_torch(k_arrays, ctx)
@@ -202,7 +210,8 @@ def transfer_weights(src, dst, *, manifest: Manifest | str | None = None) -> Man
                 f"Layer '{layer.name}': the source has tensors {sorted(src_arrays)} but the target has "
                 f"{sorted(dst_arrays)} (a bias on one side only? check use_bias / bias=)."
             )
-        to_src = family.names if to == "torch" else {v: k for k, v in family.names.items()}
+        # names may be many-to-one (an LSTM's two torch biases, attention's stacked projections)
+        to_src = family.names if to == "torch" else {v: k for k, v in family.names.items() if k in src_arrays}
         for key, value in new.items():
             want = dst_arrays[key].shape
             if value.shape != want:
@@ -211,10 +220,11 @@ def transfer_weights(src, dst, *, manifest: Manifest | str | None = None) -> Man
                     f"Check the layer's channels, kernel size and (after a Flatten) the feature shape."
                 )
             skey = to_src.get(key, key)
+            skey = skey if skey in src_arrays else key
             rank = np.ndim(value) - 2
             manifest.entries.append(
                 TransferEntry(
-                    f"{src_name}.{skey}", f"{dst_name}.{key}", tuple(src_arrays[skey].shape), tuple(want),
+                    f"{src_name}.{skey}", f"{dst_name}.{key}", tuple(np.shape(src_arrays.get(skey))), tuple(want),
                     _transform(family.kind, skey, ctx, rank, to),
                 )
             )  # fmt: skip

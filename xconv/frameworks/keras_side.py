@@ -38,14 +38,35 @@ def short_name(variable) -> str:
     return variable.path.rsplit("/", 1)[-1]
 
 
+def weight_keys(layer) -> list[str]:
+    """One key per weight of ``layer``: its short name (``kernel``), or, where short names repeat
+    (MultiHeadAttention's four kernels, a Bidirectional's two cells), the path inside the layer
+    without the cell level: ``query/kernel``, ``forward/recurrent_kernel``."""
+    variables = list(layer.weights)
+    shorts = [short_name(v) for v in variables]
+    if len(set(shorts)) == len(shorts):
+        return shorts
+    paths = [v.path.split("/") for v in variables]
+    common = 0
+    while all(len(p) > common + 1 and p[common] == paths[0][common] for p in paths):
+        common += 1
+    keys = []
+    for parts in paths:
+        parts = [p for p in parts[common:-1] if not p.endswith("_cell")] + parts[-1:]
+        # Bidirectional names its copies forward_<layer> and backward_<layer>
+        parts = [p.split("_", 1)[0] if p.startswith(("forward_", "backward_")) else p for p in parts]
+        keys.append("/".join(parts))
+    return keys
+
+
 def layer_weights(layer) -> dict[str, np.ndarray]:
-    """``{'kernel': ..., 'bias': ...}`` as NumPy arrays (Keras layout)."""
+    """``{'kernel': ..., 'bias': ...}`` as NumPy arrays (Keras layout); keys from :func:`weight_keys`."""
     k = keras()
-    return {short_name(v): np.asarray(k.ops.convert_to_numpy(v.value)) for v in layer.weights}
+    return {key: np.asarray(k.ops.convert_to_numpy(v.value)) for key, v in zip(weight_keys(layer), layer.weights)}
 
 
 def set_layer_weights(layer, arrays: Mapping[str, np.ndarray]) -> None:
-    by_name = {short_name(v): v for v in layer.weights}
+    by_name = dict(zip(weight_keys(layer), layer.weights))
     for key, value in arrays.items():
         by_name[key].assign(np.asarray(value, dtype=by_name[key].dtype))
 

@@ -15,11 +15,21 @@ def torch():
     return require("torch", "work with PyTorch modules")
 
 
+# modules whose children's weights are part of their own (nn.MultiheadAttention's out_proj):
+# they are one weighted module, with dotted names for the children's tensors
+_WHOLE = ("MultiheadAttention", "KerasMultiHeadAttention")
+
+
 def weighted_modules(module) -> list[tuple[str, object]]:
     """``(qualified name, module)`` for every module that owns parameters or buffers itself."""
     out = []
+    whole: list[str] = []
     for name, sub in module.named_modules():
-        if not name:
+        if not name or any(name.startswith(w + ".") for w in whole):
+            continue
+        if type(sub).__name__ in _WHOLE:
+            whole.append(name)
+            out.append((name, sub))
             continue
         if any(True for _ in sub.parameters(recurse=False)) or any(
             b is not None for b in sub._buffers.values()
@@ -30,8 +40,9 @@ def weighted_modules(module) -> list[tuple[str, object]]:
 
 def module_arrays(sub) -> dict[str, np.ndarray]:
     """Parameters and floating buffers of one module (not its children), as NumPy arrays."""
-    arrays = {n: p.detach().cpu().numpy() for n, p in sub.named_parameters(recurse=False)}
-    for n, b in sub.named_buffers(recurse=False):
+    recurse = type(sub).__name__ in _WHOLE
+    arrays = {n: p.detach().cpu().numpy() for n, p in sub.named_parameters(recurse=recurse)}
+    for n, b in sub.named_buffers(recurse=recurse):
         if b is not None and b.is_floating_point():
             arrays[n] = b.detach().cpu().numpy()
     return arrays
@@ -39,8 +50,9 @@ def module_arrays(sub) -> dict[str, np.ndarray]:
 
 def set_module_arrays(sub, arrays: Mapping[str, np.ndarray]) -> None:
     t = torch()
-    tensors = dict(sub.named_parameters(recurse=False))
-    tensors.update({n: b for n, b in sub.named_buffers(recurse=False) if b is not None})
+    recurse = type(sub).__name__ in _WHOLE
+    tensors = dict(sub.named_parameters(recurse=recurse))
+    tensors.update({n: b for n, b in sub.named_buffers(recurse=recurse) if b is not None})
     with t.no_grad():
         for name, value in arrays.items():
             target = tensors[name]
@@ -134,3 +146,78 @@ def versions() -> dict[str, str]:
         "cuda": t.version.cuda or "none",
         "cuda_available": str(t.cuda.is_available()),
     }
+
+
+# ---- graph capture: torch.export once per structure, then run node by node ---------------------
+
+_GRAPHS: dict = {}  # structure key -> TorchGraph (a few entries, most recent last)
+_GRAPHS_KEPT = 8
+
+
+def _plain(value, depth: int = 0):
+    """A hashable stand-in for a module attribute that export may specialise on."""
+    if isinstance(value, (int, float, str, bool, type(None))):
+        return value
+    if isinstance(value, (tuple, list)) and depth < 3:
+        return (type(value).__name__, tuple(_plain(v, depth + 1) for v in value))
+    if isinstance(value, dict) and depth < 3:
+        return ("dict", tuple((str(k), _plain(v, depth + 1)) for k, v in value.items()))
+    return (type(value).__qualname__, id(value))  # functions, tensors kept as attributes: by identity
+
+
+def structure_key(module, tensors) -> tuple:
+    """What an exported graph depends on: classes, attributes, tensor shapes and dtypes, inputs."""
+    t = torch()
+    parts = []
+    for name, sub in module.named_modules(remove_duplicate=False):
+        attrs = tuple(
+            (k, _plain(v)) for k, v in sorted(vars(sub).items())
+            if not k.startswith("_") and k != "training" and not isinstance(v, t.nn.Module)
+        )  # fmt: skip
+        hooks = (len(sub._forward_hooks), len(sub._forward_pre_hooks), "forward" in vars(sub))
+        parts.append((name, id(type(sub)), attrs, hooks, id(vars(sub).get("forward"))))
+    tensors_of = [(n, tuple(p.shape), str(p.dtype), str(p.device)) for n, p in module.named_parameters(remove_duplicate=False)]
+    tensors_of += [(n, tuple(b.shape), str(b.dtype), str(b.device)) for n, b in module.named_buffers(remove_duplicate=False)]
+    inputs = tuple((tuple(x.shape), str(x.dtype), str(x.device)) for x in tensors)
+    return (tuple(parts), tuple(tensors_of), inputs)
+
+
+def module_state(module) -> dict:
+    """Every parameter and buffer by its state key (tied weights under each of their names)."""
+    state = {n: p for n, p in module.named_parameters(remove_duplicate=False)}
+    state.update({n: b for n, b in module.named_buffers(remove_duplicate=False) if b is not None})
+    return state
+
+
+def export_graph(module, tensors):
+    """The module's :class:`~xconv.capture.torch_graph.TorchGraph` on ``tensors``, exported once per
+    structure: a second module of the same structure (a cast copy, a planted bug in the weights)
+    reuses it, run with its own tensors (``graph.run(..., state=module_state(module))``).
+    The caller's module is never changed (a training-mode module is exported from an eval copy)."""
+    import warnings
+
+    from ..capture.torch_graph import export
+
+    key = structure_key(module, tensors)
+    graph = _GRAPHS.pop(key, None)
+    if graph is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # export's deprecation chatter is not the user's concern
+            graph = export(module, tuple(tensors))
+    _GRAPHS[key] = graph
+    while len(_GRAPHS) > _GRAPHS_KEPT:
+        _GRAPHS.pop(next(iter(_GRAPHS)))
+    return graph
+
+
+def training_modules(module) -> list[tuple[str, str]]:
+    """``(path, class)`` of the submodules in training mode that compute otherwise in eval mode."""
+    t = torch()
+    mode_dependent = (t.nn.modules.dropout._DropoutNd, t.nn.modules.batchnorm._BatchNorm, t.nn.RReLU)
+    out = []
+    for name, sub in module.named_modules():
+        if sub.training and isinstance(sub, mode_dependent):
+            if isinstance(sub, t.nn.modules.batchnorm._BatchNorm) and not sub.track_running_stats:
+                continue  # always batch statistics: no eval/train difference
+            out.append((name, type(sub).__name__))
+    return out

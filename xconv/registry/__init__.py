@@ -31,6 +31,8 @@ class LayerContext:
     # channels-last feature shape (no batch) flattened right before this layer, if any
     flatten_of: tuple[int, ...] | None = None
     depth_multiplier: int = 1
+    # attention: the number of heads (torch's stacked projections do not show it)
+    num_heads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class WeightFamily:
     kind: str = "conv"
     # torch parameter name -> Keras weight name, for manifests and inspect
     names: Mapping[str, str] = field(default_factory=dict)
+    # torch types this family's arrays fit without owning them (a Bidirectional's nn.LSTM, a
+    # depthwise conv's grouped nn.Conv): transfer_weights may pair them, lookups by torch type do not
+    pairs_with: tuple[str, ...] = ()
 
 
 def kernel_and_bias(kernel_to_torch, kernel_to_keras):
@@ -97,7 +102,7 @@ def register(family: WeightFamily) -> WeightFamily:
 
 def _load() -> None:
     # importing the family modules registers them (pure numpy: cheap)
-    from . import conv, dense, norm  # noqa: F401
+    from . import attention, conv, dense, embedding, norm, rnn  # noqa: F401
 
 
 def families() -> tuple[WeightFamily, ...]:

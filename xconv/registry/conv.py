@@ -47,5 +47,6 @@ register(
         to_keras=_depthwise_to_keras,
         kind="depthwise",
         names={"weight": "kernel", "bias": "bias"},
+        pairs_with=("Conv1d", "Conv2d", "Conv3d"),
     )
 )

@@ -72,8 +72,8 @@ def test_3d_kernel_gives_the_classic_24_labelled_slices():
     t = tiles(viz.plot_filters(kernel, layout="keras"))
     assert len(t) == 2 * 4 * 3
     ax = t["tile:1:3:2"]
-    assert ax.get_title() == "f1 in3 z2"
-    np.testing.assert_array_equal(image(ax), kernel[2, :, :, 3, 1])  # depth slice 2 of filter 1, input 3
+    assert ax.get_title() == "f1 in3 k1=2"  # the slice is along window axis k1, whatever the data calls it
+    np.testing.assert_array_equal(image(ax), kernel[2, :, :, 3, 1])  # slice 2 along k1 of filter 1, input 3
 
 
 def test_1d_kernels_are_line_plots():

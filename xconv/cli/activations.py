@@ -15,9 +15,12 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from .. import zoo
     from ..errors import BadInputError
-    from ..viz import plot_feature_maps
+    from ..viz import check_picture_path, plot_feature_maps
     from ._sources import load_model, read_input
 
+    check_picture_path(args.output)  # before the model is built
+    if args.max_channels < 1:
+        raise BadInputError(f"--max-channels must be >= 1; received {args.max_channels}.")
     model = load_model(args.source)
     if args.input:
         x = read_input(args.input, model, resize=args.resize)

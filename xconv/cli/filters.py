@@ -1,4 +1,7 @@
-"""``xconv filters SRC --layer NAME -o out.png``: a conv layer's kernels as a grid of tiles."""
+"""``xconv filters SRC --layer NAME -o out.png``: a conv layer's kernels as a grid of tiles.
+
+With ``--after SRC2``: the same layer before (SRC) and after (SRC2), and the change.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +15,30 @@ def add_arguments(p) -> None:
     p.add_argument("--max-channels", type=int, default=8, help="and this many input channels (default 8)")
     p.add_argument("--rgb", action=__import__("argparse").BooleanOptionalAction, default=None, help="one RGB tile per filter (default: when the layer has 3 input channels)")
     p.add_argument("--layout", choices=("keras", "torch"), help="layout of a .npy kernel")
+    p.add_argument(
+        "--axis", type=int, choices=(1, 2, 3), default=1,
+        help="3D kernels: slice the window along the axis of input spatial axis 1, 2 or 3 (default 1; "
+        "conv3d_demo's colour-depth axis is 3)",
+    )  # fmt: skip
+    p.add_argument("--after", metavar="SRC2", help="the same layer after training (a second model or file): draw before, after and the change")
 
 
 def run(args) -> int:
-    from ..viz import plot_filters
+    from ..viz import check_picture_path, plot_filters, plot_weights_change
     from ._sources import kernel_source
 
+    check_picture_path(args.output)  # before any model is built
     obj, layer, layout = kernel_source(args.source, args.layer, args.layout)
-    plot_filters(
-        obj, layer, layout=layout, normalize=args.normalize, max_filters=args.max_filters,
-        max_channels=args.max_channels, rgb=args.rgb, path=args.output,
-    )  # fmt: skip
+    if args.after:
+        after, after_layer, after_layout = kernel_source(args.after, args.layer, args.layout)
+        plot_weights_change(
+            obj, after, layer, layout=layout, after_layer=after_layer, after_layout=after_layout,
+            max_filters=args.max_filters, max_channels=args.max_channels, path=args.output,
+        )  # fmt: skip
+    else:
+        plot_filters(
+            obj, layer, layout=layout, normalize=args.normalize, max_filters=args.max_filters,
+            max_channels=args.max_channels, rgb=args.rgb, slice_axis=args.axis - 1, path=args.output,
+        )  # fmt: skip
     print(f"wrote {args.output}")
     return 0

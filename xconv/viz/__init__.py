@@ -27,6 +27,8 @@ __all__ = [
     "plot_report",
     "plot_layer_diff",
     "save_figure",
+    "check_picture_path",
+    "map_scale",
     "kernel_of",
 ]
 
@@ -41,14 +43,26 @@ def _figure(width: float, height: float):
     return Figure(figsize=(max(width, 3.0), max(height, 2.0)), layout="constrained")
 
 
+def check_picture_path(path: str | os.PathLike) -> str:
+    """Refuse a picture path before any work is done: a known extension, an existing folder."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in FORMATS:
+        raise BadInputError(f"Cannot write a picture to {path!r}: use one of {', '.join(FORMATS)}.")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise BadInputError(f"Cannot write a picture to {path!r}: the folder {folder!r} does not exist; create it first.")
+    if os.path.isdir(path):
+        raise BadInputError(f"Cannot write a picture to {path!r}: it is a folder; give a file name such as {os.path.join(path, 'picture.png')!r}.")
+    return ext
+
+
 def save_figure(fig, path: str | os.PathLike) -> str:
     """Save ``fig`` to ``path`` atomically: a temporary file in the same folder, then a rename."""
     from ..files import atomic_output
 
     path = os.fspath(path)
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in FORMATS:
-        raise BadInputError(f"Cannot write a picture to {path!r}: use one of {', '.join(FORMATS)}.")
+    ext = check_picture_path(path)
     fmt = ext.lstrip(".").replace("jpg", "jpeg")
     return atomic_output(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=110), force=True)
 
@@ -88,6 +102,12 @@ def _cap_note(n_out, n_in, shown_out, shown_in) -> str:
     return f"not shown: {' and '.join(left)} (raise max_filters / max_channels)" if left else ""
 
 
+def slice_label(axis: int) -> str:
+    """Tile label of a 3D kernel slice: 'k1', 'k2', 'k3' for the window's spatial axes 1, 2, 3 (the
+    Keras input's axes 1..3 in that order); which of them is "depth" depends on the data."""
+    return f"k{axis + 1}"
+
+
 def _panel_size(so: int, si: int, k, rgb: bool, slice_axis: int) -> tuple[float, float]:
     """Inches for one panel of kernel tiles, from the grid that _draw_kernels will use."""
     if len(k) == 2 and (rgb or si == 1):
@@ -99,7 +119,7 @@ def _panel_size(so: int, si: int, k, rgb: bool, slice_axis: int) -> tuple[float,
     return cols * 0.85, rows * 0.9
 
 
-def _draw_kernels(fig, w, *, mode, rgb, slice_axis, name="", show_colorbar=True):
+def _draw_kernels(fig, w, *, mode, rgb, slice_axis, name="", show_colorbar=True, label="weight"):
     """Draw kernel tiles of ``w`` (torch layout, already capped) into ``fig`` (a figure or subfigure)."""
     out, cin, *k = w.shape
     rank = len(k)
@@ -147,7 +167,8 @@ def _draw_kernels(fig, w, *, mode, rgb, slice_axis, name="", show_colorbar=True)
                 for d in range(depth):
                     ax = grid[o * cin + i, d]
                     tile = np.take(w[o, i], d, axis=slice_axis)
-                    _tile(ax, tile, cmap=cmap, lim=lim, gid=f"tile:{o}:{i}:{d}", title=f"f{o} in{i} z{d}", fontsize=6)
+                    title = f"f{o} in{i} {slice_label(slice_axis)}={d}"
+                    _tile(ax, tile, cmap=cmap, lim=lim, gid=f"tile:{o}:{i}:{d}", title=title, fontsize=6)
                     axes.append(ax)
     elif rank == 1:
         grid = fig.subplots(out, cin, squeeze=False, sharey=True)
@@ -170,7 +191,7 @@ def _draw_kernels(fig, w, *, mode, rgb, slice_axis, name="", show_colorbar=True)
     else:
         raise BadInputError(f"Cannot draw a kernel of shape {w.shape}: expected (out, in, *k) with 1 to 3 window axes.")
     if show_colorbar and lim is not None:
-        _colorbar(fig, axes, lim, cmap, "weight" + (" (symmetric scale)" if mode == "symmetric" else ""))
+        _colorbar(fig, axes, lim, cmap, label + (" (symmetric scale)" if mode == "symmetric" else ""))
     return axes, lim, cmap
 
 
@@ -192,7 +213,10 @@ def plot_filters(
     ``layout='keras'`` (``(*k, in, out)``) or ``'torch'`` (``(out, in, *k)``).
     2D kernels: one tile per (filter, input channel), a near-square grid for one input
     channel, or one RGB tile per filter for three (``rgb=None`` decides by the channel count).
-    3D kernels: one tile per filter, input channel and slice along ``slice_axis`` of the window.
+    3D kernels: one tile per filter, input channel and slice along ``slice_axis`` of the window
+    (0, 1 or 2: the window axis that follows the input's spatial axis 1, 2 or 3; tiles are
+    labelled ``k1=``, ``k2=``, ``k3=``). conv3d_demo's input is (rows, cols, colour), so its
+    colour-depth slices are ``slice_axis=2``.
     1D kernels: one small line plot per (filter, input channel).
     ``normalize``: 'symmetric' (around zero, diverging colours; the default for signed
     weights), 'global' (min-max over the layer, grey) or 'filter' (each tile its own min-max).
@@ -205,6 +229,8 @@ def plot_filters(
         raise BadInputError(f"max_filters and max_channels must be >= 1; received {max_filters}, {max_channels}.")
     out, cin, *k = w.shape
     rank = len(k)
+    if rank == 3 and slice_axis not in (0, 1, 2):
+        raise BadInputError(f"slice_axis must be 0, 1 or 2 for a 3D kernel {tuple(k)}; received {slice_axis!r}.")
     use_rgb = (cin == 3 and rank == 2) if rgb is None else bool(rgb)
     if use_rgb and (cin != 3 or rank != 2):
         raise BadInputError(f"rgb=True needs a 2D kernel with 3 input channels; received {w.shape} (torch layout).")
@@ -219,6 +245,8 @@ def plot_filters(
     sub = {"symmetric": "symmetric scale around 0", "global": "min-max over the layer", "filter": "each tile its own min-max"}[mode]
     if use_rgb:
         sub += "; one RGB tile per filter"
+    if rank == 3:
+        sub += f"; rows: (filter, input channel), columns: slices along window axis {slice_label(slice_axis)}"
     note = _cap_note(out, cin if not use_rgb else 3, so, si)
     fig.suptitle(f"{title}\n({sub})" + (f"\n{note}" if note else ""), fontsize=9)
     return _finish(fig, path)
@@ -272,6 +300,23 @@ def _show_map(ax, m, *, gid, title, lim=None, cmap="viridis"):
     _tile(ax, m, cmap=cmap, lim=lim, gid=gid, title=title)
 
 
+def map_scale(maps: np.ndarray) -> tuple[tuple[float, float], str]:
+    """One colour scale for all maps of a layer, in which 0 always looks like 0.
+
+    Non-negative maps (a ReLU's) run from 0 (dark) to the layer's maximum; signed maps get a
+    symmetric diverging scale (0 white). A dead layer (all 0) is drawn dark, not mid-scale.
+    """
+    lo, hi = (float(np.min(maps)), float(np.max(maps))) if maps.size else (0.0, 0.0)
+    if lo >= 0:
+        return (0.0, hi if hi > 0 else 1.0), _MAPS
+    m = max(-lo, hi)
+    return (-m, m), _DIVERGING
+
+
+_MAPS = "viridis"
+MAX_MAP_ROWS = 16  # rows of map tiles in one figure: about two screens at the default size
+
+
 def plot_feature_maps(
     model,
     inputs,
@@ -279,29 +324,50 @@ def plot_feature_maps(
     *,
     max_channels: int = 32,
     cols: int = 8,
+    max_rows: int = MAX_MAP_ROWS,
     path: str | os.PathLike | None = None,
 ):
     """Every channel of the chosen layers' outputs (all conv layers by default), input first.
 
     ``inputs`` is one batch in the model's own layout (channels-last for Keras, channels-first
-    for PyTorch); item 0 is drawn. Each map has its own min-max scale (tile titles give the
-    channel). A volume is shown by its middle slice along the last spatial axis.
+    for PyTorch); item 0 is drawn. The maps of one layer share one colour scale with a colour
+    bar, in which 0 looks like 0 (see :func:`map_scale`). A volume is shown by its middle slice
+    along the last spatial axis. The figure holds at most ``max_rows`` rows of tiles: layers
+    that do not fit are named in the title (draw them with ``layers=``), so no picture is
+    taller than a screen or two.
     """
+    import textwrap
+
+    if max_channels < 1 or cols < 1 or max_rows < 1:
+        raise BadInputError(f"max_channels, cols and max_rows must be >= 1; received {max_channels}, {cols}, {max_rows}.")
     maps, x0, cin = _maps_of(model, inputs, layers, None)
-    blocks = [("input", x0)] + list(maps.items())
-    heights = [int(np.ceil(min(len(m), max_channels) / cols)) if m.ndim >= 2 else 1 for _, m in blocks]
-    fig = _figure(min(cols, max(len(m) for _, m in blocks)) * 1.3 + 0.5, sum(heights) * 1.5 + 0.9 * len(blocks))
-    subs = fig.subfigures(len(blocks), 1, height_ratios=[h + 0.6 for h in heights]) if len(blocks) > 1 else [fig]
-    for sf, (name, m) in zip(np.atleast_1d(subs), blocks):
+    blocks, left_out, used = [], [], 0
+    for name, m in [("input", x0)] + list(maps.items()):
+        rows = int(np.ceil(min(len(m), max_channels) / cols)) if m.ndim >= 2 else 1
+        if blocks and used + rows > max_rows:
+            left_out.append(name)
+            continue
+        blocks.append((name, m, rows))
+        used += rows
+    width = min(cols, max(len(m) if m.ndim >= 2 else 1 for _, m, _ in blocks)) * 1.3 + 1.4
+    wrap = max(40, int(width * 12))  # characters per title line at fontsize 9
+    fig = _figure(width, sum(r for _, _, r in blocks) * 1.5 + 1.0 * len(blocks) + (0.5 if left_out else 0))
+    ratios = [r + 0.7 for _, _, r in blocks]
+    subs = fig.subfigures(len(blocks), 1, height_ratios=ratios) if len(blocks) > 1 else [fig]
+    for sf, (name, m, rows) in zip(np.atleast_1d(subs), blocks):
         channels = m.shape[0] if m.ndim >= 2 else 1
         shown = min(channels, max_channels)
-        rows = int(np.ceil(shown / cols)) if m.ndim >= 2 else 1
         grid = sf.subplots(rows, min(cols, shown), squeeze=False)
+        lim, cmap = map_scale(m[:shown] if m.ndim >= 2 else m)
+        if name == "input":
+            cmap = "gray"
         if m.ndim >= 2:
             for c in range(shown):
-                _show_map(grid.flat[c], m[c], gid=f"map:{name}:{c}", title=f"{name}[{c}]", cmap="gray" if name == "input" else "viridis")
+                dead = not np.any(m[c])
+                _show_map(grid.flat[c], m[c], gid=f"map:{name}:{c}", title=f"{name}[{c}]" + (" (all 0)" if dead else ""), lim=lim, cmap=cmap)
             for ax in grid.flat[shown:]:
                 ax.set_axis_off()
+            _colorbar(sf, list(grid.flat[:shown]), lim, cmap, "value" if name == "input" else "activation")
         else:
             _show_map(grid.flat[0], m, gid=f"map:{name}:0", title=name)
         if name == "input":
@@ -317,7 +383,9 @@ def plot_feature_maps(
                 )
         if shown < channels:
             head += f"; first {shown} shown"
-        sf.suptitle(head, fontsize=9)
+        sf.suptitle(textwrap.fill(head, wrap), fontsize=9)
+    if left_out:
+        fig.suptitle(textwrap.fill(f"not shown, to keep the picture {max_rows} rows tall: {', '.join(left_out)} (draw them with layers=[...] / --layer)", wrap), fontsize=9)
     return _finish(fig, path)
 
 
@@ -329,15 +397,19 @@ def plot_weights_change(
     layout: str | None = None,
     max_filters: int = 32,
     max_channels: int = 4,
+    after_layer: str | None = None,
+    after_layout: str | None = None,
     path: str | os.PathLike | None = None,
 ):
     """Filters before, after, and their difference, with the greatest change in the title.
 
     ``before`` and ``after`` are two models (Keras or PyTorch, any mix) or two raw kernels
-    with ``layout``; the same layer is drawn from each.
+    with ``layout``; the same layer is drawn from each (``after_layer`` / ``after_layout`` when
+    the second source names or lays it out differently). The before and after panels share one
+    weight scale; the change panel has its own symmetric scale, labelled "after - before".
     """
     wb = kernel_of(before, layer, layout=layout)
-    wa = kernel_of(after, layer, layout=layout)
+    wa = kernel_of(after, after_layer or layer, layout=after_layout or layout)
     if wb.shape != wa.shape:
         raise BadInputError(f"'{layer}' has shape {wb.shape} before and {wa.shape} after (torch layout): not the same layer.")
     d = wa - wb
@@ -359,7 +431,7 @@ def plot_weights_change(
             ax.set_gid(f"{label}:{ax.get_gid()}")
         sf.suptitle(label, fontsize=9)
     _colorbar(subs[1], subs[1].axes, shared, _DIVERGING, "weight")
-    axes, lim, _ = _draw_kernels(subs[2], d[sl], mode="symmetric", rgb=False, slice_axis=0)
+    axes, lim, _ = _draw_kernels(subs[2], d[sl], mode="symmetric", rgb=False, slice_axis=0, label="change, after - before")
     for ax in axes:
         ax.set_gid(f"change:{ax.get_gid()}")
     subs[2].suptitle("after - before", fontsize=9)

@@ -29,12 +29,11 @@ def kernel_of(source, layer: str | None = None, *, layout: str | None = None) ->
             raise BadInputError(f"A torch conv weight is (out, in, *k) with 1 to 3 window axes; received {array.shape}.")
         return array
     if layer is None:
-        raise BadInputError("Name the layer whose filters to draw (layer='conv1').")
+        raise BadInputError(f"Name the layer whose filters to draw; {_name_of(source)} has these layers with kernels: {kernel_layers(source)}.")
     if fw == "torch":
         modules = dict(source.named_modules())
         if layer not in modules:
-            convs = [n for n, m in modules.items() if getattr(m, "weight", None) is not None and m.weight.dim() >= 3]
-            raise BadInputError(f"No module named '{layer}' in {type(source).__name__}. Modules with kernels: {convs}.")
+            raise BadInputError(f"No module named '{layer}' in {type(source).__name__}. Modules with kernels: {kernel_layers(source)}.")
         weight = getattr(modules[layer], "weight", None)
         if weight is None or weight.dim() < 3:
             raise BadInputError(f"Module '{layer}' ({type(modules[layer]).__name__}) has no conv kernel to draw.")
@@ -43,13 +42,25 @@ def kernel_of(source, layer: str | None = None, *, layout: str | None = None) ->
 
     by_name = {l.name: l for l in ks.iter_layers(source)}
     if layer not in by_name:
-        convs = [n for n, l in by_name.items() if "kernel" in ks.layer_weights(l) and ks.layer_weights(l)["kernel"].ndim >= 3]
-        raise BadInputError(f"No layer named '{layer}' in Keras model '{source.name}'. Layers with kernels: {convs}.")
+        raise BadInputError(f"No layer named '{layer}' in Keras model '{source.name}'. Layers with kernels: {kernel_layers(source)}.")
     weights = ks.layer_weights(by_name[layer])
     kernel = weights.get("kernel")
     if kernel is None or kernel.ndim < 3:
         raise BadInputError(f"Layer '{layer}' ({type(by_name[layer]).__name__}) has no conv kernel to draw.")
     return layouts.conv_kernel_to_torch(kernel)
+
+
+def _name_of(source) -> str:
+    return f"Keras model '{source.name}'" if framework_of(source) == "keras" else type(source).__name__
+
+
+def kernel_layers(source) -> list[str]:
+    """Names of the layers (Keras) or modules (torch) of ``source`` that hold a conv kernel."""
+    if framework_of(source) == "torch":
+        return [n for n, m in source.named_modules() if getattr(m, "weight", None) is not None and m.weight.dim() >= 3]
+    from ..frameworks import keras_side as ks
+
+    return [l.name for l in ks.iter_layers(source) if getattr(ks.layer_weights(l).get("kernel"), "ndim", 0) >= 3]
 
 
 def norm_limits(values: np.ndarray, mode: str) -> tuple[float, float] | None:

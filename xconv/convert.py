@@ -18,7 +18,9 @@ import numpy as np
 
 from . import layouts
 from .errors import BadInputError, MismatchedModelsError
-from .files import atomic_output, detect_format, keras_model_tensors, load_keras_model, read_tensors, write_tensors
+from .files import Outputs, detect_format, keras_model_tensors, load_keras_model, read_tensors, save_keras, write_tensor_file
+from .files.dtypes import is_float, to_numpy, to_torch
+from .files.safetensors import read_one, safetensors_header, tensor_names
 from .transfer import Manifest, TransferEntry
 
 __all__ = ["convert_file", "convert_layout", "weight_map", "WeightMap"]
@@ -128,7 +130,7 @@ def _keras_source(src: str, fmt: str, arch: str | None):
         model = _keras_model_from(arch)
         import warnings
 
-        from .files import _h5_datasets
+        from .files.keras import h5_datasets as _h5_datasets
 
         stored = sorted(tuple(v.shape) for v in _h5_datasets(src).values())
         wanted = sorted(tuple(w.shape) for w in model.weights)
@@ -147,6 +149,19 @@ def _keras_source(src: str, fmt: str, arch: str | None):
     return load_keras_model(src)
 
 
+def _side_weights(source: str) -> str:
+    """The state_dict written beside a generated module's source: ``m.py`` -> ``m.pt``."""
+    return os.path.splitext(source)[0] + ".pt"
+
+
+def _write_text(text: str):
+    def write(tmp):
+        with open(tmp, "w") as fh:
+            fh.write(text)
+
+    return write
+
+
 def convert_file(
     src,
     dst,
@@ -162,22 +177,39 @@ def convert_file(
 
     - Keras model or weights (``--arch``) -> ``.pt`` / ``.safetensors``: translated (or, with
       ``module``, copied into that PyTorch class with transfer_weights); ``source`` also writes
-      the generated module's Python source.
+      the generated module's Python source, and its state_dict beside it (``m.py`` -> ``m.pt``).
     - ``.pt`` / ``.safetensors`` -> ``.weights.h5`` / ``.keras``: into the Keras architecture
       ``arch`` (a .keras file or ``zoo:NAME``), from the translated module's names, or from
       ``module``'s state_dict through transfer_weights.
-    - same framework (``.pt`` <-> ``.safetensors``, ``.keras`` -> ``.weights.h5``): tensors copied.
+    - same framework (``.pt`` <-> ``.safetensors``, ``.keras`` -> ``.weights.h5``): tensors copied,
+      a safetensors-to-safetensors copy streamed.
+
+    Every file written (output, manifest, source and the weights beside it) follows the rule of
+    :class:`xconv.files.Outputs`: checked before any work, never an input, all or nothing.
     """
     src, dst = os.fspath(src), os.fspath(dst)
-    if os.path.abspath(src) == os.path.abspath(dst):
-        raise BadInputError("The output would overwrite the input; choose another output path.")
     s_fmt = "zoo" if src.startswith("zoo:") else detect_format(src)
     d_fmt = detect_format(dst, must_exist=False)
-    if os.path.exists(dst) and not force:  # fail before any slow work
-        raise BadInputError(f"{dst!r} exists; pass --force (force=True) to overwrite it.")
     if d_fmt == "onnx" or d_fmt == "h5":
         raise BadInputError(f"xconv writes .pt, .safetensors, .weights.h5 and .keras; not {dst!r} (use xconv onnx for .onnx).")
+    if arch and not arch.startswith("zoo:"):
+        detect_format(arch)
+    if source and not (s_fmt in (*_KERAS_FILES, "zoo") and d_fmt in ("torch", "safetensors") and not module):
+        raise BadInputError("--source writes the generated PyTorch module: only for Keras -> .pt/.safetensors without --module.")
+    with Outputs([src, arch], force=force) as out:
+        out.add(dst, "output")
+        if manifest:
+            out.add(manifest, "manifest")
+        if source:
+            out.add(source, "source (--source)")
+            out.add(_side_weights(source), f"weights beside --source {source!r}")
+        result = _convert(src, dst, s_fmt, d_fmt, arch, module, module_kwargs, source, out)
+        if manifest:
+            out.fill(manifest, _write_text(result.to_json(indent=2)))
+    return result
 
+
+def _convert(src, dst, s_fmt, d_fmt, arch, module, module_kwargs, source, out: Outputs) -> Manifest:
     if s_fmt == "zoo":  # a reference model with seeded weights and random biases
         from . import zoo
 
@@ -185,75 +217,94 @@ def convert_file(
             raise BadInputError(f"Cannot write {dst!r} from {src!r}.")
         keras_model = zoo.build(src[4:], "keras", seed=0, random_biases=True)
         if d_fmt in ("keras", "keras-weights"):
-            _save_keras(keras_model, dst, d_fmt, force)
-            result = Manifest(direction="keras->keras", matched_by="name")
-            result.entries = [TransferEntry(k, k, v.shape, v.shape, "copy") for k, v in keras_model_tensors(keras_model).items()]
-        else:
-            result, state = _keras_to_torch_state(keras_model, source, force)
-            write_tensors(dst, state, layout="torch", force=force)
-    elif s_fmt in _KERAS_FILES and d_fmt in ("torch", "safetensors"):
+            out.fill(dst, lambda tmp: save_keras(keras_model, tmp, d_fmt))
+            return _keras_copy_manifest(keras_model)
+        result, state = _keras_to_torch_state(keras_model, source, out)
+        out.fill(dst, lambda tmp: write_tensor_file(tmp, d_fmt, state, "torch"))
+        return result
+    if s_fmt in _KERAS_FILES and d_fmt in ("torch", "safetensors"):
         keras_model = _keras_source(src, s_fmt, arch)
         if module:
             from .transfer import transfer_weights
 
             target = _user_module(module, module_kwargs)
             result = transfer_weights(keras_model, target)
-            state = {k: v.detach().cpu().numpy() for k, v in target.state_dict().items() if v.is_floating_point()}
+            state = {k: to_numpy(v, f"{module}: {k!r}") for k, v in target.state_dict().items()}
         else:
-            result, state = _keras_to_torch_state(keras_model, source, force)
-        write_tensors(dst, state, layout="torch", force=force)
-    elif s_fmt in ("torch", "safetensors") and d_fmt in ("keras-weights", "keras"):
+            result, state = _keras_to_torch_state(keras_model, source, out)
+        out.fill(dst, lambda tmp: write_tensor_file(tmp, d_fmt, state, "torch"))
+        return result
+    if s_fmt in ("torch", "safetensors") and d_fmt in ("keras-weights", "keras"):
         if not arch:
             raise BadInputError("Moving PyTorch weights into Keras needs the architecture: --arch model.keras or zoo:NAME.")
         keras_model = _keras_model_from(arch)
         tensors = read_tensors(src).tensors
         if module:
-            import torch
-
             from .transfer import transfer_weights
 
             target = _user_module(module, module_kwargs)
             try:
-                target.load_state_dict({k: torch.from_numpy(np.array(tensors[k])) for k in tensors})
+                target.load_state_dict({k: to_torch(tensors[k], f"{src!r}: {k!r}") for k in tensors})
             except RuntimeError as exc:
-                raise MismatchedModelsError(f"{src!r} does not fit {module}: {exc}") from exc
+                raise MismatchedModelsError(f"{src!r} does not fit {module}: {str(exc).strip().splitlines()[0][:300]}") from exc
             result = transfer_weights(target, keras_model)
         else:
             result = _torch_state_into_keras(tensors, keras_model, src)
-        _save_keras(keras_model, dst, d_fmt, force)
-    elif s_fmt in ("torch", "safetensors", "onnx") and d_fmt in ("torch", "safetensors"):
-        tf = read_tensors(src)
+        out.fill(dst, lambda tmp: save_keras(keras_model, tmp, d_fmt))
+        return result
+    if s_fmt in ("torch", "safetensors", "onnx") and d_fmt in ("torch", "safetensors"):
         result = Manifest(direction=f"{s_fmt}->{d_fmt}", matched_by="name")
-        result.entries = [TransferEntry(k, k, tuple(np.shape(v)), tuple(np.shape(v)), "copy") for k, v in _items(tf.tensors)]
-        write_tensors(dst, dict(_items(tf.tensors)), layout=tf.layout, force=force)
-    elif s_fmt in ("keras", "h5") and d_fmt in ("keras-weights", "keras"):
+        if s_fmt == d_fmt == "safetensors":  # validated, then copied by the kernel
+            header, _ = safetensors_header(src)
+            result.entries = [TransferEntry(k, k, tuple(header[k]["shape"]), tuple(header[k]["shape"]), "copy") for k in tensor_names(header)]
+            out.fill(dst, lambda tmp: _copy_bytes(src, tmp))
+            return result
+        tf = read_tensors(src)
+        for k in tf.tensors:
+            shape, _ = _info(tf.tensors, k)
+            result.entries.append(TransferEntry(k, k, shape, shape, "copy"))
+        out.fill(dst, lambda tmp: write_tensor_file(tmp, d_fmt, tf.tensors, tf.layout))
+        return result
+    if s_fmt in ("keras", "h5") and d_fmt in ("keras-weights", "keras"):
         keras_model = load_keras_model(src)
-        result = Manifest(direction="keras->keras", matched_by="name")
-        result.entries = [TransferEntry(k, k, v.shape, v.shape, "copy") for k, v in keras_model_tensors(keras_model).items()]
-        _save_keras(keras_model, dst, d_fmt, force)
-    else:
-        raise BadInputError(f"No conversion from {s_fmt} ({src!r}) to {d_fmt} ({dst!r}).")
-    if manifest:
-        atomic_output(manifest, lambda tmp: open(tmp, "w").write(result.to_json(indent=2)), force=force)
+        out.fill(dst, lambda tmp: save_keras(keras_model, tmp, d_fmt))
+        return _keras_copy_manifest(keras_model)
+    raise BadInputError(f"No conversion from {s_fmt} ({src!r}) to {d_fmt} ({dst!r}).")
+
+
+def _keras_copy_manifest(keras_model) -> Manifest:
+    result = Manifest(direction="keras->keras", matched_by="name")
+    result.entries = [TransferEntry(k, k, tuple(v.shape), tuple(v.shape), "copy") for k, v in keras_model_tensors(keras_model).items()]
     return result
 
 
-def _items(tensors):
-    for k in tensors:
-        yield k, np.asarray(tensors[k])
+def _info(tensors, name) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of a tensor, without reading it where the file allows."""
+    if hasattr(tensors, "info"):
+        return tensors.info(name)
+    value = tensors[name]
+    return tuple(np.shape(value)), np.asarray(value).dtype
 
 
-def _keras_to_torch_state(keras_model, source, force):
-    from .frameworks import keras_side as ks
+def _copy_bytes(src: str, dst: str) -> None:
+    import shutil
+
+    shutil.copyfile(src, dst)  # sendfile / copy_file_range where the system has them
+
+
+def _keras_to_torch_state(keras_model, source, out: Outputs | None = None):
     from .translate import build_module, translate
 
     wmap = weight_map(keras_model)
     translation = translate(keras_model)
     if source:
-        module = build_module(translation)
-        from .translate import write_source
+        import torch
 
-        write_source(translation, module, source, force=force)
+        module = build_module(translation)
+        weights = _side_weights(source)
+        text = translation.source.replace('torch.load("weights.pt"', f'torch.load("{os.path.basename(weights)}"')
+        out.fill(weights, lambda tmp: torch.save(module.state_dict(), tmp))
+        out.fill(source, _write_text(text))
     keras_tensors = keras_model_tensors(keras_model)
     result = Manifest(direction="keras->torch", matched_by="translation")
     for key, value in translation.state.items():
@@ -263,15 +314,15 @@ def _keras_to_torch_state(keras_model, source, force):
         if layer in wmap.epsilons and not key.endswith(".weight") or layer in wmap.epsilons and how == "copy":
             how += f"; epsilon {wmap.epsilons[layer]} carried"
         result.entries.append(TransferEntry(name, key, tuple(keras_tensors[name].shape), tuple(value.shape), how))
-    del ks
     return result, translation.state
 
 
 def _torch_state_into_keras(tensors, keras_model, src: str) -> Manifest:
+    """Every Keras weight gathered from the torch tensors by the weight map: values moved, never cast."""
     from .frameworks import keras_side as ks
 
     wmap = weight_map(keras_model)
-    float_keys = [k for k in tensors if np.asarray(tensors[k]).dtype.kind == "f"]
+    float_keys = [k for k in tensors if is_float(_info(tensors, k)[1])]
     missing = sorted(set(wmap.sources) - set(float_keys))
     unexpected = sorted(set(float_keys) - set(wmap.sources))
     if missing or unexpected:
@@ -279,13 +330,17 @@ def _torch_state_into_keras(tensors, keras_model, src: str) -> Manifest:
             f"{src!r} does not match the architecture's translated module: missing {missing[:8]}, unexpected "
             f"{unexpected[:8]}. For a hand-written twin with other names, pass --module package.module:Class."
         )
-    new = {name: np.empty(int(np.prod(shape)), dtype=np.float64) for name, shape in wmap.keras_shapes.items()}
+    new: dict[str, np.ndarray] = {}
     seen = {name: np.zeros(int(np.prod(shape)), dtype=bool) for name, shape in wmap.keras_shapes.items()}
     result = Manifest(direction="torch->keras", matched_by="translation")
     for key, (name, local) in wmap.sources.items():
         value = np.asarray(tensors[key])
         if value.shape != local.shape:
             raise MismatchedModelsError(f"{src!r}: '{key}' has shape {value.shape}; the architecture needs {local.shape}.")
+        if name not in new:
+            new[name] = np.empty(int(np.prod(wmap.keras_shapes[name])), dtype=value.dtype)
+        elif new[name].dtype != value.dtype:
+            raise BadInputError(f"{src!r}: '{key}' is {value.dtype} but other tensors of Keras weight {name!r} are {new[name].dtype}.")
         new[name][local.reshape(-1)] = value.reshape(-1)
         seen[name][local.reshape(-1)] = True
         result.entries.append(TransferEntry(key, name, value.shape, wmap.keras_shapes[name], _transform(local, wmap.keras_shapes[name])))
@@ -295,16 +350,15 @@ def _torch_state_into_keras(tensors, keras_model, src: str) -> Manifest:
         for key, old in arrays.items():
             name = f"{layer.name}/{key}"
             if name in new and seen[name].all():
-                update[key] = new[name].reshape(old.shape).astype(old.dtype)
+                if new[name].dtype != old.dtype:
+                    raise BadInputError(
+                        f"{src!r}: the weights of {name!r} are {new[name].dtype} but the architecture holds {old.dtype}; "
+                        f"xconv moves values without casting: build the architecture with dtype={str(new[name].dtype)!r}, "
+                        f"or cast the file first."
+                    )
+                update[key] = new[name].reshape(old.shape)
         ks.set_layer_weights(layer, update)
     return result
-
-
-def _save_keras(model, dst: str, fmt: str, force: bool) -> None:
-    if fmt == "keras-weights":
-        atomic_output(dst, model.save_weights, force=force)
-    else:
-        atomic_output(dst, model.save, force=force)
 
 
 def _to_layout(array: np.ndarray, to: str) -> tuple[np.ndarray, str]:
@@ -323,14 +377,19 @@ def _shape_in(shape: tuple[int, ...], to: str) -> tuple[int, ...]:
     return tuple(reversed(shape)) if len(shape) == 2 else tuple(shape)
 
 
+def _how(ndim: int, to: str) -> str:
+    return f"permute {layouts.kernel_permutation(ndim - 2, to)}" if ndim >= 3 else "transpose" if ndim == 2 else "copy"
+
+
 def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | None = None, progress: bool = False) -> Manifest:
-    """Move every tensor of a plain tensor file (.pt / .safetensors) to layout ``to``, streaming.
+    """Move every tensor of a plain tensor file (.pt / .safetensors) to layout ``to``.
 
     Without an architecture the rule is the tensor's rank: conv kernels (rank >= 3) are
-    permuted, matrices transposed, vectors copied. A Dense kernel that follows a Flatten of
-    feature maps also needs its rows reordered, which only the architecture can tell: use
-    ``convert_file(..., arch=...)`` for those. A .safetensors input is read one tensor at a
-    time and written as it goes, so memory does not grow with the file.
+    permuted, matrices transposed, vectors and scalars copied. A Dense kernel that follows a
+    Flatten of feature maps also needs its rows reordered, which only the architecture can
+    tell: use ``convert_file(..., arch=...)`` for those. A .safetensors -> .safetensors
+    conversion (either direction) streams: one tensor in memory, the output produced in small
+    slabs and written by a second thread while the next is computed.
     """
     src, dst = os.fspath(src), os.fspath(dst)
     if to not in ("torch", "keras"):
@@ -339,22 +398,41 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
     if s_fmt not in ("torch", "safetensors") or d_fmt not in ("torch", "safetensors"):
         raise BadInputError("--layout converts plain tensor files: .pt/.pth/.safetensors to .pt/.pth/.safetensors.")
     result = Manifest(direction=f"layout->{to}", matched_by="name")
-    if s_fmt == "safetensors" and d_fmt == "safetensors" and to == "torch":
-        atomic_output(dst, lambda tmp: _stream_to_torch(src, tmp, result, progress), force=force)
-    else:
-        tensors = read_tensors(src).tensors
-        out = {}
-        for name in tensors:
-            array = np.asarray(tensors[name])
-            out[name], how = _to_layout(array, to)
-            result.entries.append(TransferEntry(name, name, tuple(array.shape), tuple(out[name].shape), how))
-        write_tensors(dst, out, layout=to, force=force)
-    if manifest:
-        atomic_output(manifest, lambda tmp: open(tmp, "w").write(result.to_json(indent=2)), force=force)
+    with Outputs([src], force=force) as out:
+        out.add(dst, "output")
+        if manifest:
+            out.add(manifest, "manifest")
+        if s_fmt == "safetensors" and d_fmt == "safetensors":
+            out.fill(dst, lambda tmp: _stream_layout(src, tmp, to, result, progress))
+        else:
+            tensors = read_tensors(src).tensors
+            moved = _Moved(tensors, to)
+            for name in tensors:
+                shape, _ = _info(tensors, name)
+                result.entries.append(TransferEntry(name, name, shape, _shape_in(shape, to), _how(len(shape), to)))
+            out.fill(dst, lambda tmp: write_tensor_file(tmp, d_fmt, moved, to))
+        if manifest:
+            out.fill(manifest, _write_text(result.to_json(indent=2)))
     return result
 
 
-_CHUNK_BYTES = 4 * 2**20  # output is produced and written in pieces of about this size
+class _Moved:
+    """The tensors of a file in layout ``to``, each moved when asked for."""
+
+    def __init__(self, tensors, to: str):
+        self._t, self._to = tensors, to
+
+    def __iter__(self):
+        return iter(self._t)
+
+    def __len__(self):
+        return len(self._t)
+
+    def __getitem__(self, name):
+        return _to_layout(np.asarray(self._t[name]), self._to)[0]
+
+
+_SLAB_BYTES = 2**20  # output is produced and written in pieces of about this size (they stay in cache)
 
 
 def _progress(items, total: int, label: str, enabled: bool):
@@ -370,61 +448,97 @@ def _progress(items, total: int, label: str, enabled: bool):
     return tqdm(items, total=total, desc=label, unit="tensor", leave=False)
 
 
-def _stream_to_torch(src: str, dst: str, result: Manifest, progress: bool = False) -> None:
-    """safetensors (Keras layout) -> safetensors (torch layout), one tensor in memory at a time.
+def _stream_layout(src: str, dst: str, to: str, result: Manifest, progress: bool = False) -> None:
+    """safetensors -> safetensors in layout ``to``, one tensor in memory at a time.
 
-    Each tensor is read into one reused buffer; its torch-layout bytes are produced in small
-    slabs (a few output filters at a time, two cache-friendly passes each) and written at once,
-    so memory stays near one tensor and the copy runs close to disk speed.
+    Each tensor is read into one reused buffer; its new-layout bytes are produced in slabs of
+    about 1 MiB (two cache-resident passes each) and handed to a writer thread, which writes
+    them with ``pwrite`` at their place in the output while the next slab is computed.
     """
-    import struct
-
-    from .files import _ST_DTYPES, safetensors_header
+    from .files.safetensors import header_bytes
 
     header, start = safetensors_header(src)
-    names = [n for n in header if n != "__metadata__"]
-    out_header, offset = {"__metadata__": {"layout": "torch"}}, 0
-    for name in names:
-        info = header[name]
-        lo, hi = info["data_offsets"]
-        out_header[name] = {"dtype": info["dtype"], "shape": list(_shape_in(tuple(info["shape"]), "torch")), "data_offsets": [offset, offset + hi - lo]}
-        offset += hi - lo
-    blob = json.dumps(out_header, separators=(",", ":")).encode()
-    blob += b" " * (-len(blob) % 8)
+    names = tensor_names(header)
+    shapes = {n: (_shape_in(tuple(header[n]["shape"]), to), _np_dtype(header[n]["dtype"])) for n in names}
+    meta = dict(header.get("__metadata__", {}), layout=to)
+    blob, out_header = header_bytes(shapes, meta)
     largest = max((header[n]["data_offsets"][1] - header[n]["data_offsets"][0] for n in names), default=0)
     buffer = np.empty(largest, np.uint8)
-    size = os.path.getsize(src)
-    with open(src, "rb") as fin, open(dst, "wb") as raw, _OverlappedWriter(raw) as fout:
-        fout.write(struct.pack("<Q", len(blob)))
-        fout.write(blob)
-        for name in _progress(names, len(names), os.path.basename(src), progress):
-            info = header[name]
-            lo, hi = info["data_offsets"]
-            if start + hi > size:
-                raise BadInputError(f"Cannot read {src!r}: tensor {name!r} runs past the end of the file (truncated).")
-            dtype = np.dtype(_np_dtype(info["dtype"]))
-            fin.seek(start + lo)
-            view = memoryview(buffer)[: hi - lo]
-            if fin.readinto(view) != hi - lo:
-                raise BadInputError(f"Cannot read {src!r}: tensor {name!r} is cut short (truncated).")
-            shape = tuple(info["shape"])
-            array = np.frombuffer(view, dtype=dtype).reshape(shape)
-            how = _write_torch_layout(array, fout)
-            fout.drain()  # the next tensor reuses the input buffer
-            result.entries.append(TransferEntry(name, name, shape, _shape_in(shape, "torch"), how))
-    del _ST_DTYPES
+    fd = os.open(dst, os.O_WRONLY | os.O_TRUNC)
+    try:
+        with open(src, "rb") as fin, _SlabWriter(fd) as fout:
+            fout.put(0, np.frombuffer(blob, np.uint8))
+            for name in _progress(names, len(names), os.path.basename(src), progress):
+                info = header[name]
+                array = read_one(fin, src, start, name, info, buffer)
+                base = len(blob) + out_header[name]["data_offsets"][0]
+                _write_layout(array, to, base, fout)
+                fout.drain()  # the next tensor reuses the input buffer
+                shape = tuple(info["shape"])
+                result.entries.append(TransferEntry(name, name, shape, _shape_in(shape, to), _how(len(shape), to)))
+    finally:
+        os.close(fd)
 
 
-class _OverlappedWriter:
-    """Writes one slab in a background thread while the next is computed (both release the GIL).
+class _SlabWriter:
+    """Writes slabs at their offsets in a background thread while the next one is computed.
 
-    Two slab buffers alternate; ``slab()`` hands out the one not being written.
+    A few slab buffers go round: ``slab()`` hands out one no write is using, ``put()`` queues it.
     """
 
-    def __init__(self, raw):
-        from concurrent.futures import ThreadPoolExecutor
+    _DEPTH = 3
 
-        self._raw, self._pool, self._pending, self._bufs, self._turn = raw, ThreadPoolExecutor(1), None, [None, None], 0
+    def __init__(self, fd: int):
+        import queue
+        import threading
+
+        self._fd, self._free, self._todo = fd, queue.Queue(), queue.Queue(maxsize=self._DEPTH)
+        self._bufs: list[np.ndarray] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while True:
+            item = self._todo.get()
+            if item is None:
+                return
+            offset, data, buf = item
+            try:
+                if self._error is None:
+                    view = memoryview(data.reshape(-1).view(np.uint8))
+                    while len(view):
+                        done = os.pwrite(self._fd, view, offset)
+                        offset, view = offset + done, view[done:]
+            except BaseException as exc:  # noqa: BLE001 - raised in the main thread
+                self._error = exc
+            finally:
+                if buf is not None:
+                    self._free.put(buf)
+                self._todo.task_done()
+
+    def slab(self, nbytes: int) -> np.ndarray:
+        if self._error is not None:
+            raise self._error
+        if self._free.empty() and len(self._bufs) < self._DEPTH + 1:
+            self._bufs.append(np.empty(max(nbytes, _SLAB_BYTES), np.uint8))
+            self._free.put(self._bufs[-1])
+        buf = self._free.get()
+        if buf.size < nbytes:
+            self._bufs.remove(buf)
+            buf = np.empty(nbytes, np.uint8)
+            self._bufs.append(buf)
+        return buf
+
+    def put(self, offset: int, data: np.ndarray, buf: np.ndarray | None = None) -> None:
+        if self._error is not None:
+            raise self._error
+        self._todo.put((offset, data, buf))
+
+    def drain(self) -> None:
+        self._todo.join()
+        if self._error is not None:
+            raise self._error
 
     def __enter__(self):
         return self
@@ -433,58 +547,61 @@ class _OverlappedWriter:
         try:
             self.drain()
         finally:
-            self._pool.shutdown(wait=True)
-
-    def slab(self, shape, dtype) -> np.ndarray:
-        self._turn ^= 1
-        n = int(np.prod(shape))
-        buf = self._bufs[self._turn]
-        if buf is None or buf.size < n or buf.dtype != dtype:
-            if self._pending is not None and buf is not None:
-                self.drain()
-            buf = self._bufs[self._turn] = np.empty(max(n, 1), dtype)
-        return buf[:n].reshape(shape)
-
-    def write(self, array: np.ndarray) -> None:
-        self.drain()  # the previous write must finish before its buffer comes round again
-        self._pending = self._pool.submit(self._raw.write, memoryview(array).cast("B"))
-
-    def drain(self) -> None:
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
+            self._todo.put(None)
+            self._thread.join()
 
 
-def _write_torch_layout(array: np.ndarray, fout: _OverlappedWriter) -> str:
-    if array.ndim >= 3:  # (*k, in, out) -> (out, in, *k), a slab of output filters at a time
+def _write_layout(array: np.ndarray, to: str, base: int, fout: _SlabWriter) -> None:
+    """Queue the bytes of ``array`` in layout ``to`` at output offset ``base``, a slab at a time."""
+    item = array.itemsize
+    if array.ndim >= 3 and to == "torch":  # (*k, in, out) -> (out, in, *k), a slab of output filters at a time
         *k, cin, cout = array.shape
         kk = int(np.prod(k))
         x = array.reshape(kk, cin, cout)
-        step = max(1, _CHUNK_BYTES // max(1, cin * kk * array.itemsize))
-        mid = np.empty((cin, min(step, cout), kk), array.dtype)
+        step = max(1, _SLAB_BYTES // max(1, cin * kk * item))
         for o in range(0, cout, step):
             c = min(step, cout - o)
-            np.copyto(mid[:, :c], x[:, :, o : o + c].transpose(1, 2, 0))
-            slab = fout.slab((c, cin, kk), array.dtype)
-            np.copyto(slab, mid[:, :c].transpose(1, 0, 2))
-            fout.write(slab)
-        return f"permute {layouts.kernel_permutation(len(k), 'torch')}"
+            buf = fout.slab(2 * c * cin * kk * item)
+            mid = buf[: c * cin * kk * item].view(array.dtype).reshape(cin, c, kk)
+            slab = buf[c * cin * kk * item : 2 * c * cin * kk * item].view(array.dtype).reshape(c, cin, kk)
+            np.copyto(mid, x[:, :, o : o + c].transpose(1, 2, 0))
+            np.copyto(slab, mid.transpose(1, 0, 2))
+            fout.put(base + o * cin * kk * item, slab, buf)
+        return
+    if array.ndim >= 3:  # (out, in, *k) -> (*k, in, out), a block of input channels at a time
+        cout, cin, *k = array.shape
+        kk = int(np.prod(k))
+        x = array.reshape(cout, cin, kk)
+        step = max(1, _SLAB_BYTES // max(1, cout * kk * item))
+        for c0 in range(0, cin, step):
+            c = min(step, cin - c0)
+            buf = fout.slab(2 * c * cout * kk * item)
+            mid = buf[: c * kk * cout * item].view(array.dtype).reshape(c, kk, cout)
+            slab = buf[c * kk * cout * item : 2 * c * kk * cout * item].view(array.dtype).reshape(kk, c, cout)
+            np.copyto(mid.reshape(c * kk, cout), x[:, c0 : c0 + c].reshape(cout, c * kk).T)
+            np.copyto(slab, mid.transpose(1, 0, 2))
+            for j in range(kk):  # rows (j, c0:c0+c, :) of the output
+                fout.put(base + (j * cin + c0) * cout * item, slab[j], buf if j == kk - 1 else None)
+        return
     if array.ndim == 2:  # (in, out) -> (out, in), a slab of output rows at a time
         cin, cout = array.shape
-        step = max(1, _CHUNK_BYTES // max(1, cin * array.itemsize))
+        step = max(1, _SLAB_BYTES // max(1, cin * item))
         for o in range(0, cout, step):
             c = min(step, cout - o)
-            slab = fout.slab((c, cin), array.dtype)
+            buf = fout.slab(c * cin * item)
+            slab = buf[: c * cin * item].view(array.dtype).reshape(c, cin)
             np.copyto(slab, array[:, o : o + c].T)
-            fout.write(slab)
-        return "transpose"
-    slab = fout.slab(array.shape, array.dtype)
-    np.copyto(slab, array)
-    fout.write(slab)
-    return "copy"
+            fout.put(base + o * cin * item, slab, buf)
+        return
+    flat = array.reshape(-1).view(np.uint8)
+    for lo in range(0, flat.size, _SLAB_BYTES):
+        piece = flat[lo : lo + _SLAB_BYTES]
+        buf = fout.slab(piece.size)
+        np.copyto(buf[: piece.size], piece)
+        fout.put(base + lo, buf[: piece.size], buf)
 
 
 def _np_dtype(code: str):
-    from .files import _NP_DTYPES
+    from .files.dtypes import st_dtype
 
-    return _NP_DTYPES[code]
+    return st_dtype(code)

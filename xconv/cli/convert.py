@@ -6,15 +6,25 @@ import sys
 
 
 def add_arguments(p) -> None:
+    p.epilog = (
+        "Every file written (the output, --manifest, --source and the .pt beside it) is checked before any work: none may "
+        "be an input or another output (by path, symlink or hard link), and an existing one needs --force. Each is written "
+        "to a hidden .xconv-*.partial file beside it and moved into place at the end; a failing or interrupted run "
+        "leaves nothing new behind."
+    )
     p.add_argument("source", help="input: .keras, .h5, .weights.h5, .pt, .pth, .safetensors or .onnx")
     p.add_argument("output", help="output: .pt, .pth, .safetensors, .weights.h5 or .keras")
     p.add_argument("--arch", help="Keras architecture (.keras file or zoo:NAME) for weights-only files and for PyTorch -> Keras")
     p.add_argument("--module", help="a PyTorch class package.module:Class to fill (or read) through transfer_weights")
     p.add_argument("--kwargs", help="JSON object of constructor arguments for --module")
-    p.add_argument("--source", dest="source_py", help="Keras -> PyTorch: also write the generated module's Python source here")
-    p.add_argument("--manifest", help="write a JSON manifest: per tensor, source and target name, shapes, transform")
+    p.add_argument(
+        "--source", dest="source_py", metavar="M.PY",
+        help="Keras -> PyTorch: also write the generated module's Python source to M.PY and its state_dict beside it "
+        "(M.pt); both are side files, protected like the output",
+    )  # fmt: skip
+    p.add_argument("--manifest", help="also write a JSON manifest (a side file, protected like the output): per tensor, source and target name, shapes, transform")
     p.add_argument("--layout", choices=("torch", "keras"), help="plain tensor files (.pt/.safetensors): move every kernel to this layout, by rank")
-    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs and side files (never an input)")
     p.add_argument("--quiet", action="store_true", help="print nothing on success")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
 

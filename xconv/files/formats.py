@@ -1,0 +1,70 @@
+"""The format table: every weight file type xconv knows, by extension, and how to recognise it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from ..errors import BadInputError
+
+_HDF5 = b"\x89HDF\r\n\x1a\n"
+_ZIP = b"PK\x03\x04"
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    extensions: tuple[str, ...]
+    layout: str  # the layout its tensors follow ('keras' or 'torch')
+    writes: bool  # convert can write it
+    what: str
+
+
+TABLE = (
+    Format("keras", (".keras",), "keras", True, "Keras 3 model archive (zip)"),
+    Format("keras-weights", (".weights.h5",), "keras", True, "Keras 3 weights (HDF5)"),
+    Format("h5", (".h5", ".hdf5"), "keras", False, "legacy Keras 2 model or weights (HDF5)"),
+    Format("torch", (".pt", ".pth"), "torch", True, "PyTorch state_dict (torch.save zip)"),
+    Format("safetensors", (".safetensors",), "torch", True, "safetensors"),
+    Format("onnx", (".onnx",), "torch", False, "ONNX model initializers"),
+)
+FORMATS = {ext: f.name for f in TABLE for ext in f.extensions}
+BY_NAME = {f.name: f for f in TABLE}
+
+
+def ext_of(path: str) -> str:
+    low = os.fspath(path).lower()
+    return ".weights.h5" if low.endswith(".weights.h5") else os.path.splitext(low)[1]
+
+
+def detect_format(path, *, must_exist: bool = True) -> str:
+    """The format named by ``path``'s extension, checked against the file's first bytes."""
+    path = os.fspath(path)
+    ext = ext_of(path)
+    if ext not in FORMATS:
+        raise BadInputError(
+            f"{path!r}: unknown weight file type {ext or '(none)'!r}; known: {', '.join(FORMATS)} (or zoo:NAME for a reference model)."
+        )
+    fmt = FORMATS[ext]
+    if not must_exist:
+        return fmt
+    if not os.path.isfile(path):
+        what = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
+        raise BadInputError(f"No such file: {path!r} {what}." if what == "does not exist" else f"{path!r} {what}.")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise BadInputError(f"Cannot read {path!r}: {exc.strerror or exc}.") from exc
+    if not head:
+        raise BadInputError(f"{path!r} is empty (0 bytes): an interrupted download or copy?")
+    expected = {"keras": _ZIP, "keras-weights": _HDF5, "h5": _HDF5}.get(fmt)
+    if fmt == "torch" and not (head.startswith(_ZIP) or head[:1] == b"\x80"):
+        expected = _ZIP
+    if fmt == "safetensors":
+        if not (len(head) >= 9 and head[8:9] == b"{"):
+            raise BadInputError(f"{path!r} is not a safetensors file (no JSON header): truncated, or another format renamed?")
+    elif expected is not None and not head.startswith(expected):
+        what = "an HDF5 file" if head.startswith(_HDF5) else "a zip archive" if head.startswith(_ZIP) else "something else"
+        raise BadInputError(f"{path!r} has the extension of a {fmt} file but is {what}: corrupt, or renamed from another format?")
+    return fmt

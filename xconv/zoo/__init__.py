@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import resources
 
 import numpy as np
@@ -31,14 +32,17 @@ def spec(name: str) -> ModelSpec:
         raise BadInputError(f"Unknown zoo model {name!r}. Available: {', '.join(SPECS)}.") from None
 
 
-def build(name: str, framework: str = "keras", *, seed: int | None = 0, dtype: str = "float32", random_biases: bool = False):
+def build(name: str, framework: str = "keras", *, seed: int | None = 0, dtype: str = "float32", random_biases: bool = False, input_shape: tuple[int, ...] | None = None):
     """Build reference model ``name`` as a Keras model or a PyTorch module.
 
     ``seed`` makes the spec's initialisers reproducible; ``random_biases`` replaces Keras'
     zero biases (and unit BatchNorm statistics) with seeded random values, so that a dropped
-    or misplaced bias cannot go unseen in a comparison.
+    or misplaced bias cannot go unseen in a comparison. ``input_shape`` (channels-last, no
+    batch) builds the same layers for another input size, e.g. a small one for tests.
     """
     s = spec(name)
+    if input_shape is not None:
+        s = replace(s, input_shape=tuple(int(n) for n in input_shape))
     if dtype not in ("float32", "float64"):
         raise BadInputError(f"dtype must be 'float32' or 'float64'; received {dtype!r}.")
     if framework == "keras":

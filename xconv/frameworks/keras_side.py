@@ -117,6 +117,8 @@ class Captured:
         from ..layouts import flatten_permutation
 
         kind = kind or ("flat" if self.flatten_of else ("cf" if self.value.ndim >= 3 else "plain"))
+        if isinstance(kind, tuple):  # torch_to_keras: Keras axis i holds torch dim kind[i]
+            return np.transpose(self.value, np.argsort(kind))
         if kind == "flat" and self.flatten_of:
             return self.value[:, flatten_permutation(self.flatten_of)]
         if kind == "cf" and self.value.ndim >= 3:

@@ -34,15 +34,15 @@ class _Pair:
 
 def _resolve_optimizer(optimizer):
     """``(keras plan, torch plan)``: a pair is run as given; one setting gets its exact twin."""
-    from .optimizers import keras_twin, optimizer_setting, plan_for, torch_twin
+    from .optimizers import Plan, keras_twin, optimizer_setting, plan_for, torch_twin
 
     if isinstance(optimizer, (tuple, list)):
         if len(optimizer) != 2:
             raise BadInputError("optimizer=(keras_side, torch_side): give exactly two.")
-        ks_, ts_ = optimizer_setting(optimizer[0], "keras"), optimizer_setting(optimizer[1], "torch")
-        if ks_.framework != "keras" or ts_.framework != "torch":
-            raise BadInputError(f"optimizer=(keras_side, torch_side): received {ks_} and {ts_}.")
-        kp, tp = plan_for(ks_), plan_for(ts_)
+        kp, tp = (o if isinstance(o, Plan) else plan_for(optimizer_setting(o, fw)) for o, fw in zip(optimizer, ("keras", "torch")))
+        if kp.framework != "keras" or tp.framework != "torch":
+            raise BadInputError(f"optimizer=(keras_side, torch_side): received a {kp.framework} and a {tp.framework} one.")
+        tp.notes = [*tp.notes]
         tp.notes.append("optimizers given for each side: run as given, no twin derived")
         return kp, tp
     setting = optimizer_setting(optimizer)
@@ -236,18 +236,23 @@ def compare_training(
     kfeed = xk if len(xk) > 1 else xk[0]
 
     rows: list[TrainingRow] = []
+    defaults = rtol is None
+    plain_lr = float(tplan.kwargs.get("lr", 0.0))
+
+    def floor(quantity, step):
+        kinds = {kplan.kind, tplan.kind}
+        return max(tol.step_floor(dtype, quantity, kind, plain_lr, step) for kind in kinds)
 
     def add(step, quantity, pair, measured: dict[str, tuple[float, float]]):
-        rtol_, atol_ = tols[tol.family(quantity)]
-        worst_name, worst = "", None
-        for name, (d, s) in measured.items():
-            allowed = atol_ + rtol_ * s
-            score = d / allowed if allowed else (0.0 if d == 0 else float("inf"))
-            if worst is None or score > worst[0]:
-                worst_name, worst = name, (score, d, s, allowed)
-        if worst is None:
+        # normwise per layer: a bias whose true gradient is 0 (a conv before a BatchNorm) is
+        # measured against the layer's kernel, as compare() measures a layer's whole output
+        if not measured:
             return
-        _, d, s, allowed = worst
+        rtol_, atol_ = tols[tol.family(quantity)]
+        worst_name = max(measured, key=lambda n: measured[n][0])
+        d = measured[worst_name][0]
+        s = max(v[1] for v in measured.values())
+        allowed = atol_ + rtol_ * s + (floor(quantity, step) if defaults else 0.0)
         rows.append(TrainingRow(step, quantity, pair.layer.name if pair else "", pair.tname if pair else "", worst_name,
                                 d, s, allowed, bool(d <= allowed)))  # fmt: skip
 

@@ -289,8 +289,10 @@ def torch_twin(setting: OptimizerSetting) -> Plan:
     if setting.framework != "keras":
         raise BadInputError(f"torch_twin maps a Keras setting; {setting} is already torch's.")
     a, clip = _full(setting)
-    kind, lr, wd = setting.kind, _f32(a["learning_rate"]), _wd(a.get("weight_decay"))
+    kind, lr, wd = setting.kind, _f32(a["learning_rate"]), _f32(_wd(a.get("weight_decay")))
     notes = [f"learning_rate {a['learning_rate']!r} is a float32 variable in Keras; torch gets the same value {lr!r}"]
+    if wd and wd != _wd(a.get("weight_decay")):
+        notes.append(f"Keras on TensorFlow casts weight_decay through float32: torch gets {wd!r}")
     if clip is not None:
         notes.append(f"clipping on the torch side: {clipping.describe(clip, 'torch')}")
     if kind == "sgd":
@@ -358,6 +360,8 @@ def keras_twin(setting: OptimizerSetting) -> Plan:
         if wd and mom:
             raise _refuse(setting, "torch SGD's weight_decay is L2 through the momentum buffer; Keras only decays decoupled.",
                           "Use momentum=0 or put the L2 term in the loss on both sides.")  # fmt: skip
+        if _f32(mom) != mom:
+            notes.append(f"Keras on TensorFlow multiplies by float32(momentum) = {_f32(mom)!r}: exact in float64 only for float32 numbers such as 0.875")
         return Plan("keras", kind, "SGD", dict(learning_rate=lr, momentum=mom, nesterov=bool(a["nesterov"]), weight_decay=wd or None), clip=clip, notes=notes)  # fmt: skip
     if kind in ("adam", "adamw"):
         if wd and kind == "adam":
@@ -365,6 +369,8 @@ def keras_twin(setting: OptimizerSetting) -> Plan:
                           "only decays decoupled, as torch AdamW does.", "Use torch AdamW, or weight_decay=0.")  # fmt: skip
         (b1, b2), eps = a["betas"], float(a["eps"])
         notes.append(f"torch adds eps={eps} after the bias correction: Keras's epsilon at step t is {eps}*sqrt(1-{b2}^t)")
+        if (_f32(b1), _f32(b2)) != (float(b1), float(b2)):
+            notes.append("Keras on TensorFlow computes its bias corrections with float32 betas: exact in float64 only for betas that are float32 numbers (0.5, 0.75, ...)")
         kwargs = dict(learning_rate=lr, beta_1=float(b1), beta_2=float(b2), epsilon=eps * float(np.sqrt(1 - b2)), amsgrad=bool(a["amsgrad"]))
         if kind == "adamw":
             kwargs["weight_decay"] = wd

@@ -20,6 +20,13 @@ headroom, and the optimizer state is built from gradients:
   divides two noisy numbers) is far below this, while a wrong update rule moves a weight by
   a sizeable part of ``lr``.
 
+Adaptive optimizers in float32 (Adam, AdamW, RMSprop, Adagrad) divide by the gradient's own
+size, so a gradient that should be 0 (a conv bias right before a BatchNorm: the BatchNorm
+subtracts it again) but holds float32 rounding noise becomes a step of up to ``lr``, in a
+direction the noise decides. Each side may step the other way, so after ``t`` steps such a
+weight may differ by ``2 lr t``, and a BatchNorm's running mean (which sees that bias) by as
+much: :func:`step_floor` adds that to their atol. A float64 run has no such floor.
+
 The atol floors keep all-zero tensors (a dead ReLU's gradient) from failing on 1e-12 noise.
 A float32 comparison is for "is this port's training sane"; convention bugs that act only on
 tiny gradients (Adam's epsilon placement) need float64 to be seen.
@@ -65,3 +72,13 @@ def resolve(dtype: str, rtol: float | None = None, atol: float | None = None) ->
         return dict(DEFAULTS[dtype])
     except KeyError:
         raise BadInputError(f"No training tolerance for dtype {dtype!r}; known: {', '.join(DEFAULTS)}.") from None
+
+
+ADAPTIVE = ("adam", "adamw", "rmsprop", "adagrad")
+
+
+def step_floor(dtype: str, quantity: str, optimizer_kind: str, lr: float, step: int) -> float:
+    """The extra atol for float32 weights and running means under an adaptive optimizer (see above)."""
+    if dtype == "float64" or optimizer_kind not in ADAPTIVE or quantity not in ("weight", "running_mean"):
+        return 0.0
+    return 2.0 * abs(lr) * step

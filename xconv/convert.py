@@ -298,12 +298,10 @@ def _keras_to_torch_state(keras_model, source, out: Outputs | None = None):
     wmap = weight_map(keras_model)
     translation = translate(keras_model)
     if source:
-        import torch
-
         module = build_module(translation)
         weights = _side_weights(source)
         text = translation.source.replace('torch.load("weights.pt"', f'torch.load("{os.path.basename(weights)}"')
-        out.fill(weights, lambda tmp: torch.save(module.state_dict(), tmp))
+        out.fill(weights, lambda tmp: write_tensor_file(tmp, "torch", {k: to_numpy(v, k) for k, v in module.state_dict().items()}))
         out.fill(source, _write_text(text))
     keras_tensors = keras_model_tensors(keras_model)
     result = Manifest(direction="keras->torch", matched_by="translation")
@@ -524,8 +522,8 @@ class _SlabWriter:
             self._bufs.append(np.empty(max(nbytes, _SLAB_BYTES), np.uint8))
             self._free.put(self._bufs[-1])
         buf = self._free.get()
-        if buf.size < nbytes:
-            self._bufs.remove(buf)
+        if buf.size < nbytes:  # a larger tensor: this buffer is replaced by a larger one
+            self._bufs = [b for b in self._bufs if b is not buf]
             buf = np.empty(nbytes, np.uint8)
             self._bufs.append(buf)
         return buf

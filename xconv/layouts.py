@@ -226,6 +226,8 @@ _SPATIAL = {1: ("width",), 2: ("height", "width"), 3: ("depth", "height", "width
 def describe_kernel_axes(shape: Sequence[int], layout: str, kind: str = "conv") -> str:
     """Say what each axis of a kernel means: ``3x3 window x 512 input channels x 512 filters``."""
     shape = tuple(int(s) for s in shape)
+    if not shape:
+        return "scalar"
     if kind == "dense":
         if layout == "keras":
             return f"{shape[0]} inputs x {shape[1]} units"

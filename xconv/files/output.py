@@ -44,9 +44,8 @@ def _on_signal(signum, frame):  # pragma: no cover - exercised by the kill tests
         except OSError:
             pass
     _LIVE.clear()
-    old = _previous.get(signum)
-    if signum == getattr(signal, "SIGINT", None) and callable(old):
-        return old(signum, frame)  # Python's own: KeyboardInterrupt, handled by the CLI
+    # end as the signal would have ended us (SIGINT too: unwinding through a writer thread
+    # could wait on it)
     signal.signal(signum, signal.SIG_DFL)
     os.kill(os.getpid(), signum)
 
@@ -84,6 +83,10 @@ def _identity(path: str):
 
 def write_error(path: str, exc: BaseException) -> BadInputError:
     """One readable message for a failed write."""
+    seen = exc
+    while not isinstance(seen, OSError) and (seen.__cause__ or seen.__context__) is not None:
+        seen = seen.__cause__ or seen.__context__  # torch.save wraps the OSError in a RuntimeError
+    exc = seen if isinstance(seen, OSError) else exc
     code = getattr(exc, "errno", None)
     why = {
         errno.ENOSPC: "the disk is full",

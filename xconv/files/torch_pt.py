@@ -40,4 +40,5 @@ def write_torch(tmp: str, tensors: Mapping[str, np.ndarray]) -> None:
     state = {}
     for name in tensors:
         state[name] = to_torch(tensors[name], f"tensor {name!r}")
-    torch.save(state, tmp)
+    with open(tmp, "wb") as fh:  # through Python's file: a failed write keeps its OSError
+        torch.save(state, fh)

@@ -63,8 +63,12 @@ def _chain(tmodule, layer_name: str, tname: str) -> list:
     return [(n, modules[n]) for n in names if n in modules]
 
 
-def lint(keras_model, torch_module) -> list[Finding]:
-    """Compare the configurations of a Keras model and its PyTorch port; return the findings."""
+def lint(keras_model, torch_module, *, optimizer=None) -> list[Finding]:
+    """Compare the configurations of a Keras model and its PyTorch port; return the findings.
+
+    The training traps (frozen BatchNorms, dropout rates, regularizers and, given
+    ``optimizer=(keras_optimizer, torch_optimizer)``, epsilon and weight decay) come from
+    :mod:`xconv.training.lint_rules`."""
     from .frameworks import keras_side as ks
     from .frameworks import torch_side as ts
     from .transfer import _pair
@@ -106,6 +110,9 @@ def lint(keras_model, torch_module) -> list[Finding]:
                 tname = rest[0][0]
             used.add(tname)
             findings += _unweighted(cat, layer, tname, by_name[tname])
+    from .training.lint_rules import training_findings
+
+    findings += training_findings(keras_model, torch_module, pairs, optimizer=optimizer)
     return findings
 
 

@@ -566,10 +566,20 @@ def _write_layout(array: np.ndarray, to: str, base: int, fout: _SlabWriter) -> N
             np.copyto(slab, mid.transpose(1, 0, 2))
             fout.put(base + o * cin * kk * item, slab, buf)
         return
-    if array.ndim >= 3:  # (out, in, *k) -> (*k, in, out), a block of input channels at a time
+    if array.ndim >= 3:  # (out, in, *k) -> (*k, in, out)
         cout, cin, *k = array.shape
         kk = int(np.prod(k))
         x = array.reshape(cout, cin, kk)
+        rows = _SLAB_BYTES // max(1, cin * cout * item)
+        if rows >= 16:  # large windows, few channels: whole output rows (j, :, :) at a time
+            for j0 in range(0, kk, rows):
+                r = min(rows, kk - j0)
+                buf = fout.slab(r * cin * cout * item)
+                slab = buf[: r * cin * cout * item].view(array.dtype).reshape(r, cin, cout)
+                np.copyto(slab, x[:, :, j0 : j0 + r].transpose(2, 1, 0))
+                fout.put(base + j0 * cin * cout * item, slab, buf)
+            return
+        # many channels: a block of input channels at a time, its kk output rows written apart
         step = max(1, _SLAB_BYTES // max(1, cout * kk * item))
         for c0 in range(0, cin, step):
             c = min(step, cin - c0)

@@ -35,6 +35,7 @@ _LAZY = {
     "keras_to_torch": "xconv.translate",
     "torch_to_keras": "xconv.translate.to_keras",
     "lint": "xconv.linting",
+    "compare_training": "xconv.training",
 }
 _SUBMODULES = ("zoo", "registry", "frameworks", "inspect", "translate", "viz", "testing", "onnx", "capture")
 
@@ -48,6 +49,7 @@ __all__ = [
     "keras_to_torch",
     "torch_to_keras",
     "lint",
+    "compare_training",
     "layouts",
     "padding",
     "zoo",

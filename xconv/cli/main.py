@@ -23,6 +23,7 @@ COMMANDS = {
     "diff": ("xconv.cli.diff", "compare the tensors of two weight files across formats and layouts"),
     "onnx": ("xconv.cli.onnx_cmd", "export a model to ONNX (tf2onnx / torch.onnx), batch dynamic, checked"),
     "lint": ("xconv.cli.lint_cmd", "find porting traps by reading a Keras model's and its port's configurations"),
+    "train-check": ("xconv.cli.train_check", "train a Keras model and its port for a few steps; compare loss, gradients, optimizer state, weights"),
     "repro": ("xconv.cli.repro_cmd", "re-run one diverging layer from a repro file (report.repro) in both frameworks"),
     "layers": ("xconv.cli.layers", "list the layer families xconv converts"),
     "env": ("xconv.cli.env", "print versions of Python, xconv and the frameworks (for bug reports)"),
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return importlib.import_module(args._module).run(args)
     except XconvError as exc:
-        print(f"xconv {args.command}: error: {exc}", file=sys.stderr)
+        print(f"xconv {args.command}: error: {exc.for_cli()}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except BrokenPipeError:  # `xconv ... | head`: the reader left; not an error of ours
         sys.stderr.close()

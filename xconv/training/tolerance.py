@@ -11,7 +11,10 @@ float32: one forward pass agrees to ~1e-6 relative (see comparison/tolerance.py)
 pass runs two more convolutions per layer and the loss reduction, so gradients get 10x that
 headroom, and the optimizer state is built from gradients:
 
-* ``loss`` and BatchNorm statistics: ``rtol = 1e-5`` (one forward pass, reductions);
+* ``loss`` and BatchNorm statistics: ``rtol = 1e-4``, the forward-pass policy of
+  comparison/tolerance.py (they are a forward pass and its reductions; after the first step
+  that pass runs on weights that may differ by the adaptive floor below: unet_encoder with
+  Adam showed 1.8e-5 at step 3);
 * gradients, clipped gradients, momentum buffers, Adam's first moment: ``rtol = 1e-3``;
 * squared-gradient accumulators (Adam's second moment, RMSprop, Adagrad): ``rtol = 2e-3``
   (relative error doubles when squared);
@@ -40,9 +43,9 @@ QUANTITIES = ("loss", "running_mean", "running_var", "gradient", "clipped_gradie
 
 _FLOAT64 = {q: (1e-9, 1e-12) for q in QUANTITIES}
 _FLOAT32 = {
-    "loss": (1e-5, 1e-7),
-    "running_mean": (1e-5, 1e-7),
-    "running_var": (1e-5, 1e-7),
+    "loss": (1e-4, 1e-7),
+    "running_mean": (1e-4, 1e-7),
+    "running_var": (1e-4, 1e-7),
     "gradient": (1e-3, 1e-8),
     "clipped_gradient": (1e-3, 1e-8),
     "state": (1e-3, 1e-8),

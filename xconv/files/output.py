@@ -150,7 +150,9 @@ class Outputs:
         if len(os.path.basename(real).encode()) > limit:
             raise BadInputError(f"Cannot write {path!r}: the name is too long for the file system (at most {limit} bytes).")
         if os.path.lexists(path) and not self.force:
-            raise BadInputError(f"The {label} {path!r} exists; pass --force (force=True) to overwrite it.")
+            raise BadInputError(
+                f"The {label} {path!r} exists; pass force=True to overwrite it.", cli=f"The {label} {path!r} exists; pass --force to overwrite it."
+            )
         return path
 
     def add(self, path, label: str = "output") -> str:
@@ -187,8 +189,10 @@ class Outputs:
             raise KeyError(f"{path!r} was not added to this run's outputs")
         try:
             write(tmp)
-        except XconvError:
-            raise
+        except XconvError as exc:
+            if path in str(exc):
+                raise
+            raise type(exc)(f"Cannot write {path!r}: {exc}") from exc
         except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as RuntimeError
             raise write_error(path, exc) from exc
         return path

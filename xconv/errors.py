@@ -13,7 +13,23 @@ __all__ = [
 
 
 class XconvError(Exception):
-    """Base class of every error xconv raises on purpose (the CLI prints these without a traceback)."""
+    """Base class of every error xconv raises on purpose (the CLI prints these without a traceback).
+
+    ``cli``: the same message in the command line's words, where they differ from Python's
+    (``--force`` for ``force=True``); ``xconv`` prints it instead of the Python one.
+
+    >>> err = BadInputError("'a.pt' exists; pass force=True to overwrite it.", cli="'a.pt' exists; pass --force to overwrite it.")
+    >>> str(err), err.for_cli()
+    ("'a.pt' exists; pass force=True to overwrite it.", "'a.pt' exists; pass --force to overwrite it.")
+    """
+
+    def __init__(self, *args, cli: str | None = None):
+        super().__init__(*args)
+        self.cli = cli
+
+    def for_cli(self) -> str:
+        """The message as the command line says it."""
+        return self.cli or str(self)
 
 
 class LayoutError(XconvError, ValueError):

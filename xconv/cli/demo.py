@@ -8,11 +8,13 @@ DEFAULT = "unet_encoder"
 
 
 def add_arguments(p) -> None:
-    p.add_argument("name", nargs="?", default=DEFAULT, help=f"zoo model (default {DEFAULT}); see 'xconv inspect'")
+    """The arguments of ``xconv demo``."""
+    p.add_argument("name", nargs="?", default=DEFAULT, help=f"zoo model, NAME or zoo:NAME (default {DEFAULT}); see 'xconv inspect'")
     add_common(p)
 
 
 def add_common(p) -> None:
+    """The options ``demo`` and ``compare`` share."""
     p.add_argument("--device", default="cpu", help="where the PyTorch side runs: cpu, cuda, cuda:1 ... (default cpu)")
     p.add_argument("--dtype", default="float32", choices=("float32", "float64"), help="float64 is the strict mode")
     p.add_argument("--batch", type=int, default=1, help="input batch size (default 1)")
@@ -26,26 +28,47 @@ def add_common(p) -> None:
 
 
 def run(args) -> int:
-    return run_pipeline(args.name, args)
+    """``xconv demo NAME``: NAME or zoo:NAME, as the other commands write it."""
+    name = args.name[4:] if args.name.startswith("zoo:") else args.name
+    return run_pipeline(name, args)
+
+
+def check_arguments(name: str, args) -> None:
+    """Everything that can be refused before TensorFlow loads and the models are built."""
+    from .. import zoo
+    from ..errors import BadInputError
+    from ..frameworks.torch_side import resolve_device
+
+    zoo.spec(name)
+    if args.batch < 1:
+        raise BadInputError(f"--batch must be at least 1; received {args.batch}.")
+    if bool(args.diff) != bool(args.diff_plot):
+        raise BadInputError("--diff LAYER and --diff-plot PATH go together.")
+    try:
+        resolve_device(args.device)
+    except RuntimeError as exc:  # torch.device("gpu")
+        raise BadInputError(f"--device {args.device!r} is not a device torch knows: use cpu, cuda or cuda:N.") from exc
+    if args.plot or args.diff_plot:
+        from ..viz import check_picture_path
+
+        for path in (args.plot, args.diff_plot):
+            if path:
+                check_picture_path(path)
 
 
 def run_pipeline(name: str, args) -> int:
+    """Build ``name`` in both frameworks, move the weights, compare, print (and draw) the report."""
     from .. import zoo
     from ..comparison import compare
-    from ..errors import BadInputError
     from ..transfer import transfer_weights
 
-    zoo.spec(name)  # unknown names fail before TensorFlow loads
-    if args.batch < 1:
-        raise BadInputError(f"--batch must be at least 1; received {args.batch}.")
+    check_arguments(name, args)
     if not args.json:
         print(f"Building '{name}' in Keras and PyTorch ({args.dtype}, seed {args.seed})...", file=sys.stderr)
     keras_model = zoo.build(name, "keras", seed=args.seed, dtype=args.dtype, random_biases=True)
     torch_model = zoo.build(name, "torch", seed=args.seed, dtype=args.dtype)
     manifest = transfer_weights(keras_model, torch_model)
     x = zoo.sample_input(name, args.batch, seed=args.seed, dtype=args.dtype)
-    if bool(args.diff) != bool(args.diff_plot):
-        raise BadInputError("--diff LAYER and --diff-plot PATH go together.")
     report = compare(keras_model, torch_model, x, device=args.device, dtype=args.dtype, mode="local" if args.local else "accumulated", onnx=args.onnx)
     if args.plot:
         from ..viz import plot_report

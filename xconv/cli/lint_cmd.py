@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def add_arguments(p) -> None:
+    """The arguments of ``xconv lint``."""
     p.add_argument("keras", help="the Keras model: zoo:NAME or a .keras/.h5 file")
     p.add_argument("torch", nargs="?", help="the PyTorch port: zoo:NAME (its twin) or package.module:Class")
     p.add_argument("--kwargs", help="JSON constructor arguments for package.module:Class")
@@ -11,7 +12,26 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
+def _port_argument(args) -> str:
+    """TORCH as given, or the zoo twin of a zoo:NAME KERAS; refused before any model loads."""
+    from ..errors import BadInputError
+
+    target = args.torch or (args.keras if args.keras.startswith("zoo:") else None)
+    if target is None:
+        raise BadInputError(
+            f"xconv lint {args.keras} needs the PyTorch port too: xconv lint {args.keras} package.module:Class "
+            f"(--kwargs '{{...}}' for its constructor, --weights port.pt for its weights), or zoo:NAME for a reference twin."
+        )
+    if not target.startswith("zoo:") and ":" not in target:
+        raise BadInputError(
+            f"The port {target!r} is neither zoo:NAME nor package.module:Class; a weights file goes with --weights: "
+            f"xconv lint {args.keras} package.module:Class --weights {target}."
+        )
+    return target
+
+
 def run(args) -> int:
+    """``xconv lint KERAS [TORCH]``: print every trap found; 1 if any, 0 if none."""
     import json
 
     import numpy as np
@@ -20,8 +40,8 @@ def run(args) -> int:
     from ..linting import lint
     from .. import zoo
 
+    target = _port_argument(args)
     keras_model = _keras_model_from(args.keras)
-    target = args.torch or args.keras
     if target.startswith("zoo:"):
         module = zoo.build(target[4:], "torch")
         if not args.weights:

@@ -8,14 +8,17 @@ from collections.abc import Sequence
 import numpy as np
 
 from .._optional import require
+from .._quiet import quiet
 from ..errors import BadInputError
 
 
 def onnx():
+    """The ``onnx`` package, or an error that says how to install it."""
     return require("onnx", "export and read ONNX models")
 
 
 def export_keras(model, path: str, opset: int | None = None) -> None:
+    """Write ``model`` to ``path`` with tf2onnx, the batch axis dynamic."""
     tf = require("tensorflow", "export Keras models to ONNX")
     tf2onnx = require("tf2onnx", "export Keras models to ONNX")
     spec = [tf.TensorSpec((None, *t.shape[1:]), t.dtype, name=t.name) for t in model.inputs]
@@ -26,10 +29,12 @@ def export_keras(model, path: str, opset: int | None = None) -> None:
 
     # from_function works for Sequential and functional models alike (from_keras fails on some Sequential)
     fn = tf.function(forward, input_signature=spec)
-    tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset or 17, output_path=path)
+    with quiet("tf2onnx"):  # its notes and TensorFlow's deprecations are not the user's to read
+        tf2onnx.convert.from_function(fn, input_signature=spec, opset=opset or 17, output_path=path)
 
 
 def export_torch(module, path: str, input_shape: Sequence[int], opset: int | None = None) -> None:
+    """Write ``module`` to ``path`` with the torch.export-based exporter, the batch axis dynamic."""
     import contextlib
     import io
 
@@ -39,7 +44,9 @@ def export_torch(module, path: str, input_shape: Sequence[int], opset: int | Non
     x = torch.zeros((2, *input_shape), dtype=param.dtype if param is not None else torch.float32)
     # the torch.export-based exporter: constant pads stay constant (the TorchScript one computes
     # them with a Transpose), and each node records its module in 'pkg.torch.onnx.name_scopes'
-    with contextlib.redirect_stdout(io.StringIO()):  # its progress lines are not ours to print
+    # its progress lines, its note that torchvision is missing and torch.export's own deprecation
+    # warnings are not ours to print
+    with contextlib.redirect_stdout(io.StringIO()), quiet("torch.onnx", "torch.export", "onnxscript"):
         torch.onnx.export(
             module.eval(), (x,), path, dynamo=True, input_names=["input"], external_data=False,
             dynamic_shapes=({0: torch.export.Dim("batch")},), opset_version=opset or 18,
@@ -47,6 +54,7 @@ def export_torch(module, path: str, input_shape: Sequence[int], opset: int | Non
 
 
 def check(path: str) -> None:
+    """Refuse a file that does not pass ``onnx.checker`` (full check)."""
     try:
         onnx().checker.check_model(path, full_check=True)
     except Exception as exc:  # onnx raises ValidationError and others
@@ -76,7 +84,9 @@ def run_all(path: str, arrays: Sequence[np.ndarray]) -> tuple[dict[str, np.ndarr
             if out and out not in existing:
                 model.graph.output.append(o.helper.ValueInfoProto(name=out))
                 existing.add(out)
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: its notes on the graph (unused initializers, ...) are not the user's
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     feed = {i.name: np.asarray(a, dtype=np.float64 if "double" in i.type else np.float32) for i, a in zip(session.get_inputs(), arrays)}
     names = [v.name for v in session.get_outputs()]
     values = session.run(names, feed)

@@ -85,10 +85,14 @@ def numerics(allow_tf32: bool = False, deterministic: bool = True) -> Iterator[d
 
 
 def resolve_device(device: str):
+    """``torch.device(device)``, refused where it names a GPU torch cannot see."""
     t = torch()
     dev = t.device(device)
     if dev.type == "cuda" and not t.cuda.is_available():
-        raise BadInputError(f"device={device!r} was asked for, but torch sees no CUDA GPU; use device='cpu'.")
+        raise BadInputError(
+            f"device={device!r} was asked for, but torch sees no CUDA GPU; use device='cpu'.",
+            cli=f"--device {device} was asked for, but torch sees no CUDA GPU; use --device cpu.",
+        )
     return dev
 
 

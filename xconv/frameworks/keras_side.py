@@ -61,8 +61,8 @@ def weight_keys(layer) -> list[str]:
 
 def layer_weights(layer) -> dict[str, np.ndarray]:
     """``{'kernel': ..., 'bias': ...}`` as NumPy arrays (Keras layout); keys from :func:`weight_keys`."""
-    k = keras()
-    return {key: np.asarray(k.ops.convert_to_numpy(v.value)) for key, v in zip(weight_keys(layer), layer.weights)}
+    # to_numpy: ops.convert_to_numpy's np.array(tf.Variable) warns under NumPy 2 (a DeprecationWarning in the user's tests)
+    return {key: to_numpy(v.value) for key, v in zip(weight_keys(layer), layer.weights)}
 
 
 def set_layer_weights(layer, arrays: Mapping[str, np.ndarray]) -> None:
@@ -198,16 +198,6 @@ def _flatten_of_output(layer) -> tuple[int, ...] | None:
     if type(layer).__name__ in _PASS_THROUGH:
         return flatten_source_shape(layer)
     return None
-
-
-def predict(model, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-    k = keras()
-    check_inputs(model, arrays)
-    feed = list(arrays) if isinstance(model.input, (list, tuple)) else arrays[0]
-    out = model(feed, training=False)
-    if not isinstance(out, (list, tuple)):
-        out = [out]
-    return [to_numpy(o) for o in out]
 
 
 def cast(model, dtype: str):

@@ -154,3 +154,30 @@ def test_bad_shapes_raise_layout_error_with_the_shape(call, arg):
 def test_describe_kernel_axes_answers_the_conv5_2_question():
     assert layouts.describe_kernel_axes((3, 3, 512, 512), "keras") == "3x3 window x 512 input channels x 512 filters"
     assert layouts.describe_kernel_axes((512, 256, 3, 3), "torch") == "512 filters x 256 input channels x 3x3 window"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16", "int8", "bool", "complex128"])
+@pytest.mark.parametrize(
+    "shape",
+    [(1, 1, 2048, 512), (1, 1, 512, 3), (3, 3, 512, 256), (7, 7, 96, 100), (3, 3, 3, 64, 130), (5, 1, 700, 33), (1, 9, 1, 1000), (11, 2, 1)],
+)
+def test_fast_paths_equal_numpy_transpose_bit_for_bit(shape, dtype):
+    """The banded, two-pass and two-thread paths of the kernel transform (large shapes) against np.transpose."""
+    from xconv.files.dtypes import np_dtype
+
+    raw = np.random.default_rng(len(shape)).integers(0, 256, size=int(np.prod(shape)) * np_dtype(dtype).itemsize, dtype=np.uint8)
+    kernel = raw.view(np_dtype(dtype)).reshape(shape)
+    rank = len(shape) - 2
+    to_torch = layouts.conv_kernel_to_torch(kernel)
+    want = np.ascontiguousarray(np.transpose(kernel, layouts.kernel_permutation(rank)))
+    assert to_torch.shape == want.shape and to_torch.tobytes() == want.tobytes() and to_torch.flags.c_contiguous
+    back = layouts.conv_kernel_to_keras(to_torch)
+    assert back.shape == kernel.shape and back.tobytes() == kernel.tobytes()
+    *k, cin, mult = shape
+    dw = layouts.depthwise_kernel_to_torch(kernel)
+    want_dw = np.ascontiguousarray(np.moveaxis(kernel.reshape(*k, cin * mult), rank, 0)[:, None])
+    assert dw.shape == want_dw.shape and dw.tobytes() == want_dw.tobytes()
+    assert layouts.depthwise_kernel_to_keras(dw, mult).tobytes() == kernel.tobytes()
+    if len(shape) == 4 and shape[0] * shape[1] == 1:
+        m = kernel.reshape(cin, mult)
+        assert layouts.dense_kernel_to_torch(m).tobytes() == np.ascontiguousarray(m.T).tobytes()

@@ -55,15 +55,86 @@ def _permuted(array: np.ndarray, axes: Sequence[int]) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(array, axes))
 
 
+_LINE = 64  # bytes in a cache line
+_PARALLEL_BYTES = 4 * 2**20  # tensors above this are moved by two threads (the copies release the GIL)
+_POOL = None
+_POOL_LOCK = threading.Lock()
+
+
+def _in_parallel(work, n: int, unit: int = 1) -> None:
+    """Run ``work(lo, hi)`` over ``range(n)`` split in two halves (on multiples of ``unit``) on two threads."""
+    global _POOL
+    mid = (n // 2 // unit) * unit
+    if mid <= 0 or mid >= n:
+        work(0, n)
+        return
+    with _POOL_LOCK:
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _POOL = ThreadPoolExecutor(2, thread_name_prefix="xconv-layouts")
+    other = _POOL.submit(work, mid, n)
+    work(0, mid)
+    other.result()
+
+
+def _transpose_into(out: np.ndarray, matrix: np.ndarray) -> None:
+    """``out[...] = matrix.T``, a band of input rows one cache line wide at a time.
+
+    Each band writes whole cache lines of ``out`` and reads its rows front to back, so both
+    sides stream; NumPy's one-pass copy of a transposed view instead writes one element per
+    line per pass (1.5x to 6x slower on large matrices).
+    """
+    n = matrix.shape[0]
+    band = max(1, _LINE // matrix.itemsize)
+
+    def work(lo, hi):
+        for r in range(lo, hi, band):
+            np.copyto(out[:, r : min(r + band, hi)], matrix[r : min(r + band, hi)].T)
+
+    if matrix.nbytes > _PARALLEL_BYTES:
+        _in_parallel(work, n, band)
+    else:
+        work(0, n)
+
+
 def _transpose2d(matrix: np.ndarray) -> np.ndarray:
-    """A contiguous transposed copy; tiled when large, so reads and writes both stay in cache."""
+    """A contiguous transposed copy, cache-line banded when large."""
     n, m = matrix.shape
-    if min(n, m) < 512:
+    if n * m * matrix.itemsize < 2**16 or min(n, m) < 2:
         return np.ascontiguousarray(matrix.T)
     out = np.empty((m, n), matrix.dtype)
-    for r in range(0, n, 64):
-        for c in range(0, m, 1024):
-            out[c : c + 1024, r : r + 64] = matrix[r : r + 64, c : c + 1024].T
+    _transpose_into(out, matrix)
+    return out
+
+
+def _rows(array: np.ndarray, k: int) -> np.ndarray:
+    """``array`` (last axis ``k``, C-contiguous) seen as an array of opaque ``k``-element rows."""
+    return array.view(np.dtype((np.void, k * array.itemsize))).reshape(array.shape[:-1])
+
+
+def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
+    """``(k, a, b) -> (b, a, k)`` in two cache-friendly passes instead of one strided gather.
+
+    Pass one transposes ``(k, a * b) -> (a * b, k)`` in cache-line bands; pass two moves whole
+    ``k``-element rows, ``(a, b) -> (b, a)``, treating each row as one opaque element so NumPy
+    copies it in one go. Large tensors are split between two threads.
+    scripts/bench_convert.py compares this with torch's ``permute().contiguous()`` per shape.
+    """
+    array = np.ascontiguousarray(array).reshape(k, a, b)
+    if k == 1 or b == 1 or a == 1:  # one of the moves is trivial: a plain 2D transpose
+        if k == 1:
+            return _transpose2d(array.reshape(a, b)).reshape(b, a, 1)
+        if b == 1:
+            return _transpose2d(array.reshape(k, a)).reshape(1, a, k)
+        return _transpose2d(array.reshape(k, b)).reshape(b, 1, k)
+    if k * a * b * array.itemsize < 2**16:  # fits in cache: one pass costs less than two calls
+        return np.ascontiguousarray(array.transpose(2, 1, 0))
+    step = _scratch(k * a * b, array.dtype).reshape(a * b, k)
+    _transpose_into(step, array.reshape(k, a * b))
+    out = np.empty((b, a, k), array.dtype)
+    rows_in, rows_out = _rows(step.reshape(a, b, k), k), _rows(out, k)  # (a, b) and (b, a) of k-rows
+    _transpose_into(rows_out, rows_in)
     return out
 
 
@@ -77,22 +148,6 @@ def _scratch(size: int, dtype) -> np.ndarray:
             return np.empty(size, dtype)
         buf = _SCRATCH.buf = np.empty(size, dtype)
     return buf[:size]
-
-
-def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
-    """``(k, a, b) -> (b, a, k)`` in two cache-friendly passes instead of one strided gather.
-
-    The direct copy reads ``k`` floats scattered ``a * b`` apart for every output row; a 2D
-    transpose to ``(a, b, k)`` and then a swap of whole ``k``-float rows is 1.5x to 2x faster
-    than NumPy's or torch's direct permute (scripts/bench_convert.py measures it).
-    """
-    if k == 1 or a * b < 4096:
-        return np.ascontiguousarray(array.reshape(k, a, b).transpose(2, 1, 0))
-    step = _scratch(k * a * b, array.dtype).reshape(a * b, k)
-    np.copyto(step, array.reshape(k, a * b).T)
-    out = np.empty((b, a, k), array.dtype)
-    np.copyto(out, step.reshape(a, b, k).transpose(1, 0, 2))
-    return out
 
 
 def _check_conv(array: np.ndarray, what: str) -> int:
@@ -124,8 +179,9 @@ def depthwise_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
     """Keras depthwise ``(*k, in, mult)`` -> torch ``(in * mult, 1, *k)``; output channel ``c * mult + m``."""
     rank = _check_conv(kernel, "A Keras depthwise kernel")
     *k, cin, mult = kernel.shape
-    merged = np.reshape(kernel, (*k, cin * mult))  # C order puts c * mult + m on the last axis
-    return np.ascontiguousarray(np.moveaxis(merged, rank, 0)[:, None])
+    kk = int(np.prod(k))
+    merged = np.reshape(np.asarray(kernel), (kk, cin * mult))  # C order puts c * mult + m on the last axis
+    return _transpose2d(merged).reshape(cin * mult, 1, *k)
 
 
 def depthwise_kernel_to_keras(weight: np.ndarray, depth_multiplier: int = 1) -> np.ndarray:
@@ -137,8 +193,8 @@ def depthwise_kernel_to_keras(weight: np.ndarray, depth_multiplier: int = 1) -> 
             f"A depthwise weight is (in * depth_multiplier, 1, *k); received shape {weight.shape} "
             f"with depth_multiplier={depth_multiplier}."
         )
-    moved = np.moveaxis(weight[:, 0], 0, rank)
-    return np.ascontiguousarray(np.reshape(moved, (*k, out // depth_multiplier, depth_multiplier)))
+    flat = np.reshape(np.asarray(weight), (out, int(np.prod(k))))
+    return _transpose2d(flat).reshape(*k, out // depth_multiplier, depth_multiplier)
 
 
 def dense_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:

@@ -309,7 +309,7 @@ def torch_twin(setting: OptimizerSetting) -> Plan:
     if kind in ("adam", "adamw"):
         b1, b2, eps = float(a["beta_1"]), float(a["beta_2"]), float(a["epsilon"])
         cls = "AdamW" if (kind == "adamw" or wd) else "Adam"
-        kwargs = dict(lr=lr, betas=(b1, b2), eps=eps / np.sqrt(1 - b2), amsgrad=bool(a["amsgrad"]), weight_decay=wd)
+        kwargs = dict(lr=lr, betas=(b1, b2), eps=float(eps / np.sqrt(1 - b2)), amsgrad=bool(a["amsgrad"]), weight_decay=wd)
         if wd and kind == "adam":
             notes.append("Keras Adam's weight_decay is decoupled: its twin is torch AdamW")
         notes.append(f"Keras adds epsilon={eps} to sqrt(v) before the bias correction: torch's eps at step t is {eps}/sqrt(1-{b2}^t)")

@@ -51,10 +51,6 @@ def kernel_permutation(rank: int, to: str = "torch") -> tuple[int, ...]:
     raise LayoutError(f"Unknown target layout {to!r}; expected 'torch' or 'keras'.")
 
 
-def _permuted(array: np.ndarray, axes: Sequence[int]) -> np.ndarray:
-    return np.ascontiguousarray(np.transpose(array, axes))
-
-
 _LINE = 64  # bytes in a cache line
 _PARALLEL_BYTES = 4 * 2**20  # tensors above this are moved by two threads (the copies release the GIL)
 _POOL = None

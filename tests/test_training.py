@@ -352,3 +352,29 @@ def test_wrong_order_and_wrong_targets(bn_pair, batch):
         _train(_bn_torch(), bn_pair, x, y, loss="mse", optimizer="sgd")
     with pytest.raises(XconvError, match="target"):
         _train(bn_pair, _bn_torch(), x, [y, y], loss=SCCE, optimizer="sgd")
+
+
+def test_copy_weights_false_compares_the_ports_own_weights_at_step_0(bn_pair, batch):
+    import torch
+
+    x, y = batch
+    t = _bn_torch()  # its own (torch-initialised) weights, not Keras's
+    report = _train(bn_pair, t, x, y, loss=SCCE, optimizer="sgd", steps=1, copy_weights=False)
+    d = report.first_divergence
+    assert d.step == 0 and d.quantity in ("weight", "running_mean")  # torch's own init and unit statistics
+    from xconv import transfer_weights
+
+    transfer_weights(bn_pair, t)
+    with torch.no_grad():
+        t.logits.bias += 1e-3  # one tensor off after the transfer
+    d = _train(bn_pair, t, x, y, loss=SCCE, optimizer="sgd", steps=1, copy_weights=False).first_divergence
+    assert (d.step, d.layer, d.quantity, d.tensor) == (0, "logits", "weight", "bias")
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_torch_side_on_cuda_trains_identically(bn_pair, batch):
+    x, y = batch
+    for opt in ("sgd:learning_rate=0.05,momentum=0.9", "adam:learning_rate=0.01"):
+        report = _train(bn_pair, _bn_torch(), x, y, loss=SCCE, optimizer=opt, device="cuda")
+        assert report.device.startswith("cuda")
+        _assert_identical(report)

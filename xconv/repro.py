@@ -25,47 +25,40 @@ _FORMAT = "xconv-repro-1"
 
 def write_repro(report, path, layer: str | None = None) -> str:
     """Write the repro of ``layer`` (default: the first local, else accumulated, divergence)."""
-    from .layouts import activation_to_torch
     from .frameworks import keras_side as ks
-    from .frameworks import torch_side as ts
 
     context = getattr(report, "_context", None)
     if context is None:
         raise BadInputError("This report has no models attached (it was loaded or built by hand); run compare() again.")
-    kmodel, tmodule, k_in, dtype = context
+    kmodel, tmodule, k_in, dtype, cap = context
     layer = layer or report.first_local_divergence or report.first_divergence
     if layer is None:
-        raise BadInputError("Every layer matches: there is no divergence to reproduce.")
-    by_name = {l.name: l for l in ks.iter_layers(kmodel)}
-    if layer not in by_name:
-        raise BadInputError(f"No Keras layer '{layer}' to reproduce; layers: {list(by_name)[:12]}.")
-    captured = ks.capture(kmodel, k_in, names=[layer], with_inputs=True)[0]
+        raise BadInputError("Every layer matches: there is no divergence to reproduce. Name a layer: report.repro(path, layer='...').")
+    reported = [r.name for r in report.layers]
+    skipped = dict(report.skipped)
+    if layer in skipped:
+        raise BadInputError(f"Layer '{layer}' was not aligned with the PyTorch module ({skipped[layer]}), so there is no PyTorch output to reproduce.")
+    if layer not in reported:
+        raise BadInputError(f"No layer '{layer}' in this report; its layers: {reported[:16]}{' ...' if len(reported) > 16 else ''}.")
+    keras_model = ks.cast(kmodel, dtype)
+    keras_layer = next(l for l in ks.iter_layers(keras_model) if l.name == layer)
+    captured = ks.capture(keras_model, k_in, names=[layer], with_inputs=True)[0]
     if len(captured.inputs) != 1:
         raise BadInputError(f"Layer '{layer}' takes {len(captured.inputs)} inputs; repros cover one-input layers.")
-    keras_layer = by_name[layer]
-    mapping = getattr(tmodule, "xconv_outputs", {})
-    chains = getattr(tmodule, "xconv_chains", {})
-    out_name = mapping.get(layer, layer)
-    head = chains.get(layer, [out_name])[0]
-    import torch
-
-    param = next(tmodule.parameters(), None)
-    tdtype = param.dtype if param is not None else torch.float32
-    t_in = [activation_to_torch(x, captured.input_flatten_of if x.ndim == 2 else None) for x in captured.inputs]
-    x_model = [activation_to_torch(x) for x in k_in]
-    acts, _ = ts.capture(tmodule, x_model, [out_name], torch.device("cpu"), tdtype, feed={head: t_in})
-    if out_name not in acts:
-        raise BadInputError(f"The PyTorch module has no module '{out_name}' for layer '{layer}'.")
+    aligned = next(a for a in cap.layers if a.name == layer)
+    if cap.capture == "graph":
+        torch_out, modules, described = _graph_output(cap, aligned, captured)
+    else:
+        torch_out, modules, described = _hooks_output(tmodule, aligned, captured, k_in)
     weights = ks.layer_weights(keras_layer)
     config = ks.keras().saving.serialize_keras_object(keras_layer)
     meta = {
         "format": _FORMAT, "layer": layer, "keras_class": type(keras_layer).__name__, "dtype": dtype,
-        "weights": list(weights), "torch_modules": chains.get(layer, [out_name]),
-        "torch_repr": [repr(dict(tmodule.named_modules())[m]) for m in chains.get(layer, [out_name]) if m in dict(tmodule.named_modules())],
+        "weights": list(weights), "torch_modules": modules, "torch_repr": described,
         "input_flatten_of": captured.input_flatten_of,
     }  # fmt: skip
     arrays = {f"weight:{k}": v for k, v in weights.items()}
-    arrays.update({"input": captured.inputs[0], "keras_output": captured.value, "torch_output": acts[out_name]})
+    arrays.update({"input": captured.inputs[0], "keras_output": captured.value, "torch_output": torch_out})
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     arrays["keras_config"] = np.frombuffer(json.dumps(config, default=str).encode(), dtype=np.uint8)
 
@@ -74,6 +67,59 @@ def write_repro(report, path, layer: str | None = None) -> str:
             np.savez(fh, **arrays)
 
     return atomic_output(os.fspath(path), write, force=True)
+
+
+def _graph_output(cap, aligned, captured):
+    """The torch value of the layer's chain run on Keras' input to it, and what the chain holds."""
+    from .comparison.align import _Graph
+    from .comparison.core import _local_feed, _run_graph
+    from .frameworks import torch_side as ts
+
+    m = aligned.match
+    if m is None or m.node is None or not m.feeds or not m.own_node:
+        raise BadInputError(f"Layer '{aligned.name}' has no PyTorch op of its own to feed ({m.how if m else 'not aligned'}); nothing to reproduce.")
+    module = cap.torch_module
+    param = next(iter(ts.module_state(module).values()), None)
+    t = ts.torch()
+    dev = param.device if param is not None else t.device("cpu")
+    tdtype = getattr(t, cap.dtype)
+    feed, fed = _local_feed({aligned.name: m}, {aligned.name: captured}, dev, tdtype)
+    if not fed:
+        raise BadInputError(f"Keras' input to layer '{aligned.name}' does not fit the PyTorch op that starts its chain; nothing to reproduce.")
+    tensors = [t.zeros(s, dtype=tdtype, device=dev) for s in cap.graph.input_shapes]  # every value it reads is fed
+    out = _run_graph(cap.graph, tensors, {m.node}, feed, ts.module_state(module))[m.node]
+    G = _Graph(cap.graph)
+    heads = list(m.feeds)
+    chain = [n for n in G.names if n in G.node and any(G.is_ancestor(h, n) for h in heads) and G.is_ancestor(n, m.node)]
+    paths, described = [], []
+    by_path = dict(module.named_modules())
+    for n in chain:
+        node = G.node[n]
+        path = node.module_path
+        if path and path not in paths:
+            paths.append(path)
+            described.append(repr(by_path[path]) if path in by_path else f"{node.module_type} '{path}'")
+        elif not path:
+            described.append(f"{node.op.replace('aten::', 'torch.')} ({node.source})" if node.source else node.op.replace("aten::", "torch."))
+    return out, paths, described
+
+
+def _hooks_output(tmodule, aligned, captured, k_in):
+    from .frameworks import torch_side as ts
+    from .layouts import activation_to_torch
+
+    import torch
+
+    out_name = aligned.match.node if aligned.match is not None else aligned.name
+    head = getattr(tmodule, "xconv_chains", {}).get(aligned.name, [out_name])[0]
+    param = next(tmodule.parameters(), None)
+    tdtype = param.dtype if param is not None else torch.float32
+    t_in = [activation_to_torch(x, captured.input_flatten_of if x.ndim == 2 else None) for x in captured.inputs]
+    acts, _ = ts.capture(tmodule, [activation_to_torch(x) for x in k_in], [out_name], torch.device("cpu"), tdtype, feed={head: t_in})
+    if out_name not in acts:
+        raise BadInputError(f"The PyTorch module has no module '{out_name}' for layer '{aligned.name}'.")
+    modules = dict(tmodule.named_modules())
+    return acts[out_name], [out_name], [repr(modules[out_name])] if out_name in modules else []
 
 
 def rerun(path) -> dict:

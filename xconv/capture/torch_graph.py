@@ -155,6 +155,7 @@ class TorchGraph:
         args: Sequence,
         keep: Iterable[str] | Callable[[OpNode], bool] | None = None,
         feed: Mapping[str, Mapping[str, object]] | None = None,
+        state: Mapping[str, object] | None = None,
     ) -> tuple[dict[str, object], list]:
         """Run the graph node by node on ``args`` (tensors); returns (kept values by node name, outputs).
 
@@ -162,6 +163,9 @@ class TorchGraph:
         ``feed``: ``{consumer: {input node: tensor}}``: when ``consumer`` runs, it reads the given
         tensor in place of that input's own value (and nothing else sees the substitution), so
         each layer can be run on the input its twin received (local error) in one pass.
+        ``state``: tensors by state key (``'conv.weight'``) read in place of the exported copy's
+        own parameters and buffers, so one export serves every module of the same structure
+        (and a module whose weights changed since it was exported).
         """
         import torch
         import torch.fx
@@ -175,7 +179,21 @@ class TorchGraph:
         feed = feed or {}
         store: dict[str, object] = {}
 
+        state = state or {}
+        _view = torch.ops.aten.view.default
+
         class _Runner(torch.fx.Interpreter):
+            def fetch_attr(self, target):
+                found = state.get(target)
+                return found if found is not None else super().fetch_attr(target)
+
+            def call_function(self, target, args, kwargs):
+                # traced strides need not be the run's (a size-1 axis, a kernel's own layout):
+                # reshape is view's value wherever view applies, and works where it does not
+                if target is _view:
+                    target = torch.ops.aten.reshape.default
+                return super().call_function(target, args, kwargs)
+
             def run_node(self, n):
                 subs = feed.get(n.name)
                 if subs:
@@ -248,7 +266,7 @@ def export(
     import torch
 
     target = module
-    if module.training:
+    if any(m.training for m in module.modules()):
         target = copy.deepcopy(module).eval()
     try:
         program = torch.export.export(target, tuple(args), kwargs=dict(kwargs or {}), strict=False)

@@ -39,6 +39,8 @@ def _in_layout(arrays, given: str, to: str) -> list[np.ndarray]:
 
 
 def _prepare_torch(module, device: str, dtype: str):
+    """The module on ``device`` in ``dtype``: the caller's own where it already is, else a copy.
+    Never switched to eval mode here: the exported graph is an eval-mode copy's."""
     from ..frameworks import torch_side as ts
 
     t = ts.torch()
@@ -48,7 +50,50 @@ def _prepare_torch(module, device: str, dtype: str):
     same = all(p.device == dev and (not p.is_floating_point() or p.dtype == tdtype) for p in params)
     if not same:  # never move or cast the caller's module in place
         module = copy.deepcopy(module).to(device=dev, dtype=tdtype)
-    return module.eval(), dev, tdtype
+    return module, dev, tdtype
+
+
+def _eval_copy(module):
+    return copy.deepcopy(module).eval() if any(m.training for m in module.modules()) else module
+
+
+def _align_pins(align) -> dict:
+    """``align=`` as {keras layer: torch module}: a dict, a Manifest, or a saved manifest file."""
+    from ..transfer import Manifest
+
+    if align is None:
+        return {}
+    if isinstance(align, Manifest):
+        return align.layer_plan()
+    if isinstance(align, (str, os.PathLike)):
+        path = os.fspath(align)
+        if not os.path.isfile(path):
+            raise BadInputError(f"align={path!r}: no such manifest file. Give a dict, a Manifest, or a file saved with manifest.to_json().")
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return Manifest.from_json(fh.read()).layer_plan()
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadInputError(f"align={path!r} is not a manifest saved by xconv (manifest.to_json()): {exc}") from exc
+    if isinstance(align, Mapping):
+        bad = {k: v for k, v in align.items() if not isinstance(k, str) or not (v is None or isinstance(v, str))}
+        if bad:
+            raise BadInputError(f"align= maps Keras layer names to PyTorch module paths (strings); received {bad}.")
+        return dict(align)
+    raise BadInputError(
+        f"align= takes a dict {{keras_layer: torch_module}}, a Manifest, or a manifest file; received {type(align).__name__}."
+    )
+
+
+def _pins(align, tmodule, kmodel, keras_names) -> dict:
+    """Declared alignments: the module's ``xconv_outputs``, the Keras model's ``xconv_align``, then ``align=``."""
+    pins = {}
+    for k, v in getattr(tmodule, "xconv_outputs", {}).items():
+        # a Keras model with its own layer for the mapped module (one translated from this very
+        # module, with separate activation layers) lines up name for name
+        pins[k] = k if (v in keras_names and v != k) else v
+    pins.update(getattr(kmodel, "xconv_align", {}))
+    pins.update(_align_pins(align))
+    return pins
 
 
 class _Scratch:
@@ -154,6 +199,9 @@ class Aligned:
     torch: np.ndarray | None  # None when the layer has no torch counterpart
     why_missing: str = ""
     torch_local: np.ndarray | None = None  # local mode: the torch layer run on Keras' input to it
+    torch_name: str | None = None  # the module whose call ends at the value (for ONNX scopes, repros)
+    training: str = ""  # the aligned module is in training mode, where it computes otherwise
+    match: object = None  # the align.Match (graph capture)
 
 
 @dataclass
@@ -164,18 +212,26 @@ class Capture:
     dtype: str
     tf32: bool
     layers: list[Aligned]
+    capture: str = "graph"  # 'graph' (torch.export) or 'hooks' (export failed)
+    notes: list = None  # what the verdict must say (training mode, the hook fallback)
+    graph: object = None  # the TorchGraph, for repros
+    torch_module: object = None  # the module that ran (the caller's, or a cast copy)
 
 
 def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None, align=None, layers=None, local: bool = False) -> Capture:
     """Run a Keras model and a torch module on the same input and line up their activations.
 
-    The shared first half of :func:`compare`, also used by the pictures. With ``local`` the
-    torch side runs each layer on the input *Keras'* layer received (pre-hooks on the first
-    module of each layer's chain) in a second pass, so ``torch_local`` carries only that layer's
-    error. The Keras model runs once either way.
+    The shared first half of :func:`compare`, also used by the pictures. The torch side is its
+    exported graph (``torch.export``, an eval-mode copy), run node by node, so every value is
+    what its op computed (in-place ops and functional calls included); it falls back to forward
+    hooks where export fails, and says so. With ``local`` a second pass feeds each layer's chain
+    the input *Keras'* layer received, so ``torch_local`` carries only that layer's error. The
+    Keras model runs once either way. Neither model is changed.
     """
+    from ..capture.torch_graph import ExportFailedError
     from ..frameworks import keras_side as ks
     from ..frameworks import torch_side as ts
+    from . import align as al
 
     fa, fb = framework_of(a), framework_of(b)
     if {fa, fb} != {"keras", "torch"}:
@@ -187,57 +243,138 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
     if dtype not in _DTYPES:
         raise BadInputError(f"dtype must be one of {_DTYPES}; received {dtype!r}.")
     kmodel, tmodule = (a, b) if fa == "keras" else (b, a)
-    keras_align = getattr(kmodel, "xconv_align", {})  # set by torch_to_keras: layer -> module (None: a step)
     arrays = _as_list(inputs)
     k_in, t_in = _in_layout(arrays, fa, "keras"), _in_layout(arrays, fa, "torch")
+    keras_names = {l.name for l in ks.iter_layers(kmodel)}
+    pins = _pins(align, tmodule, kmodel, keras_names)
+    notes = []
+    training = ts.training_modules(tmodule)
+    if tmodule.training or training:
+        notes.append(
+            "The PyTorch module is in training mode (did the port forget .eval()?): it was compared in eval mode"
+            + (f"; in training mode {', '.join(f'{p} ({t})' for p, t in training)} compute otherwise." if training else ".")
+        )
 
+    keras_layouts = getattr(kmodel, "xconv_layouts", {})  # torch_to_keras says how each layer holds its torch value
     kmodel = ks.cast(kmodel, dtype)
     tmodule, dev, tdtype = _prepare_torch(tmodule, device, dtype)
     k_acts = ks.capture(kmodel, k_in, names=layers, with_inputs=local)
     if layers is not None and not k_acts:
         names = [l.name for l in ks.iter_layers(kmodel)]
         raise BadInputError(f"No layer named {list(layers)} in Keras model '{kmodel.name}'. Layers: {names}.")
-    mapping = {**getattr(tmodule, "xconv_outputs", {}), **(align or {})}
-    keras_names = {c.name for c in k_acts}
-    # a Keras model that has its own layer for the mapped module (e.g. one translated from this
-    # very module, with separate activation layers) lines up name for name
-    t_names = {c.name: c.name if mapping.get(c.name, c.name) in keras_names else mapping.get(c.name, c.name) for c in k_acts}
-    t_names.update({k: v for k, v in keras_align.items() if k in keras_names})
-    t_names.update({k: v for k, v in (align or {}).items() if k in keras_names})
-    feed = None
-    if local:
-        chains = getattr(tmodule, "xconv_chains", {})
-        modules_now = dict(tmodule.named_modules())
-        feed = {}
-        for c in k_acts:
-            tname = t_names[c.name]
-            head = chains.get(c.name, [tname])[0] if tname else None
-            if head in modules_now and c.inputs:
-                feed[head] = [layouts.activation_to_torch(x, c.input_flatten_of if x.ndim == 2 else None) for x in c.inputs]
-    wanted = [n for n in t_names.values() if n]
+    declared = {**keras_layouts, **getattr(tmodule, "xconv_layouts", {})}  # a module may say how it lays out an activation
+    batch = int(arrays[0].shape[0]) if arrays and arrays[0].ndim else 1
+    by_name = {c.name: c for c in k_acts}
+    graph, capture = None, "graph"
     with ts.numerics(allow_tf32=False) as settings:
-        t_acts, _ = ts.capture(tmodule, t_in, wanted, dev, tdtype)
-        t_local = ts.capture(tmodule, t_in, wanted, dev, tdtype, feed=feed)[0] if local else {}
+        tensors = ts.to_tensors(t_in, dev, tdtype)
+        try:
+            graph = ts.export_graph(tmodule, tensors)
+        except ExportFailedError as exc:
+            capture = "hooks"
+            notes.append(f"torch.export failed, so the PyTorch side was captured with forward hooks (module outputs only; in-place ops and functional calls are not seen): {exc}")
+        if graph is not None:
+            matches = al.align_graph(kmodel, k_acts, graph, tmodule, pins, batch)
+            unpaired = [m for m in matches.values() if m.how == "unpaired"]
+            if unpaired:
+                raise BadInputError(
+                    f"No PyTorch module of {type(tmodule).__name__} lines up with "
+                    + "; ".join(f"Keras layer '{m.name}': {m.why}" for m in unpaired[:4])
+                    + f". A port has a module with the weights of every Keras layer that has weights; "
+                    f"pin one that is there with align={{'{unpaired[0].name}': 'module.path'}}."
+                )
+            keep = {m.node for m in matches.values() if m.node and m.name in by_name}
+            state = ts.module_state(tmodule)
+            t_vals = _run_graph(graph, tensors, keep, None, state)
+            t_local, fed = {}, set()
+            if local:
+                feed, fed = _local_feed(matches, by_name, dev, tdtype)
+                t_local = _run_graph(graph, tensors, keep, feed, state)
+        else:
+            matches = al.align_by_names(kmodel, k_acts, tmodule, pins)
+            runner = _eval_copy(tmodule)
+            wanted = [m.node for m in matches.values() if m.node]
+            t_vals, _ = ts.capture(runner, t_in, wanted, dev, tdtype)
+            t_local, fed = {}, set(by_name)
+            if local:
+                chains = getattr(tmodule, "xconv_chains", {})
+                feed = {}
+                for c in k_acts:
+                    m = matches[c.name]
+                    head = chains.get(c.name, [m.node])[0] if m.node else None
+                    if head is not None and c.inputs:
+                        feed[head] = [layouts.activation_to_torch(x, c.input_flatten_of if x.ndim == 2 else None) for x in c.inputs]
+                t_local = ts.capture(runner, t_in, wanted, dev, tdtype, feed=feed)[0]
 
-    modules = dict(tmodule.named_modules())
-    declared = getattr(tmodule, "xconv_layouts", {})  # a module may say how it lays out an activation
     aligned = []
     for c in k_acts:
-        k_val = c.torch_view(declared.get(c.name))
-        tname = t_names[c.name]
-        why = ""
-        if tname is None:
-            why = "an intermediate step of a translated PyTorch module"
-        elif tname not in t_acts:
-            why = "the PyTorch module did not run it" if tname in modules else f"no PyTorch module named '{tname}'"
-        aligned.append(Aligned(c.name, c.type, k_val, c.value, t_acts.get(tname) if tname else None, why, t_local.get(tname) if tname else None))
-    if all(al.torch is None for al in aligned):
+        m = matches[c.name]
+        kind = declared.get(c.name) or {"cf": "cf", "flat": "flat" if c.flatten_of else "plain"}.get(m.layout, "plain")
+        k_val = c.torch_view(kind)
+        t_val = t_vals.get(m.node) if m.node else None
+        loc = t_local.get(m.node) if (m.node and m.own_node and c.name in fed) else None
+        why = m.why or ("" if t_val is not None else "the PyTorch module did not run it")
+        flag = next((f"{t} '{p}'" for p, t in training if p in m.modules), "")
+        aligned.append(Aligned(c.name, c.type, k_val, c.value, t_val, why, loc, (m.modules or [None])[-1], flag, m))
+    if all(x.torch is None for x in aligned):
+        modules = [n for n, _ in tmodule.named_modules()][1:9]
         raise BadInputError(
-            f"No layer of Keras model '{kmodel.name}' lines up with a module of {type(tmodule).__name__} "
-            f"(Keras layers: {[c.name for c in k_acts][:8]}; torch modules: {list(modules)[1:9]}). "
-            f"Name the torch modules after the Keras layers, or pass align={{keras_name: torch_name}}."
+            f"No layer of Keras model '{kmodel.name}' lines up with the PyTorch module {type(tmodule).__name__} "
+            f"(Keras layers: {[c.name for c in k_acts][:8]}; torch modules: {modules}): "
+            f"{'; '.join(f'{x.name}: {x.why_missing}' for x in aligned[:3])}. "
+            f"Give the port the Keras layers' weighted layers, or pass align={{keras_name: torch_name}}."
         )
-    return Capture(fa, fb, str(dev), dtype, settings["tf32"], aligned)
+    return Capture(fa, fb, str(dev), dtype, settings["tf32"], aligned, capture, notes, graph, tmodule)
+
+
+def _run_graph(graph, tensors, keep, feed, state) -> dict[str, np.ndarray]:
+    try:
+        store, _ = graph.run(tensors, keep=keep, feed=feed, state=state)
+    except RuntimeError as exc:
+        raise BadInputError(
+            f"The PyTorch module {graph.root_type} failed on inputs of shape {[tuple(t.shape) for t in tensors]} "
+            f"(channels-first): {exc}"
+        ) from exc
+    out = {}
+    for name, value in store.items():
+        if hasattr(value, "detach"):
+            out[name] = value.detach().cpu().numpy()
+    return out
+
+
+def _local_feed(matches, captured, dev, tdtype) -> tuple[dict, set]:
+    """{consumer node: {input node: Keras' input, in that node's layout}} for every fed chain."""
+    from ..frameworks import torch_side as ts
+
+    feed: dict = {}
+    fed: set = set()
+    for name, m in matches.items():
+        c = captured.get(name)
+        if c is None or not c.inputs or not m.feeds:
+            continue
+        mine: dict = {}
+        for consumer, subs in m.feeds.items():
+            for node, j in subs.items():
+                if j >= len(c.inputs):
+                    continue
+                x = c.inputs[j]
+                lay = m.input_layouts.get(node, "cf")
+                want = m.input_shapes.get(node)
+                if lay == "flat" and c.input_flatten_of:
+                    x = layouts.activation_to_torch(x, c.input_flatten_of)
+                elif x.ndim >= 3 and (lay == "cf" or (want is not None and tuple(x.shape) != tuple(want))):
+                    x = layouts.activation_to_torch(x)
+                if want is not None and tuple(x.shape) != tuple(want):
+                    mine = None  # Keras' input does not fit (a padding layer folded into the conv): no local value
+                    break
+                mine.setdefault(consumer, {})[node] = ts.to_tensors([x], dev, tdtype)[0]
+            if mine is None:
+                break
+        for consumer, subs in (mine or {}).items():
+            feed.setdefault(consumer, {}).update(subs)
+        if mine:
+            fed.add(name)
+    return feed, fed
 
 
 def compare(
@@ -249,7 +386,7 @@ def compare(
     atol: float | None = None,
     device: str = "cpu",
     dtype: str | None = None,
-    align: Mapping[str, str] | None = None,
+    align=None,
     layers: Sequence[str] | None = None,
     mode: str = "accumulated",
     onnx: bool = False,
@@ -290,11 +427,11 @@ def compare(
         scale = _absmax(al.keras_raw if cap.a == "keras" else torch_value)  # the contiguous copy of ref
         return _diff(al.name, al.type, ref, other, scale, rtol, atol, scratch)
 
-    report = Report(a=cap.a, b=cap.b, device=cap.device, dtype=cap.dtype, tf32=cap.tf32)
-    kmodel, tmodule = (a, b) if cap.a == "keras" else (b, a)
+    report = Report(a=cap.a, b=cap.b, device=cap.device, dtype=cap.dtype, tf32=cap.tf32, capture=cap.capture, notes=list(cap.notes or []))
+    kmodel = a if cap.a == "keras" else b
     arrays = _as_list(inputs)
     k_in = _in_layout(arrays, cap.a, "keras")
-    report._context = (kmodel, tmodule, k_in, cap.dtype)  # for report.repro(); never serialised
+    report._context = (kmodel, cap.torch_module, k_in, cap.dtype, cap)  # for report.repro(); never serialised
     onnx_rows = _onnx_opinions(a, b, inputs, cap, dtype or "float32", align) if onnx else {}
     for al in cap.layers:
         if al.torch is None:
@@ -306,6 +443,9 @@ def compare(
         if al.torch_local is not None:
             lr = measure(al, al.torch_local)
             row = replace(row, local_max_abs=lr.max_abs, local_max_rel=lr.max_rel, local_ok=lr.ok)
+        if al.training:
+            note = f"{al.training} is in training mode, where it computes otherwise; compared in eval mode (call .eval() on the port)"
+            row = replace(row, ok=False, note=note, local_ok=False if mode == "local" else row.local_ok)
         report.layers.append(row)
     return report
 
@@ -344,7 +484,8 @@ def _compare_with_onnx_file(a, b, inputs, *, rtol, atol, dtype: str, align) -> R
             rows.append((c.name, c.type, c.torch_view(), values.get(found.get(c.name))))
     else:
         module, dev, tdtype = _prepare_torch(model, "cpu", dtype)
-        mapping = {**getattr(module, "xconv_outputs", {}), **(align or {})}
+        module = _eval_copy(module)
+        mapping = {**getattr(module, "xconv_outputs", {}), **_align_pins(align)}
         names = [n for n in dict(module.named_modules()) if n]
         scopes = onnx_side.scope_outputs(order, sorted(set(names) | set(mapping)), "keras" if onnx_layout == "keras" else "torch")
         # a Keras export is scoped by Keras layers (a torch module's xconv_outputs says where their
@@ -385,13 +526,13 @@ def _onnx_opinions(a, b, inputs, cap, dtype: str, align) -> dict[str, tuple[floa
     k_in, t_in = _in_layout(arrays, cap.a, "keras"), _in_layout(arrays, cap.a, "torch")
     kmodel = ks.cast(kmodel, dtype)
     tmodule, _, _ = _prepare_torch(tmodule, "cpu", dtype)
+    tmodule = _eval_copy(tmodule)
     with tempfile.TemporaryDirectory() as tmp:
         kp, tp = os.path.join(tmp, "keras.onnx"), os.path.join(tmp, "torch.onnx")
         onnx_side.export_keras(kmodel, kp)
         onnx_side.export_torch(tmodule, tp, t_in[0].shape[1:])
         k_vals, k_order = onnx_side.run_all(kp, k_in)
         t_vals, t_order = onnx_side.run_all(tp, t_in)
-    mapping = {**getattr(tmodule, "xconv_outputs", {}), **(align or {})}
     k_map = onnx_side.scope_outputs(k_order, [al.name for al in cap.layers], "keras")
     t_map = onnx_side.scope_outputs(t_order, [n for n in dict(tmodule.named_modules()) if n], "torch")
     out = {}
@@ -399,7 +540,7 @@ def _onnx_opinions(a, b, inputs, cap, dtype: str, align) -> dict[str, tuple[floa
         k_rel = _best_rel(al.keras, al.keras_raw, k_vals.get(k_map.get(al.name)))
         t_rel = None
         if al.torch is not None:
-            t_rel = _best_rel(al.torch, None, t_vals.get(t_map.get(mapping.get(al.name, al.name))))
+            t_rel = _best_rel(al.torch, None, t_vals.get(t_map.get(al.torch_name or al.name)))
         out[al.name] = (k_rel, t_rel)
     return out
 

@@ -38,10 +38,13 @@ class Report:
     dtype: str
     tf32: bool
     layers: list[LayerDiff] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (layer, why)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (layer, why it is not aligned)
+    capture: str = "graph"  # how the PyTorch side was captured: 'graph' (torch.export) or 'hooks'
+    notes: list[str] = field(default_factory=list)  # said with the verdict (training mode, hook fallback)
 
     def repro(self, path, layer: str | None = None) -> str:
-        """Write a minimal reproduction of the first diverging layer (see :mod:`xconv.repro`)."""
+        """Write a minimal reproduction of ``layer`` (default: where error starts, else the first
+        divergence), any layer of this report (see :mod:`xconv.repro`)."""
         from ..repro import write_repro
 
         return write_repro(self, path, layer)
@@ -79,6 +82,8 @@ class Report:
             "tf32": self.tf32,
             "first_divergence": self.first_divergence,
             "first_local_divergence": self.first_local_divergence,
+            "capture": self.capture,
+            "notes": list(self.notes),
             "layers": [{**asdict(r), "shape": list(r.shape), "where": list(r.where)} for r in self.layers],
             "skipped": [{"name": n, "why": w} for n, w in self.skipped],
         }
@@ -87,6 +92,9 @@ class Report:
         return json.dumps(self.to_dict(), **kw)
 
     def verdict(self) -> str:
+        return " ".join([self._verdict(), *self.notes, *([f"{len(self.skipped)} layer(s) not aligned (listed above)."] if self.skipped else [])])
+
+    def _verdict(self) -> str:
         n = len(self.layers)
         setting = f"{self.dtype} on {self.device}, TF32 {'on' if self.tf32 else 'off'}"
         if self.ok:
@@ -129,7 +137,7 @@ class Report:
             if r.note:
                 out.append(f"({r.name}: {r.note})")
         for name, why in self.skipped:
-            out.append(f"(not compared: {name}: {why})")
+            out.append(f"(not aligned: {name}: {why})")
         return "\n".join(out)
 
     def __str__(self) -> str:

@@ -1,0 +1,618 @@
+"""Line up a Keras model's layers with the values a PyTorch module's exported graph computes.
+
+A hand-written port rarely names its modules after the Keras layers, fuses activations into
+``forward`` (``torch.relu(self.fc(x))``), pads by hand before a conv and adds in place. So the
+alignment works on the computation (:class:`~xconv.capture.torch_graph.TorchGraph`), walking
+the Keras graph in order:
+
+* a layer with weights goes with the torch module holding weights of the converted shapes: by
+  name where one fits, else the nearest fitting module downstream of the layer's input, and
+  where several are equally near, the one whose weights equal the layer's. Its value is the end
+  of that module's call, continued through the activation the Keras layer fuses (``F.relu``,
+  ``nn.ReLU``, softmax, hardswish, ...). Explicit padding before the call is the head of the
+  chain: local mode feeds the Keras input there.
+* a layer without weights (pooling, flatten, add, concatenate, an activation layer) goes with
+  the first op of its kind downstream of its inputs, with the output shape Keras has.
+* ``pins`` (``align=``, a module's ``xconv_outputs``, a manifest) name the module outright.
+
+What cannot be aligned is reported as such (:attr:`Match.why`), never measured against the
+wrong value; a layer that could go to several modules is an error naming them and the pin.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import MismatchedModelsError
+
+__all__ = ["Match", "KerasCall", "keras_calls", "align_graph", "align_by_names", "activation_of"]
+
+_ACTIVATION_OPS = {
+    "relu": ("aten::relu", "aten::threshold", "aten::clamp_min"),
+    "relu6": ("aten::hardtanh", "aten::clamp", "aten::relu6", "aten::clip"),
+    "sigmoid": ("aten::sigmoid",),
+    "tanh": ("aten::tanh",),
+    "softmax": ("aten::softmax", "aten::_softmax"),
+    "log_softmax": ("aten::log_softmax", "aten::_log_softmax"),
+    "gelu": ("aten::gelu",),
+    "silu": ("aten::silu",),
+    "swish": ("aten::silu",),
+    "hard_silu": ("aten::hardswish",),
+    "hard_swish": ("aten::hardswish",),
+    "hard_sigmoid": ("aten::hardsigmoid",),
+    "elu": ("aten::elu",),
+    "selu": ("aten::selu",),
+    "softplus": ("aten::softplus",),
+    "leaky_relu": ("aten::leaky_relu",),
+    "exponential": ("aten::exp",),
+    "mish": ("aten::mish",),
+}
+_ALL_ACTIVATION_OPS = frozenset(op for ops in _ACTIVATION_OPS.values() for op in ops)
+_SHAPE_OPS = frozenset(
+    f"aten::{o}" for o in ("view", "reshape", "_unsafe_view", "flatten", "squeeze", "unsqueeze", "permute", "clone", "contiguous", "transpose", "alias")
+)  # fmt: skip
+_PAD_OPS = frozenset(("aten::pad", "aten::constant_pad_nd"))
+# Keras layer class (prefix) -> the ops that may compute it
+_KIND_OPS = (
+    ("MaxPooling", ("max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d")),
+    ("AveragePooling", ("avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d")),
+    ("GlobalAveragePooling", ("mean", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d")),
+    ("GlobalMaxPooling", ("amax", "max", "max_pool1d", "max_pool2d", "max_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d")),
+    ("Flatten", ("view", "reshape", "_unsafe_view", "flatten")),
+    ("Reshape", ("view", "reshape", "_unsafe_view", "flatten", "unsqueeze", "squeeze")),
+    ("Permute", ("permute", "transpose")),
+    ("Add", ("add",)),
+    ("Subtract", ("sub",)),
+    ("Multiply", ("mul",)),
+    ("Average", ("add", "mean", "div", "mul")),
+    ("Maximum", ("maximum", "max")),
+    ("Minimum", ("minimum", "min")),
+    ("Concatenate", ("cat", "concat", "concatenate")),
+    ("ZeroPadding", ("pad", "constant_pad_nd")),
+    ("Cropping", ("slice", "narrow")),
+    ("UpSampling", ("upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d", "upsample_bilinear2d", "upsample_trilinear3d", "upsample_linear1d", "_upsample_nearest_exact2d", "repeat_interleave")),
+    ("Rescaling", ("mul", "add", "sub", "div")),
+)  # fmt: skip
+_IDENTITY = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity")
+_DROPOUT_MODULES = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "Identity")
+
+
+@dataclass(frozen=True)
+class KerasCall:
+    """One call of a Keras layer in its model's graph (a shared layer has several)."""
+
+    layer: object
+    name: str
+    type: str
+    index: int  # which call of the layer (0 for an unshared layer)
+    inputs: tuple[tuple[str, int], ...]  # (producing layer, its call), or ('input:i', 0)
+    shape: tuple  # output shape, channels-last, batch None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.name, self.index)
+
+
+@dataclass
+class Match:
+    """Where a Keras layer's value is in the torch graph (``node`` None: not aligned, see ``why``)."""
+
+    name: str
+    node: str | None = None
+    layout: str = "cf"  # how the torch value is laid out against Keras': 'cf', 'flat' or 'plain'
+    feeds: dict = field(default_factory=dict)  # local mode: {consumer node: {input node: keras input index}}
+    input_layouts: dict = field(default_factory=dict)  # input node -> its layout
+    input_shapes: dict = field(default_factory=dict)  # input node -> its shape (a feed must fit it)
+    modules: list = field(default_factory=list)  # module paths of the chain, in order
+    how: str = ""  # 'pinned', 'name', 'weights', 'position', 'identity'
+    why: str = ""
+    own_node: bool = True  # False: the layer passes its input through (a Dropout with no op of its own)
+
+
+def activation_of(layer) -> str | None:
+    """The activation a Keras layer applies after its own computation (None: none)."""
+    kind = type(layer).__name__
+    if kind == "ReLU":
+        if getattr(layer, "max_value", None) is not None and float(layer.max_value) == 6.0:
+            return "relu6"
+        return "leaky_relu" if float(getattr(layer, "negative_slope", 0.0) or 0.0) else "relu"
+    if kind in ("LeakyReLU", "ELU", "Softmax"):
+        return {"LeakyReLU": "leaky_relu", "ELU": "elu", "Softmax": "softmax"}[kind]
+    act = getattr(layer, "activation", None)
+    name = getattr(act, "__name__", None) if act is not None else None
+    return None if name in (None, "linear") else name
+
+
+def _producer(tensor):
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return None, 0
+    return history.operation, int(history.node_index)
+
+
+def keras_calls(model) -> list[KerasCall]:
+    """Every layer call of a functional model in graph order (Sequential: its inner functional)."""
+    graph = model if hasattr(model, "_nodes_by_depth") else getattr(model, "_functional", None)
+    if graph is None:
+        return []
+    layer_names = {l.name for l in model.layers}
+    input_index = {}
+    for i, t in enumerate(graph.inputs):
+        op, _ = _producer(t)
+        if op is not None:
+            input_index[op.name] = i
+
+    def sources(tensor, depth=0) -> list[tuple[str, int]]:
+        op, k = _producer(tensor)
+        if op is None or depth > 50:
+            return []
+        if op.name in input_index and type(op).__name__ == "InputLayer":
+            return [(f"input:{input_index[op.name]}", 0)]
+        if op.name in layer_names:
+            return [(op.name, k)]
+        nodes = getattr(op, "_inbound_nodes", [])  # a keras.ops call between layers: look through it
+        if k >= len(nodes):
+            return []
+        return [s for t in nodes[k].input_tensors for s in sources(t, depth + 1)]
+
+    calls = []
+    for depth in sorted(graph._nodes_by_depth, reverse=True):
+        for node in graph._nodes_by_depth[depth]:
+            op = node.operation
+            if type(op).__name__ == "InputLayer" or op.name not in layer_names:
+                continue
+            index = op._inbound_nodes.index(node) if node in op._inbound_nodes else 0
+            ins = tuple(s for t in node.input_tensors for s in sources(t))
+            out = node.output_tensors[0] if node.output_tensors else None
+            calls.append(KerasCall(op, op.name, type(op).__name__, index, ins, tuple(out.shape) if out is not None else ()))
+    return calls
+
+
+# ---- the torch graph, indexed -----------------------------------------------------------------
+
+
+class _Graph:
+    """A TorchGraph with what alignment asks of it: positions, data inputs, consumers,
+    ancestry (bit sets), module calls and each value's layout against Keras."""
+
+    def __init__(self, graph):
+        self.g = graph
+        self.names = list(graph.inputs) + [n.name for n in graph.nodes]
+        self.pos = {n: i for i, n in enumerate(self.names)}
+        self.node = {n.name: n for n in graph.nodes}
+        params = set(graph.params)
+        self.din = {n.name: [i for i in n.inputs if i not in params and i in self.pos] for n in graph.nodes}
+        self.cons: dict[str, list[str]] = {}
+        for n in graph.nodes:
+            for i in self.din[n.name]:
+                self.cons.setdefault(i, []).append(n.name)
+        self.anc = {}
+        for name in self.names:
+            bits = 1 << self.pos[name]
+            for i in self.din.get(name, ()):
+                bits |= self.anc[i]
+            self.anc[name] = bits
+        self.calls: dict[str, list[list[str]]] = {}  # module path -> its calls, each a list of nodes
+        keyed: dict[tuple[str, str], list[str]] = {}
+        for n in graph.nodes:
+            for key, (path, _type) in (n.node.meta.get("nn_module_stack") or {}).items():
+                if path:
+                    keyed.setdefault((str(path), str(key)), []).append(n.name)
+        for (path, key), names in sorted(keyed.items(), key=lambda kv: self.pos[kv[1][0]]):
+            self.calls.setdefault(path, []).append(names)
+        self.layout = self._layouts()
+
+    def shape(self, name):
+        if name in self.node:
+            return self.node[name].shape
+        i = self.g.inputs.index(name)
+        return tuple(self.g.input_shapes[i]) if i < len(self.g.input_shapes) else None
+
+    def op(self, name) -> str:
+        return self.node[name].op if name in self.node else "placeholder"
+
+    def is_ancestor(self, a, b) -> bool:
+        return bool(self.anc[b] >> self.pos[a] & 1)
+
+    def _layouts(self) -> dict[str, str]:
+        """'cf' (torch's channels-first maps), 'cl' (moved channels-last), 'flat' (a flatten of
+        channels-first maps: Keras' flatten reordered) or 'plain' (same axes as Keras)."""
+        out = {}
+        for i, name in enumerate(self.g.inputs):
+            shape = self.g.input_shapes[i] if i < len(self.g.input_shapes) else ()
+            out[name] = "cf" if len(shape) >= 3 else "plain"
+        for n in self.g.nodes:
+            first = next((out[i] for i in self.din[n.name] if i in out), "plain")
+            src_shape = self.shape(self.din[n.name][0]) if self.din[n.name] else None
+            rank = len(n.shape) if n.shape is not None else 0
+            if n.shape is None:
+                out[n.name] = first  # a tuple (batch norm's value and statistics): getitem picks
+            elif n.op in ("aten::linear", "aten::matmul", "aten::mm", "aten::addmm", "aten::bmm", "aten::embedding"):
+                out[n.name] = "plain"
+            elif n.op == "aten::permute" and src_shape is not None and len(src_shape) >= 3:
+                dims = tuple(int(d) % len(src_shape) for d in n.args[1])
+                r = len(src_shape)
+                to_last, to_first = (0, *range(2, r), 1), (0, r - 1, *range(1, r - 1))
+                out[n.name] = "cl" if (first == "cf" and dims == to_last) else ("cf" if first == "cl" and dims == to_first else first)
+            elif n.op in _SHAPE_OPS and rank == 2 and src_shape is not None and len(src_shape) >= 3:
+                out[n.name] = {"cf": "flat", "cl": "plain"}.get(first, first)
+            elif rank < 3 and first == "cf":
+                out[n.name] = "plain"  # a pooling to (N, C), a mean over the maps
+            else:
+                out[n.name] = first
+        return out
+
+    def call_end(self, call: list[str]) -> str:
+        tensors = [n for n in call if self.node[n].shape is not None]
+        return tensors[-1] if tensors else call[-1]
+
+
+def _kind_ops(kind: str, layer) -> frozenset:
+    act = activation_of(layer) if kind in ("ReLU", "LeakyReLU", "ELU", "Softmax", "Activation", "PReLU") else None
+    if act is not None:
+        return frozenset(_ACTIVATION_OPS.get(act, ()))
+    for prefix, ops in _KIND_OPS:
+        if kind.startswith(prefix):
+            return frozenset(f"aten::{o}" for o in ops)
+    return frozenset()
+
+
+def _torch_shapes(keras_shape, n: int) -> tuple[tuple, tuple]:
+    """(channels-first, as-is) readings of a Keras output shape with batch ``n``."""
+    shape = (n, *keras_shape[1:])
+    if len(shape) >= 3:
+        return (shape[0], shape[-1], *shape[1:-1]), shape
+    return shape, shape
+
+
+# ---- weighted layers: which module -------------------------------------------------------------
+
+
+def _norm(name: str) -> str:
+    return name.replace(".", "_").replace("/", "_")
+
+
+def _fits(layer, module) -> bool:
+    """Would ``layer``'s weights, converted, have ``module``'s shapes? (families from the registry)"""
+    from ..errors import XconvError
+    from ..transfer import _shapes_fit
+
+    if type(layer).__name__ == "SeparableConv2D":
+        return False  # two torch modules: see _separable
+    try:
+        return _shapes_fit(layer, module)
+    except XconvError:
+        return False
+
+
+def _same_weights(layer, module) -> bool:
+    from ..errors import XconvError
+    from ..frameworks import keras_side as ks
+    from ..frameworks import torch_side as ts
+    from ..registry import family_for_keras
+    from ..transfer import _context
+
+    try:
+        converted = family_for_keras(type(layer).__name__, layer.name).to_torch(ks.layer_weights(layer), _context(layer))
+    except (XconvError, KeyError, ValueError):
+        return False
+    target = ts.module_arrays(module)
+    return set(converted) <= set(target) and all(
+        converted[k].shape == target[k].shape and np.array_equal(converted[k].astype(np.float64), target[k].astype(np.float64)) for k in converted
+    )
+
+
+def _separable(layer, modules) -> bool:
+    """SeparableConv2D = a grouped (depthwise) conv then a 1x1 conv: do two modules fit it?"""
+    if len(modules) != 2:
+        return False
+    dw, pw = modules
+    weights = {w.path.rsplit("/", 1)[-1]: tuple(w.shape) for w in layer.weights}
+    dk, pk = weights.get("depthwise_kernel"), weights.get("pointwise_kernel")
+    if dk is None or pk is None or not hasattr(dw, "weight") or not hasattr(pw, "weight"):
+        return False
+    cin, mult = dk[-2], dk[-1]
+    return (
+        tuple(dw.weight.shape) == (cin * mult, 1, *dk[:-2]) and getattr(dw, "groups", 1) == cin
+        and tuple(pw.weight.shape) == (pk[-1], pk[-2], *pk[:-2])
+    )  # fmt: skip
+
+
+# ---- the alignment -----------------------------------------------------------------------------
+
+
+def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dict[str, Match]:
+    """Match every captured Keras layer (its first call) with a node of ``graph``; returns name -> Match."""
+    from ..frameworks import keras_side as ks
+    from ..frameworks import torch_side as ts
+
+    G = _Graph(graph)
+    calls = keras_calls(kmodel)
+    if not calls:  # not a functional graph: the layers in order, each fed by the one before
+        prev, calls = ("input:0", 0), []
+        for c in captured:
+            layer = kmodel.get_layer(c.name)
+            calls.append(KerasCall(layer, c.name, c.type, 0, (prev,), (None, *c.value.shape[1:])))
+            prev = (c.name, 0)
+    modules = dict(tmodule.named_modules())
+    weighted = {name: m for name, m in ts.weighted_modules(tmodule) if name in G.calls}
+    claimed: set[str] = set()
+    for name in weighted:
+        for call in G.calls[name]:
+            claimed.update(call)
+    used_calls: set[tuple[str, int]] = set()
+    used_modules: set[str] = set()
+    nodes: dict[tuple[str, int], str] = {}  # (keras layer, call) -> torch node
+    for i, name in enumerate(graph.inputs):
+        nodes[(f"input:{i}", 0)] = name
+    matches: dict[str, Match] = {}
+    has_weights = {l.name for l in ks.weighted_layers(kmodel)}
+    paired: dict[str, list[str]] = {}  # keras layer -> its module(s)
+    frontier: dict[tuple[str, int], list[str]] = {}  # unaligned layer without weights -> its inputs' nodes
+
+    def first_call(path, inputs, reuse=False):
+        """The first call of ``path`` that follows every input and is not taken yet."""
+        for j, call in enumerate(G.calls.get(path, [])):
+            if (path, j) in used_calls and not reuse:
+                continue
+            if all(G.is_ancestor(i, call[0]) for i in inputs):
+                return j, call
+        return None, None
+
+    def extend(end, act):
+        """Continue ``end`` through the ops of the Keras layer's fused activation."""
+        if act is None or G.op(end) in _ACTIVATION_OPS.get(act, ()):
+            return end, []
+        ops = _ACTIVATION_OPS.get(act, ())
+        cons = G.cons.get(end, [])
+        if len(cons) == 1 and G.op(cons[0]) in ops and cons[0] not in claimed:
+            return cons[0], [cons[0]]
+        return end, []
+
+    def head_of(start_node):
+        """The first node of a chain: explicit padding before a conv belongs to the conv's input."""
+        head = start_node
+        while True:
+            ins = G.din.get(head, [])
+            if not ins:
+                return head
+            prev = ins[0]
+            if G.op(prev) in _PAD_OPS and len(G.cons.get(prev, [])) == 1 and prev not in claimed:
+                head = prev
+                continue
+            return head
+
+    def feeds_for(head, call, in_nodes):
+        ins = G.din.get(head, [])
+        feeds = {}
+        for j, t_in in enumerate(in_nodes):
+            if t_in in ins:
+                feeds.setdefault(head, {})[t_in] = j
+        if not feeds and len(in_nodes) == 1 and ins:
+            feeds[head] = {ins[0]: 0}
+        return feeds
+
+    def choose_module(call: KerasCall, in_nodes) -> tuple[list[str] | None, str, str]:
+        layer = call.layer
+        free = {n: m for n, m in weighted.items() if n not in used_modules}
+        if call.type == "SeparableConv2D":
+            order = sorted(free, key=lambda n: G.pos[G.calls[n][0][0]])
+            options = [[a, b] for a, b in zip(order, order[1:]) if _separable(layer, (free[a], free[b])) and G.is_ancestor(G.calls[a][0][-1], G.calls[b][0][0])]
+            options = [o for o in options if all(G.is_ancestor(i, G.calls[o[0]][0][0]) for i in in_nodes)]
+            if not options:
+                return None, "", "no pair of PyTorch convs (depthwise, then 1x1) has its weights' shapes"
+            return options[0], "weights", ""
+        named = [n for n in free if _norm(n) == _norm(call.name) and _fits(layer, free[n])]
+        if named:
+            return [named[0]], "name", ""
+        fitting = [n for n in free if _fits(layer, free[n])]
+        if not fitting:
+            return None, "", f"no PyTorch module left with weights of its shapes ({type(layer).__name__})"
+        reach = [n for n in fitting if first_call(n, in_nodes)[1] is not None]
+        if not reach:
+            return None, "", f"the PyTorch modules with weights of its shapes ({', '.join(fitting[:4])}) do not run after its input"
+        starts = {n: first_call(n, in_nodes)[1][0] for n in reach}
+        nearest = [n for n in reach if not any(o != n and G.is_ancestor(starts[o], starts[n]) for o in reach)]
+        if len(nearest) > 1:
+            same = [n for n in nearest if _same_weights(layer, free[n])]
+            if len(same) == 1:
+                nearest = same
+        if len(nearest) > 1:
+            raise MismatchedModelsError(
+                f"Keras layer '{call.name}' ({type(layer).__name__}) could be any of the PyTorch modules "
+                f"{nearest[:6]}: they have weights of its shapes and run at the same depth after its input. "
+                f"Pin it: compare(..., align={{'{call.name}': '{nearest[0]}'}}) (or a Manifest from transfer_weights)."
+            )
+        return nearest, "weights", ""
+
+    for call in calls:
+        layer_is_captured = call.index == 0
+        in_nodes = [nodes.get(ref) for ref in call.inputs]
+        # an unaligned layer without weights (a ZeroPadding2D folded into the conv's padding=)
+        # passes its inputs' nodes on, so what follows it still aligns
+        in_nodes = [n if n is not None else frontier.get(ref) for ref, n in zip(call.inputs, in_nodes)]
+        in_nodes = [x for n in in_nodes for x in (n if isinstance(n, list) else [n])]
+        m = Match(call.name)
+        missing = [ref[0] for ref in call.inputs if nodes.get(ref) is None and not frontier.get(ref)]
+        act = activation_of(call.layer) if call.type not in ("ReLU", "LeakyReLU", "ELU", "Softmax", "Activation") else None
+        known_in = [n for n in in_nodes if n is not None]
+        end = None
+        if call.index > 0 and call.name in paired:  # a shared layer's later call: the module's next call
+            mods = paired[call.name]
+            j, c = first_call(mods[-1], known_in)
+            if c is not None:
+                used_calls.add((mods[-1], j))
+                end, ext = extend(G.call_end(c), act)
+                claimed.update(ext)
+        elif call.name in pins:
+            target = pins[call.name]
+            if target is None:
+                m.why = "an intermediate step of a translated PyTorch module"
+            elif target not in modules:
+                m.why = f"no PyTorch module named '{target}'"
+            else:
+                j, c = first_call(target, known_in, reuse=True)
+                if c is None:
+                    j, c = first_call(target, [], reuse=True)
+                if c is None and len(known_in) == 1 and not any(True for _ in modules[target].parameters()):
+                    end, m.own_node, m.how = known_in[0], False, "identity"  # nn.Identity: no op of its own
+                elif c is None:
+                    m.why = "the PyTorch module did not run it"
+                else:
+                    used_calls.add((target, j))
+                    used_modules.add(target)
+                    end, ext = extend(G.call_end(c), act)
+                    claimed.update(c)
+                    claimed.update(ext)
+                    head = _pinned_head(G, tmodule, call.name, c, known_in, weighted, head_of)
+                    m.feeds = feeds_for(head, c, known_in)
+                    m.modules, m.how = [target], "pinned"
+        elif call.name in has_weights:
+            if missing and not known_in:
+                m.why = f"its input {missing[0]!r} is not aligned"
+            else:
+                mods, how, why = choose_module(call, known_in)
+                if mods is None:
+                    m.why, m.how = why, "unpaired"
+                else:
+                    first_j, first_c = first_call(mods[0], known_in)
+                    last_j, last_c = first_call(mods[-1], known_in) if len(mods) > 1 else (first_j, first_c)
+                    used_calls.update({(mods[0], first_j), (mods[-1], last_j)})
+                    used_modules.update(mods)
+                    paired[call.name] = mods
+                    end, ext = extend(G.call_end(last_c), act)
+                    claimed.update(ext)
+                    head = head_of(first_c[0])
+                    claimed.add(head)
+                    m.feeds = feeds_for(head, first_c, known_in)
+                    m.modules, m.how = mods, how
+        elif missing:
+            m.why = f"its input {missing[0]!r} is not aligned"
+        elif call.type in _IDENTITY:
+            src = known_in[0] if known_in else None
+            drop = [c for c in G.cons.get(src, []) if c not in claimed and G.shape(c) == G.shape(src)
+                    and G.node[c].module_type in _DROPOUT_MODULES]  # fmt: skip
+            if drop:
+                end = drop[0]
+                claimed.add(end)
+                m.feeds = {end: {src: 0}}
+                m.modules, m.how = [G.node[end].module_path], "position"
+            else:
+                end, m.own_node, m.how = src, False, "identity"
+        else:
+            end, path_head = _search(G, call, known_in, claimed, batch)
+            if end is None:
+                kind_ops = _kind_ops(call.type, call.layer)
+                m.why = (
+                    f"no PyTorch op {'of its kind ' if kind_ops else ''}with output shape "
+                    f"{_torch_shapes(call.shape, batch)[0]} follows its input"
+                    + ("" if kind_ops else f" (xconv does not know which ops compute a {call.type})")
+                )
+            else:
+                claimed.add(end)
+                m.feeds = {path_head: {i: j for j, i in enumerate(known_in) if i in G.din.get(path_head, [])}} if path_head else {}
+                if path_head and not m.feeds[path_head] and len(known_in) == 1 and G.din.get(path_head):
+                    m.feeds = {path_head: {G.din[path_head][0]: 0}}
+                m.modules, m.how = [G.node[end].module_path] if G.node[end].module_path else [], "position"
+        if end is None and call.name not in has_weights and known_in and not m.why.startswith("its input"):
+            frontier[call.key] = known_in
+        if end is not None:
+            nodes[call.key] = end
+            m.node = end
+            m.layout = G.layout.get(end, "cf")
+            cf, plain = _torch_shapes(call.shape, batch)
+            if cf != plain and G.shape(end) in (cf, plain):  # the shape settles what the walk guessed
+                m.layout = "cf" if G.shape(end) == cf else ("plain" if m.layout == "cf" else m.layout)
+            m.input_layouts = {i: G.layout.get(i, "cf") for f in m.feeds.values() for i in f}
+            m.input_shapes = {i: G.shape(i) for f in m.feeds.values() for i in f}
+        if layer_is_captured and call.name not in matches:
+            matches[call.name] = m
+    return matches
+
+
+def _pinned_head(G: _Graph, tmodule, name, call_nodes, in_nodes, weighted, head_of):
+    """Where a pinned layer's chain starts: the module's own ``xconv_chains``, else, for a pin on
+    an activation module, the weighted module whose output it reads, else the pinned call."""
+    chain = getattr(tmodule, "xconv_chains", {}).get(name)
+    if chain and chain[0] in G.calls:
+        for c in G.calls[chain[0]]:
+            if all(G.is_ancestor(i, c[0]) for i in in_nodes) and G.is_ancestor(c[0], call_nodes[-1]):
+                return c[0]
+    start = call_nodes[0]
+    while G.din.get(start) and G.op(start) in _ALL_ACTIVATION_OPS:
+        prev = G.din[start][0]
+        owner = G.node[prev].module_path if prev in G.node else ""
+        if owner in weighted:
+            for c in G.calls[owner]:
+                if prev in c:
+                    return head_of(c[0])
+        if prev not in G.node:
+            break
+        start = prev
+    return head_of(call_nodes[0])
+
+
+def _search(G: _Graph, call: KerasCall, in_nodes, claimed, batch):
+    """The first unclaimed node downstream of every input that is computed by an op of the layer's
+    kind (or a reshape after one) and has the layer's output shape; and the first node on its path."""
+    kind_ops = _kind_ops(call.type, call.layer)
+    if not kind_ops or not in_nodes:
+        return None, None
+    cf, plain = _torch_shapes(call.shape, batch)
+    reached = None
+    heads: dict[str, str] = {}
+    for src in in_nodes:
+        seen: dict[str, bool] = {}  # node -> an op of the kind lies on the way
+        stack = [(c, False, c) for c in G.cons.get(src, [])]
+        while stack:
+            name, flag, head = stack.pop()
+            flag = flag or G.op(name) in kind_ops
+            if name in claimed or (name in seen and seen[name] >= flag):
+                continue
+            seen[name] = flag
+            heads.setdefault(name, head)
+            stack.extend((c, flag, head) for c in G.cons.get(name, []))
+        ok = {n for n, f in seen.items() if f}
+        reached = ok if reached is None else reached & ok
+    candidates = [
+        n for n in reached or ()
+        if (G.op(n) in kind_ops or G.op(n) in _SHAPE_OPS) and G.shape(n) in (cf, plain)
+    ]  # fmt: skip
+    if not candidates:
+        return None, None
+    best = min(candidates, key=lambda n: G.pos[n])
+    return best, heads.get(best)
+
+
+def align_by_names(kmodel, captured, tmodule, pins: dict) -> dict[str, Match]:
+    """The fallback when export fails (forward hooks): pins, then modules named like the layers,
+    then weighted modules that fit, in order. Values are module outputs (``node`` = module path)."""
+    from ..frameworks import keras_side as ks
+    from ..frameworks import torch_side as ts
+
+    modules = dict(tmodule.named_modules())
+    weighted = [n for n, _ in ts.weighted_modules(tmodule)]
+    has_weights = {l.name: l for l in ks.weighted_layers(kmodel)}
+    used: set[str] = set()
+    out = {}
+    for c in captured:
+        m = Match(c.name, layout="cf", how="hooks")
+        target = pins.get(c.name, c.name if c.name in modules else None)
+        if c.name in pins and pins[c.name] is None:
+            m.why = "an intermediate step of a translated PyTorch module"
+        elif target is None and c.name in has_weights:
+            layer = has_weights[c.name]
+            target = next((n for n in weighted if n not in used and _fits(layer, modules[n])), None)
+        if target is not None and not m.why:
+            if target not in modules:
+                m.why = f"no PyTorch module named '{target}'"
+            else:
+                m.node, m.modules = target, [target]
+                used.add(target)
+        elif not m.why:
+            m.why = "no PyTorch module of its name (hooks see modules only: functional ops are not aligned)"
+        out[c.name] = m
+    return out

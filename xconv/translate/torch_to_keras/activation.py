@@ -33,6 +33,10 @@ def gelu(cx, node, args, kwargs):
         from ...keras_layers import GeluTanh  # Keras' gelu(approximate=True) uses float32 constants
 
         return _layer(cx, args[0], GeluTanh(name=cx.name, dtype=cx.dtype))
+    if cx.dtype == "float64":  # Keras' exact gelu rounds 1/sqrt(2) to float32: write it in float64
+        t = args[0].tensor
+        ops = cx.ops
+        return Out(like(args[0], ops.multiply(t * cx.array(0.5), ops.erf(t * cx.array(1 / np.sqrt(2.0))) + cx.array(1.0))))
     return _layer(cx, args[0], cx.layers.Activation("gelu", name=cx.name, dtype=cx.dtype))
 
 

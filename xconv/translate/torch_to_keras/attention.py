@@ -29,7 +29,10 @@ def multihead_attention(cx, inputs, outputs):
     layer = cx.layers.MultiHeadAttention(num_heads=heads, key_dim=dim // heads, value_dim=dim // heads,
                                          use_bias=m.in_proj_bias is not None, name=cx.name, dtype=cx.dtype)  # fmt: skip
     want_scores = any(tuple(o.shape or ()) != tuple(q.shape) for o in outputs)
-    res = layer(tq, tv, key=tk, return_attention_scores=want_scores)
+    # asking for the scores takes Keras' einsum path: its fused dot_product_attention is not exact in float64
+    res = layer(tq, tv, key=tk, return_attention_scores=want_scores or cx.dtype == "float64")
+    if cx.dtype == "float64" and not want_scores:
+        res, want_scores = (res[0], None), True
     out, scores = (res if want_scores else (res, None))
     arrays = {n: p.detach().cpu().numpy() for n, p in m.named_parameters() if p is not None}
     weights = family_for_torch("MultiheadAttention").to_keras(arrays, LayerContext(cx.name, num_heads=heads))

@@ -140,3 +140,28 @@ def index(cx, node, args, kwargs):
     if c.dtype == bool:
         c = np.nonzero(c)[0]
     return Out(_take(cx, v, d, c, node.shape))
+
+
+@converts("aten::slice_scatter", family="indexing", note="Concatenate of the untouched parts and the new slice (x[:, :c] += y)")
+def slice_scatter(cx, node, args, kwargs):
+    base, src = args[0], args[1]
+    dim = args[2] if len(args) > 2 else kwargs.get("dim", 0)
+    start = args[3] if len(args) > 3 else kwargs.get("start")
+    end = args[4] if len(args) > 4 else kwargs.get("end")
+    step = args[5] if len(args) > 5 else kwargs.get("step", 1)
+    dim = dim % base.rank
+    r = _range(base.shape[dim], start, end, step)
+    if r.step != 1:
+        raise cx.unsupported("an in-place update of a strided slice", "updates of contiguous slices")
+    from .shape import _cat
+
+    parts = [slice_value(cx, base, dim, 0, r.start)] if r.start > 0 else []
+    parts.append(src)
+    if r.stop < base.shape[dim]:
+        parts.append(slice_value(cx, base, dim, r.stop, None))
+    if len(parts) == 1:
+        ref = unflat(cx, base)
+        from .values import to_perm
+
+        return Out(replace(ref, tensor=to_perm(cx, src, ref.perm), nonneg=src.nonneg))
+    return Out(_cat(cx, parts, dim, node.shape, cx.name))

@@ -111,7 +111,12 @@ def view(cx, node, args, kwargs):
 def permute(cx, node, args, kwargs):
     v = unflat(cx, args[0])
     dims = [d % v.rank for d in args[1]]
-    return Out(replace(v, perm=tuple(dims.index(p) for p in v.perm)))
+    return Out(_permuted(v, dims))
+
+
+def _permuted(v: Value, dims) -> Value:
+    """``v.permute(dims)``: the same Keras tensor, its axes re-read."""
+    return replace(v, perm=tuple(dims.index(p) for p in v.perm), shape=tuple(v.shape[d] for d in dims))
 
 
 @converts("aten::transpose", family="shape", note="no op: the layout is re-read")
@@ -120,7 +125,7 @@ def transpose(cx, node, args, kwargs):
     a, b = args[1] % v.rank, args[2] % v.rank
     dims = list(range(v.rank))
     dims[a], dims[b] = dims[b], dims[a]
-    return Out(replace(v, perm=tuple(dims.index(p) for p in v.perm)))
+    return Out(_permuted(v, dims))
 
 
 @converts("aten::t", family="shape", note="no op: the layout is re-read")

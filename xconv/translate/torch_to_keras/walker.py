@@ -33,14 +33,33 @@ class Call:
     type: str
 
 
-def _calls(op) -> tuple[Call, ...]:
+def _calls(op, canonical) -> tuple[Call, ...]:
     stack = op.node.meta.get("nn_module_stack") or {}
     out = []
     for key, (path, type_str) in stack.items():
         if path:
             name = type_str if isinstance(type_str, str) else getattr(type_str, "__qualname__", str(type_str))
-            out.append(Call(str(key), str(path), name.rsplit(".", 1)[-1]))
+            out.append(Call(str(key), canonical(str(path)), name.rsplit(".", 1)[-1]))
     return tuple(out)
+
+
+def _canonical_paths(root):
+    """A module registered under two names (``self.conv1`` and ``self.net[0]``) is named by its
+    first one, as ``named_modules()`` (and so ``compare``) names it."""
+    first: dict[int, str] = {}
+    for name, mod in root.named_modules():
+        first.setdefault(id(mod), name)
+    cache: dict[str, str] = {}
+
+    def canonical(path: str) -> str:
+        if path not in cache:
+            try:
+                cache[path] = first.get(id(root.get_submodule(path)), path)
+            except (AttributeError, IndexError, KeyError):
+                cache[path] = path
+        return cache[path]
+
+    return canonical
 
 
 def _where(op) -> str:
@@ -51,7 +70,7 @@ def _where(op) -> str:
 class _Plan:
     """Liveness, units and names of an exported graph: read-only facts the walk uses."""
 
-    def __init__(self, graph):
+    def __init__(self, graph, root):
         self.graph = graph
         ops = {n.name: n for n in graph.nodes}
         live: set[str] = set()
@@ -63,7 +82,8 @@ class _Plan:
             live.add(name)
             todo.extend(ops[name].inputs)
         self.nodes = [n for n in graph.nodes if n.name in live]
-        self.calls = {n.name: _calls(n) for n in self.nodes}
+        canonical = _canonical_paths(root)
+        self.calls = {n.name: _calls(n, canonical) for n in self.nodes}
         units = registry.unit_types()
         self.unit_of: dict[str, Call] = {}
         for n in self.nodes:
@@ -112,7 +132,8 @@ class _Plan:
             self.aligned[rep] = (c.path, call_out[c.key][1])
         for n in self.nodes:
             if n.name not in names:
-                base = f"{n.module_path}__{n.name}" if n.module_path else n.name
+                calls = self.calls[n.name]
+                base = f"{calls[-1].path}__{n.name}" if calls else n.name
                 names[n.name] = self._unique(base, taken)
         return names
 
@@ -165,7 +186,7 @@ def _values_in(obj) -> list[Value]:
 class _Walk:
     def __init__(self, keras, graph, root_module, dtype: str, batch: int):
         self.k, self.g, self.root, self.dtype, self.batch = keras, graph, root_module, dtype, batch
-        self.plan = _Plan(graph)
+        self.plan = _Plan(graph, root_module)
         self.env: dict[str, object] = {}
         self.weights: list = []
         self.done_units: set[str] = set()

@@ -1,0 +1,190 @@
+"""compare() on the exported graph: the caller's models are left as they were, training mode is
+named, align= takes a dict, a Manifest or a file, ambiguity and unaligned layers are said plainly,
+export is reused without going stale, and hooks take over (and say so) where export fails."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import needs_keras
+from xconv import compare, transfer_weights
+from xconv.errors import BadInputError, MismatchedModelsError
+
+pytestmark = needs_keras
+twins = pytest.importorskip("corpus.twins")
+keras = pytest.importorskip("keras")
+
+
+def _pair(name, dtype="float32"):
+    twin = twins.TWINS[name]
+    k = twin.build_keras(dtype)
+    return k, twin.torch_for(k)
+
+
+def _x(name, dtype="float32"):
+    return np.random.default_rng(2).normal(size=twins.TWINS[name].input_shape).astype(dtype)
+
+
+def _snapshot(module):
+    return (
+        module.training,
+        [m.training for m in module.modules()],
+        {n: (p.detach().clone(), p.requires_grad, p.device, p.dtype) for n, p in module.named_parameters()},
+        {n: b.detach().clone() for n, b in module.named_buffers()},
+    )
+
+
+def _same(a, b) -> bool:
+    if a[0] != b[0] or a[1] != b[1] or a[2].keys() != b[2].keys() or a[3].keys() != b[3].keys():
+        return False
+    for n in a[2]:
+        (va, ga, da, ta), (vb, gb, db, tb) = a[2][n], b[2][n]
+        if not (torch.equal(va, vb) and ga == gb and da == db and ta == tb):
+            return False
+    return all(torch.equal(a[3][n], b[3][n]) for n in a[3])
+
+
+@pytest.mark.parametrize("dtype, mode", [("float32", "accumulated"), ("float64", "local")])
+def test_compare_leaves_the_callers_modules_exactly_as_they_were(dtype, mode):
+    k, t = _pair("sequential_bn")
+    t.train()  # BatchNorm would update its statistics if anything ran it in training mode
+    t.features[0].weight.requires_grad_(False)
+    before, keras_before = _snapshot(t), [w.copy() for w in k.get_weights()]
+    report = compare(k, t, _x("sequential_bn"), dtype=dtype, mode=mode)
+    assert _same(before, _snapshot(t))
+    assert all(np.array_equal(a, b) for a, b in zip(keras_before, k.get_weights()))
+    assert not report.ok  # the forgotten .eval() is a bug: named, not hidden
+    assert "training mode" in report.verdict()
+
+
+def test_training_mode_is_compared_in_eval_mode_and_named():
+    k, t = _pair("flatten_reordered")
+    report = compare(k, copy.deepcopy(t).train(), _x("flatten_reordered"))
+    assert report.first_divergence == "dropout"
+    row = report["dropout"]
+    assert row.max_abs == 0.0 and "training mode" in row.note  # the numbers are eval mode's
+    assert all(r.ok for r in report.layers if r.name != "dropout")
+    assert "forget .eval()" in report.verdict() and "compared in eval mode" in report.verdict()
+    assert compare(k, t, _x("flatten_reordered")).ok  # the caller's eval-mode twin
+
+
+def test_align_takes_a_dict_a_manifest_and_a_manifest_file(tmp_path):
+    from xconv import zoo
+
+    k = zoo.build("two_conv", "keras", random_biases=True)
+
+    class Renamed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.b = nn.Conv2d(4, 6, 3, padding=1)  # declared first, runs second: same shape as nothing else
+            self.a = nn.Conv2d(1, 4, 5, padding=2)
+
+        def forward(self, x):
+            return torch.relu(self.b(torch.relu(self.a(x))))
+
+    t = Renamed().eval()
+    manifest = transfer_weights(k, t)
+    x = zoo.sample_input("two_conv")
+    path = tmp_path / "m.json"
+    path.write_text(manifest.to_json())
+    for align in (None, {"conv1": "a", "conv2": "b"}, manifest, str(path), path):
+        report = compare(k, t, x, align=align)
+        assert report.ok and [r.name for r in report.layers] == ["conv1", "conv2"], (align, str(report))
+    with pytest.raises(BadInputError, match="manifest"):
+        compare(k, t, x, align=str(tmp_path / "missing.json"))
+    with pytest.raises(BadInputError, match="align= takes"):
+        compare(k, t, x, align=3)
+
+
+def test_an_ambiguous_alignment_names_the_layers_and_the_pin():
+    L = keras.layers
+    inp = keras.Input((8, 8, 2))
+    left = L.Conv2D(3, 3, padding="same", name="left")(inp)
+    right = L.Conv2D(3, 3, padding="same", name="right")(inp)
+    k = keras.Model(inp, L.Concatenate(name="cat")([left, right]))
+
+    class Branches(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Conv2d(2, 3, 3, padding=1)
+            self.q = nn.Conv2d(2, 3, 3, padding=1)
+
+        def forward(self, x):
+            return torch.cat([self.p(x), self.q(x)], 1)
+
+    t = Branches().eval()  # weights not copied: nothing tells p from q
+    x = np.zeros((1, 8, 8, 2), np.float32)
+    with pytest.raises(MismatchedModelsError, match=r"'left'.*\['p', 'q'\].*align=\{'left': 'p'\}"):
+        compare(k, t, x)
+    report = compare(k, t, x, align={"left": "p", "right": "q"})
+    assert [r.name for r in report.layers] == ["left", "right", "cat"]
+
+
+def test_unaligned_layers_are_listed_not_failed():
+    k, t = _pair("tiny_resnet")  # Keras pads with a ZeroPadding2D, the port with padding=1 in the conv
+    report = compare(k, t, _x("tiny_resnet"))
+    assert report.ok
+    assert dict(report.skipped) == {"b2_1_pad": dict(report.skipped)["b2_1_pad"]}
+    assert "not aligned: b2_1_pad" in str(report) and "1 layer(s) not aligned" in report.verdict()
+    assert "b2_1_conv" in {r.name for r in report.layers}
+
+
+def test_one_export_serves_later_calls_without_going_stale():
+    k, t = _pair("functional_activations")
+    x = _x("functional_activations")
+    assert compare(k, t, x).ok
+    with torch.no_grad():
+        t.conv3.bias.add_(0.5)  # changed in place after the first compare
+    try:
+        assert compare(k, t, x).first_divergence == "conv3"
+    finally:
+        with torch.no_grad():
+            t.conv3.bias.sub_(0.5)
+    t.extra = 1.0  # any attribute the forward might read makes a new export
+    assert compare(k, t, x).ok
+
+
+def test_hooks_take_over_where_export_fails_and_the_report_says_so():
+    from xconv import zoo
+
+    k = zoo.build("two_conv", "keras", random_biases=True)
+    base = zoo.build("two_conv", "torch")
+    transfer_weights(k, base)
+
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv1_relu = base.conv1, nn.ReLU()
+            self.conv2, self.conv2_relu = base.conv2, nn.ReLU()
+            self.xconv_outputs = {"conv1": "conv1_relu", "conv2": "conv2_relu"}
+
+        def forward(self, x):
+            if float(x.sum()) > -1e9:  # a branch on a tensor's value: torch.export refuses it
+                x = self.conv1_relu(self.conv1(x))
+            return self.conv2_relu(self.conv2(x))
+
+    report = compare(k, Branchy().eval(), zoo.sample_input("two_conv"))
+    assert report.capture == "hooks" and report.ok
+    assert "forward hooks" in report.verdict() and "torch.export failed" in report.verdict()
+
+
+def test_repro_works_on_any_reported_layer_and_refuses_unknown_ones(tmp_path):
+    from xconv.repro import rerun
+
+    k, t = _pair("same_padding")
+    broken, layer = twins.TWINS["same_padding"].planted["padding"](t)
+    report = compare(k, broken, _x("same_padding"), mode="local")
+    assert report.first_local_divergence == layer == "down1"
+    data = rerun(report.repro(tmp_path / "down1.npz"))
+    assert data["layer"] == "down1" and not data["recorded_torch_ok"] and data["xconv_translation_ok"]
+    assert any("pad" in d for d in data["torch_repr"])  # the functional F.pad is part of the chain
+    good = rerun(report.repro(tmp_path / "even4.npz", layer="even4"))
+    assert good["recorded_torch_ok"] and good["torch_modules"] == ["pad2", "conv2"]
+    with pytest.raises(BadInputError, match=r"No layer 'nope' in this report; its layers: \['down1'"):
+        report.repro(tmp_path / "x.npz", layer="nope")
+    assert not (tmp_path / "x.npz").exists()

@@ -378,3 +378,20 @@ def test_torch_side_on_cuda_trains_identically(bn_pair, batch):
         report = _train(bn_pair, _bn_torch(), x, y, loss=SCCE, optimizer=opt, device="cuda")
         assert report.device.startswith("cuda")
         _assert_identical(report)
+
+
+def test_shared_dropout_masks_train_identically_and_catch_a_rate_mismatch(batch):
+    from xconv import zoo
+    from xconv.training.examples import bn_classifier
+
+    x, y = batch
+    k = bn_classifier("keras", dropout=0.5)
+    zoo.randomize_biases(k)
+    shared = _train(k, bn_classifier("torch", dropout=0.5), x, y, loss=SCCE, optimizer="adam", random_layers="shared")
+    _assert_identical(shared)
+    assert any("same seeded masks" in n for n in shared.notes) and not any("switched off" in n for n in shared.notes)
+    off = _train(k, bn_classifier("torch", dropout=0.5), x, y, loss=SCCE, optimizer="adam", steps=1)
+    loss = lambda r: next(row.scale for row in r.rows if row.quantity == "loss")  # noqa: E731
+    assert loss(off) != pytest.approx(loss(shared), rel=1e-6)  # dropout really acted
+    d = _train(k, bn_classifier("torch", dropout=0.3), x, y, loss=SCCE, optimizer="adam", random_layers="shared").first_divergence
+    assert (d.step, d.quantity) == (1, "loss")

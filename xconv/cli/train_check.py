@@ -24,6 +24,7 @@ def add_arguments(p) -> None:
     p.add_argument("--targets", help="a .npy target array (one output) instead of seeded targets")
     p.add_argument("--kwargs", help="JSON constructor arguments for package.module:Class")
     p.add_argument("--weights", help="a state_dict (.pt/.safetensors) for the port; it then keeps its own weights")
+    p.add_argument("--random-layers", choices=("off", "shared"), default="off", help="dropout off on both sides (default), or on with shared masks")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rtol", type=float)
     p.add_argument("--atol", type=float)
@@ -108,7 +109,7 @@ def run(args) -> int:
     loss = (args.loss, args.torch_loss) if args.torch_loss else args.loss
     report = compare_training(
         keras_model, module, x, targets, loss=loss, optimizer=optimizer, steps=args.steps, dtype=args.dtype,
-        rtol=args.rtol, atol=args.atol, copy_weights=not args.weights,
+        rtol=args.rtol, atol=args.atol, copy_weights=not args.weights, random_layers=args.random_layers,
     )  # fmt: skip
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))

@@ -143,7 +143,8 @@ def compare_training(
     ``(keras_side, torch_side)`` runs each side as given, to check a port's own training code.
     A model with several outputs gets the loss on each, summed (as Keras's ``compile`` does).
     ``dtype`` None keeps the Keras model's; 'float64' is the strict mode. Dropout and other
-    random layers are switched off on both sides (``random_layers='off'``) and the report says so.
+    random layers are switched off on both sides (``random_layers='off'``), or dropout runs with the
+    same seeded masks on both sides (``'shared'``); the report says which.
     ``copy_weights`` False keeps the torch module's own weights (step 0 then shows whether they
     match Keras's).
     """
@@ -209,8 +210,11 @@ def compare_training(
     switched = rl.switch_off(kmodel, tmodule, random_layers)
     if switched:
         notes.append("random layers switched off on both sides (identity), never compared as draws: " + "; ".join(switched))
+    masks = rl.SharedMasks(kmodel, tmodule, seed=0) if random_layers == "shared" else None
+    if masks is not None and masks.notes:
+        notes.append("dropout on with the same seeded masks on both sides, each side's own rate: " + "; ".join(masks.notes))
     tmodule.train()
-    rl.torch_eval_random(tmodule)
+    rl.torch_eval_random(tmodule, random_layers)
     bn_modules = {p.tname: p.module for p in pairs if batchnorm.is_batchnorm(p.module)}
     variance = batchnorm.VarianceConvention(bn_modules)
     if bn_modules:
@@ -292,6 +296,8 @@ def compare_training(
     t_param_of = {p.tname: dict(p.module.named_parameters(recurse=False)) for p in pairs}
     with ts.numerics():
         for step in range(1, steps + 1):
+            if masks is not None:
+                masks.step = step
             # Keras
             with tf.GradientTape() as tape:
                 outs = _as_list(kmodel(kfeed, training=True))
@@ -333,6 +339,8 @@ def compare_training(
                     add(step, key, p, {n: _measure(kt[n], t_np(topt.state[tp[n]][key])) for n in kt if n in tp and key in topt.state[tp[n]]})
             compare_weights(step)
     variance.remove()
+    if masks is not None:
+        masks.remove()
     compared = ["loss", "gradient"] + (["clipped_gradient"] if (kplan.clip or tplan.clip) else [])
     compared += [key for _, key, _ in states] + ["weight"] + (["running_mean", "running_var"] if bn_modules else [])
     if not states:

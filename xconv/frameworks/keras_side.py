@@ -203,17 +203,24 @@ def _flatten_of_output(layer) -> tuple[int, ...] | None:
 def cast(model, dtype: str):
     """A copy of ``model`` whose layers compute in ``dtype`` (float64 strict mode), weights cast."""
     k = keras()
-    if all(getattr(l, "compute_dtype", dtype) == dtype for l in iter_layers(model)) and model.inputs[0].dtype == dtype:
+
+    def in_dtype(t):  # integer inputs (token ids) stay integers
+        return dtype if "float" in str(t.dtype) else t.dtype
+
+    if all(getattr(l, "compute_dtype", dtype) == dtype for l in iter_layers(model)) and all(
+        in_dtype(t) == t.dtype for t in model.inputs
+    ):
         return model
 
     def clone_layer(layer):
         if hasattr(layer, "layers") and layer.layers:  # a nested model: its layers carry their own dtype
             return cast(layer, dtype)
         config = layer.get_config()
-        config["dtype"] = dtype
+        if isinstance(layer, k.layers.Layer):  # an operation (x + 3.0) takes its inputs' dtype
+            config["dtype"] = dtype
         return type(layer).from_config(config)
 
-    inputs = [k.Input(shape=t.shape[1:], dtype=dtype, name=t.name) for t in model.inputs]
+    inputs = [k.Input(shape=t.shape[1:], dtype=in_dtype(t), name=t.name) for t in model.inputs]
     try:
         clone = k.models.clone_model(
             model, input_tensors=inputs if len(inputs) > 1 else inputs[0], clone_function=clone_layer

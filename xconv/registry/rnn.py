@@ -128,10 +128,10 @@ def _family(kind: str, torch_types: tuple[str, ...]) -> WeightFamily:
     )  # fmt: skip
 
 
-register(_family("LSTM", ("LSTM",)))
-# GRUResetBefore: the torch twin of Keras' GRU(reset_after=False), written by xconv's translation
-register(_family("GRU", ("GRU", "GRUResetBefore")))
-register(_family("SimpleRNN", ("RNN",)))
+register(_family("LSTM", ("LSTM", "KerasLSTM")))
+# Keras* and GRUResetBefore: the modules xconv's translation writes (nn.LSTM etc. returning what Keras returns)
+register(_family("GRU", ("GRU", "KerasGRU", "GRUResetBefore")))
+register(_family("SimpleRNN", ("RNN", "KerasRNN")))
 
 
 def _split(w, ctx):
@@ -186,6 +186,6 @@ register(
             for s, side in (("", "forward"), ("_reverse", "backward"))
             for t, k in (("weight_ih_l0", "kernel"), ("weight_hh_l0", "recurrent_kernel"), ("bias_ih_l0", "bias"), ("bias_hh_l0", "bias"))
         },
-        pairs_with=("LSTM", "GRU", "RNN", "GRUResetBefore"),
+        pairs_with=("LSTM", "GRU", "RNN", "KerasLSTM", "KerasGRU", "KerasRNN", "GRUResetBefore"),
     )
 )

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import BadInputError, XconvError
+from ..errors import BadInputError, UnsupportedLayerError, XconvError
 from ..frameworks import framework_of
 from . import registry
-from .spec import CF, KLayer, Layout, Piece
+from .spec import CF, CL, KLayer, Layout
 
 __all__ = ["keras_to_torch", "module_source", "Translation", "translate", "supported_layers"]
 
@@ -41,10 +41,10 @@ def _feeds_only_dense(graph, tensor: int, convs) -> bool:
     if not consumers or tensor in graph.outputs:
         return False
     for c in consumers:
-        kind = type(c.layer).__name__
-        if kind == "Dense":
+        if c.key == "Dense":
             continue
-        if convs[kind].elementwise and len(c.inputs) == 1:
+        conv = convs.get(c.key)
+        if conv is not None and conv.elementwise and len(c.inputs) == 1 and not c.is_op:
             if not _feeds_only_dense(graph, c.outputs[0], convs):
                 return False
             continue
@@ -52,95 +52,241 @@ def _feeds_only_dense(graph, tensor: int, convs) -> bool:
     return True
 
 
+def _collect_converters(graph, convs: dict) -> None:
+    """Every call's converter (blocks: their inner calls), so an unknown type fails before any work."""
+    for c in graph.calls:
+        if c.block is not None:
+            _collect_converters(c.block, convs)
+        elif c.key not in convs:
+            convs[c.key] = registry.get(c.key, c.layer.name)
+
+
+def _to_layout(var: str, have: Layout, want: str | None, name: str) -> str:
+    """``var`` (laid out as ``have``) as an expression in layout ``want`` ('cf', 'keras' or None)."""
+    if want is None:
+        return var
+    if want == "keras":
+        if have.kind == CF:
+            return f"{var}.movedim(1, -1)"
+        if have.kind == "flat":
+            raise UnsupportedLayerError(
+                f"'{name}' works on the output of a Flatten in Keras' order, which xconv keeps in torch's order for the "
+                f"Dense after it; put the operation before the Flatten, or use a Reshape."
+            )
+        return var
+    if want == CF and have.kind == CL:
+        return f"{var}.movedim(-1, 1)"
+    return var
+
+
+def _config(layer) -> dict:
+    if hasattr(layer, "get_config") and is_layer(layer):
+        try:
+            return layer.get_config()
+        except (NotImplementedError, TypeError, ValueError):
+            pass
+    return {k: v for k, v in vars(layer).items() if not k.startswith("_")}
+
+
+def _plain_args(value):
+    """Call arguments with Keras variables read into NumPy (an op on a layer's own weight)."""
+    from ..frameworks import keras_side as ks
+
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain_args(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain_args(v) for k, v in value.items()}
+    if hasattr(value, "path") and hasattr(value, "value") and hasattr(value, "assign"):
+        return ks.to_numpy(value.value)
+    return value
+
+
+def is_layer(op) -> bool:
+    from .graph import is_layer as _is_layer
+
+    return _is_layer(op)
+
+
+class _Generator:
+    """Source for one class per graph (the model, and every traced block), and the state_dict."""
+
+    def __init__(self, convs, weights_of, channels_last_io: bool):
+        self.convs, self.weights_of, self.channels_last_io = convs, weights_of, channels_last_io
+        self.helpers: list[str] = []
+        self.classes: list[str] = []
+        self.class_names: set[str] = set()
+        self.state: dict[str, np.ndarray] = {}
+        self.dtype: str | None = None
+
+    def _weights(self, layer):
+        from ..frameworks import keras_side as ks
+
+        weights = (self.weights_of or ks.layer_weights)(layer)
+        for value in weights.values():
+            if value.dtype.kind == "f":
+                self.dtype = str(value.dtype)
+        return weights
+
+    def _block_class(self, layer) -> str:
+        from .graph import identifier
+
+        return identifier(_class_name(type(layer).__name__), self.class_names)
+
+    def emit(self, graph, cls: str, in_layouts: list[Layout], prefix: str, top: bool):
+        """Append the class for ``graph``; return (outputs mapping, output layouts, chains, plain)."""
+        from .graph import identifier
+
+        layouts: dict[int, Layout] = {tid: lay for (tid, _, _), lay in zip(graph.inputs, in_layouts)}
+        taken = {c.name for c in graph.calls} | {n for _, n, _ in graph.inputs}
+        vtaken: set[str] = {n for _, n, _ in graph.inputs} | {"self", "torch", "nn", "F", "math"}
+        init_lines: list[str] = []
+        body: list[str] = []
+        attrs: dict[str, list[str]] = {}
+        block_outs: dict[str, tuple[Layout, ...]] = {}
+        done: dict[str, object] = {}
+        var: dict[int, str] = {}
+        args = []
+        for tid, arg, shape in graph.inputs:
+            var[tid] = arg
+            args.append(arg)
+            if top and self.channels_last_io and len(shape) >= 3:
+                body.append(f"        {arg} = {arg}.movedim(-1, 1)  # channels-last in")
+        outputs: dict[str, str] = {}
+        plain: dict[str, str] = {}
+        for call in graph.calls:
+            first = call.name not in done
+            out = identifier(call.name if first else f"{call.name}_out", vtaken)
+            if call.block is not None:
+                if first:
+                    sub_cls = self._block_class(call.layer)
+                    sub_in = [Layout(CF) if layouts[t].kind == CL else layouts[t] for t in call.inputs]
+                    _, sub_layouts, _, _ = self.emit(call.block, sub_cls, sub_in, f"{prefix}{call.name}.", top=False)
+                    init_lines.append(f"        self.{call.name} = {sub_cls}()")
+                    block_outs[call.name] = sub_layouts
+                    attrs[call.name] = [call.name]
+                    done[call.name] = call
+                ins = [_to_layout(var[t], layouts[t], CF, call.layer.name) for t in call.inputs]
+                body.append(f"        {out} = self.{call.name}({', '.join(ins)})")
+                outs_l = block_outs[call.name]
+                self._bind(call, out, outs_l, var, layouts)
+                continue
+            conv = self.convs[call.key]
+            in_layouts_now = tuple(layouts[t] for t in call.inputs)
+            if call.is_op or first:
+                if not conv.layout_free:  # it will receive channels-first maps
+                    in_layouts_now = tuple(Layout(CF) if l.kind == CL else l for l in in_layouts_now)
+                spec = KLayer(
+                    name=call.name, keras_name=call.layer.name, class_name=call.key.removeprefix("ops."),
+                    config=_config(call.layer), weights={} if call.is_op else self._weights(call.layer),
+                    input_shapes=call.input_shapes, output_shape=call.output_shape, in_layouts=in_layouts_now,
+                    feeds_only_dense=_feeds_only_dense(graph, call.outputs[0], self.convs),
+                    args=_plain_args(call.args), kwargs=_plain_args(call.kwargs), output_shapes=call.output_shapes,
+                    input_dtypes=call.input_dtypes, output_dtypes=call.output_dtypes, layer=call.layer,
+                )  # fmt: skip
+                try:
+                    piece = conv.fn(spec)
+                except XconvError:
+                    raise
+                except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+                    what = "operation" if call.is_op else "layer"
+                    raise BadInputError(f"Cannot translate {what} '{call.layer.name}' ({spec.class_name}): {exc!r}") from exc
+                if not call.is_op:
+                    done[call.name] = (call, piece)
+            else:
+                piece = done[call.name][1]
+            wants = piece.inputs_as or ((None if piece.expr else CF),) * len(call.inputs)
+            ins = [_to_layout(var[t], layouts[t], w, call.layer.name) for t, w in zip(call.inputs, wants)]
+            if piece.expr is not None:
+                consts = {}
+                for i, value in enumerate(piece.constants):
+                    attr = identifier(f"{call.name}_c{i}" if len(piece.constants) > 1 else f"{call.name}_const", taken)
+                    shape = ", ".join(str(int(n)) for n in value.shape)
+                    kind = "" if value.dtype.kind == "f" else f", dtype=torch.{np.dtype(value.dtype).name}"
+                    init_lines.append(f'        self.register_buffer("{attr}", torch.zeros(({shape}{"," if value.ndim == 1 else ""}){kind}))')
+                    self.state[f"{prefix}{attr}"] = np.ascontiguousarray(value)
+                    consts[f"c{i}"] = f"self.{attr}"
+                body.append(f"        {out} = {piece.expr.format(*ins, **consts)}")
+                attrs.setdefault(call.name, [])
+            else:
+                if first:
+                    attrs[call.name] = []
+                    for step in piece.steps:
+                        attr = call.name if step.suffix == "" else identifier(f"{call.name}{step.suffix}", taken)
+                        attrs[call.name].append(attr)
+                        init_lines.append(f"        self.{attr} = {step.code}")
+                        self.helpers.extend(step.helpers)
+                        for key, value in step.weights.items():
+                            self.state[f"{prefix}{attr}.{key}"] = np.ascontiguousarray(value)
+                expr = ", ".join(ins)
+                for attr in attrs[call.name]:
+                    expr = f"self.{attr}({expr})"
+                body.append(f"        {out} = {expr}")
+            out_l = piece.out_layouts or (piece.out_layout,) * max(piece.n_outputs, len(call.outputs))
+            self._bind(call, out, out_l, var, layouts, several=piece.n_outputs > 1 or len(call.outputs) > 1)
+        results = []
+        out_layouts = []
+        for t in graph.outputs:
+            name, lay = var[t], layouts[t]
+            if top:
+                if self.channels_last_io and lay.kind == CF:
+                    name = f"{name}.movedim(1, -1)"
+                elif not self.channels_last_io and lay.kind == CL:
+                    name, lay = f"{name}.movedim(-1, 1)", Layout(CF)
+            results.append(name)
+            out_layouts.append(lay)
+        body.append(f"        return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")
+
+        chains = {}
+        for call in graph.calls:
+            if call.is_op or call.layer.name not in graph.layer_outputs:
+                continue
+            if len(attrs.get(call.name, [])) > 1:
+                chains[call.layer.name] = attrs[call.name]
+        for keras_name, tid in graph.layer_outputs.items():
+            producer = next((c for c in graph.calls if tid in c.outputs and not c.is_op), None)
+            if producer is not None and attrs.get(producer.name):
+                outputs[keras_name] = attrs[producer.name][-1]
+                if layouts[tid].kind in ("plain", CL):  # e.g. a Flatten kept in Keras order: compare must not reorder it
+                    plain[keras_name] = "plain"
+        lines = [f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()", *init_lines]
+        if top:
+            lines.append("        # Keras layer -> module whose output is that layer's activation (read by xconv.compare)")
+            lines.append(f"        self.xconv_outputs = {outputs!r}")
+            if plain:
+                lines.append(f"        self.xconv_layouts = {plain!r}")
+            if chains:
+                lines.append(f"        self.xconv_chains = {chains!r}")
+        lines += ["", f"    def forward(self, {', '.join(args)}):", *body, ""]
+        self.classes.append("\n".join(lines))
+        return outputs, tuple(out_layouts), chains, plain
+
+    @staticmethod
+    def _bind(call, out, out_layouts, var, layouts, several=None):
+        several = len(call.outputs) > 1 if several is None else several
+        for i, t in enumerate(call.outputs):
+            var[t] = f"{out}[{i}]" if several else out
+            layouts[t] = out_layouts[i] if i < len(out_layouts) else out_layouts[-1]
+
+
 def translate(model, *, channels_last_io: bool = False, class_name: str | None = None, weights_of=None) -> Translation:
-    """Read the Keras graph, convert every layer, and generate the module's source.
+    """Read the Keras graph, convert every layer and operation, and generate the module's source.
 
     ``weights_of(layer)`` replaces the layer's arrays (``convert`` passes index arrays to
-    learn where every Keras weight element lands).
+    learn where every Keras weight element lands). Custom layers with no converter are traced
+    into blocks: each becomes a class of its own, kept as a submodule under the layer's name.
     """
-    from ..frameworks import keras_side as ks
-    from .graph import identifier, walk
+    from .graph import _expand_default, walk
 
     if framework_of(model) != "keras":
         raise BadInputError(f"keras_to_torch takes a Keras model; received {type(model).__name__}.")
-    graph = walk(model)
-    # every layer type must be known before anything is built or written
-    convs = {type(c.layer).__name__: registry.get(type(c.layer).__name__, c.layer.name) for c in graph.calls}
-    layouts: dict[int, Layout] = {tid: Layout.for_rank(len(shape)) for tid, _, shape in graph.inputs}
-    pieces: dict[str, Piece] = {}
-    first_call: dict[str, object] = {}
-    dtype = "float32"
-    for call in graph.calls:
-        kind = type(call.layer).__name__
-        in_layouts = tuple(layouts[t] for t in call.inputs)
-        if call.name not in pieces:
-            weights = (weights_of or ks.layer_weights)(call.layer)
-            for value in weights.values():
-                dtype = str(value.dtype) if value.dtype.kind == "f" else dtype
-            spec = KLayer(
-                name=call.name, keras_name=call.layer.name, class_name=kind, config=call.layer.get_config(),
-                weights=weights, input_shapes=call.input_shapes, output_shape=call.output_shape,
-                in_layouts=in_layouts, feeds_only_dense=_feeds_only_dense(graph, call.outputs[0], convs),
-            )  # fmt: skip
-            try:
-                pieces[call.name] = convs[kind].fn(spec)
-            except XconvError:
-                raise
-            except (KeyError, ValueError, TypeError) as exc:
-                raise BadInputError(f"Cannot translate layer '{call.layer.name}' ({kind}): {exc!r}") from exc
-            first_call[call.name] = call
-        for t in call.outputs:
-            layouts[t] = pieces[call.name].out_layout
-
-    taken = {c.name for c in graph.calls} | {n for _, n, _ in graph.inputs}
-    attrs: dict[str, list[str]] = {}
-    state: dict[str, np.ndarray] = {}
-    helpers: list[str] = []
-    init_lines: list[str] = []
-    for name, piece in pieces.items():
-        attrs[name] = []
-        for step in piece.steps:
-            attr = name if step.suffix == "" else identifier(f"{name}{step.suffix}", taken)
-            attrs[name].append(attr)
-            init_lines.append(f"        self.{attr} = {step.code}")
-            helpers.extend(step.helpers)
-            for key, value in step.weights.items():
-                state[f"{attr}.{key}"] = np.ascontiguousarray(value)
-
-    var: dict[int, str] = {}
-    vtaken: set[str] = {n for _, n, _ in graph.inputs} | {"self", "torch", "nn", "F", "math"}
-    args = []
-    body = []
-    for tid, arg, shape in graph.inputs:
-        var[tid] = arg
-        args.append(arg)
-        if channels_last_io and len(shape) >= 3:
-            body.append(f"        {arg} = {arg}.movedim(-1, 1)  # channels-last in")
-    for call in graph.calls:
-        expr = ", ".join(var[t] for t in call.inputs)
-        for attr in attrs[call.name]:
-            expr = f"self.{attr}({expr})"
-        out = identifier(call.name if call is first_call[call.name] else f"{call.name}_out", vtaken)
-        body.append(f"        {out} = {expr}")
-        for t in call.outputs:
-            var[t] = out
-    results = []
-    for t in graph.outputs:
-        name = var[t]
-        if channels_last_io and layouts[t].kind == CF:
-            name = f"{name}.movedim(1, -1)"
-        results.append(name)
-    body.append(f"        return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")
-
-    outputs, plain = {}, {}
-    chains = {c.layer.name: attrs[c.name] for c in graph.calls if len(attrs[c.name]) > 1 and c.layer.name in graph.layer_outputs}
-    for keras_name, tid in graph.layer_outputs.items():
-        producer = next((c for c in graph.calls if tid in c.outputs), None)
-        if producer is not None:
-            outputs[keras_name] = attrs[producer.name][-1]
-            if layouts[tid].kind == "plain":  # e.g. a Flatten kept in Keras order: compare must not reorder it
-                plain[keras_name] = "plain"
+    graph = walk(model, expand=_expand_default)
+    convs: dict = {}
+    _collect_converters(graph, convs)  # every type must be known before anything is built or written
+    gen = _Generator(convs, weights_of, channels_last_io)
     cls = class_name or _class_name(model.name)
+    gen.class_names.add(cls)
+    outputs, _, _, _ = gen.emit(graph, cls, [Layout.for_rank(len(shape)) for _, _, shape in graph.inputs], "", top=True)
+    dtype = gen.dtype or _input_dtype(model)
     from .preamble import source as preamble
 
     src = "\n".join(
@@ -154,23 +300,19 @@ def translate(model, *, channels_last_io: bool = False, class_name: str | None =
             '    model.load_state_dict(torch.load("weights.pt", weights_only=True))',
             '"""',
             "",
-            preamble(helpers),
+            preamble(gen.helpers),
             "",
-            f"class {cls}(nn.Module):",
-            "    def __init__(self):",
-            "        super().__init__()",
-            *init_lines,
-            f"        # Keras layer -> module whose output is that layer's activation (read by xconv.compare)",
-            f"        self.xconv_outputs = {outputs!r}",
-            *([f"        self.xconv_layouts = {plain!r}"] if plain else []),
-            *([f"        self.xconv_chains = {chains!r}"] if chains else []),
-            "",
-            f"    def forward(self, {', '.join(args)}):",
-            *body,
-            "",
+            *gen.classes,
         ]
     )
-    return Translation(cls, src, state, outputs, dtype)
+    return Translation(cls, src, gen.state, outputs, dtype)
+
+
+def _input_dtype(model) -> str:
+    for t in getattr(model, "inputs", None) or []:
+        if "float" in str(t.dtype):
+            return str(t.dtype)
+    return "float32"
 
 
 def _class_name(name: str) -> str:

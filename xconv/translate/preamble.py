@@ -173,6 +173,28 @@ class LayerNormChannels(nn.Module):
         shape = (1, -1) + (1,) * (x.dim() - 2)
         return (x - mean) / torch.sqrt(var + self.eps) * self.weight.view(shape) + self.bias.view(shape)
 ''',
+    "LayerNormAxes": '''
+class LayerNormAxes(nn.Module):
+    """Keras LayerNormalization over any axes, in Keras' axis order; ``rms`` is Keras'
+    rms_scaling, which divides by the (centred) standard deviation without centring x."""
+
+    def __init__(self, dims, shape, eps, rms=False):
+        super().__init__()
+        self.dims, self.eps, self.rms = tuple(dims), eps, rms
+        self.weight = nn.Parameter(torch.ones(shape))
+        self.bias = None if rms else nn.Parameter(torch.zeros(shape))
+
+    def forward(self, x):
+        view = [1] * x.dim()
+        for d, n in zip(self.dims, self.weight.shape):
+            view[d] = n
+        var = x.var(dim=self.dims, keepdim=True, unbiased=False)
+        inv = torch.rsqrt(var + self.eps)
+        if self.rms:
+            return x * inv * self.weight.view(view)
+        mean = x.mean(dim=self.dims, keepdim=True)
+        return (x - mean) * inv * self.weight.view(view) + self.bias.view(view)
+''',
     "BatchNormAxis": '''
 class BatchNormAxis(nn.Module):
     """Inference batch normalisation along any dim (Keras BatchNormalization with a non-channel axis)."""
@@ -247,9 +269,190 @@ class Normalize(nn.Module):
         std = torch.as_tensor(self.std, dtype=x.dtype, device=x.device)
         return (x - mean) / std
 ''',
+    "LayerScale": '''
+class LayerScale(nn.Module):
+    """ConvNeXt's layer scale: x times a learnt per-channel gamma (channels along ``dim``)."""
+
+    def __init__(self, channels, dim):
+        super().__init__()
+        self.dim = dim
+        self.gamma = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x):
+        shape = [1] * x.dim()
+        shape[self.dim] = -1
+        return x * self.gamma.view(shape)
+''',
+    "ScaleAdd": '''
+class ScaleAdd(nn.Module):
+    """InceptionResNetV2's CustomScaleLayer: shortcut + residual * scale."""
+
+    def __init__(self, scale):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x, residual):
+        return x + residual * self.scale
+''',
+    "KerasRecurrent": '''
+def keras_rnn_outputs(kind, out, state, return_sequences, return_state, bidirectional, merge):
+    """What a Keras recurrent layer returns, from a batch_first torch RNN's (output, state):
+    the whole sequence or its last step, then (return_state) the final states; a Bidirectional
+    merges the two directions (concat, sum, mul, ave, or None: both)."""
+    h, c = state if kind == "LSTM" else (state, None)
+    states = [h] if c is None else [h, c]
+    if not bidirectional:
+        y = out if return_sequences else h[-1]
+        return (y, *(s[-1] for s in states)) if return_state else y
+    units = h.shape[-1]
+    fwd, bwd = (out[..., :units], out[..., units:]) if return_sequences else (h[-2], h[-1])
+    if merge == "concat":
+        y = (torch.cat((fwd, bwd), dim=-1),)
+    elif merge == "sum":
+        y = (fwd + bwd,)
+    elif merge == "mul":
+        y = (fwd * bwd,)
+    elif merge == "ave":
+        y = ((fwd + bwd) / 2,)
+    else:
+        y = (fwd, bwd)
+    if not return_state:
+        return y[0] if len(y) == 1 else y
+    return (*y, *(s[-2] for s in states), *(s[-1] for s in states))
+
+
+class KerasLSTM(nn.LSTM):
+    """nn.LSTM(batch_first=True) returning what Keras' LSTM returns."""
+
+    def __init__(self, *args, return_sequences=False, return_state=False, go_backwards=False, merge="concat", **kwargs):
+        super().__init__(*args, batch_first=True, **kwargs)
+        self.keras = (return_sequences, return_state, go_backwards, merge)
+
+    def forward(self, x):
+        seqs, state, backwards, merge = self.keras
+        out, st = super().forward(torch.flip(x, dims=(1,)) if backwards else x)
+        return keras_rnn_outputs("LSTM", out, st, seqs, state, self.bidirectional, merge)
+
+
+class KerasGRU(nn.GRU):
+    """nn.GRU(batch_first=True) returning what Keras' GRU(reset_after=True) returns."""
+
+    def __init__(self, *args, return_sequences=False, return_state=False, go_backwards=False, merge="concat", **kwargs):
+        super().__init__(*args, batch_first=True, **kwargs)
+        self.keras = (return_sequences, return_state, go_backwards, merge)
+
+    def forward(self, x):
+        seqs, state, backwards, merge = self.keras
+        out, st = super().forward(torch.flip(x, dims=(1,)) if backwards else x)
+        return keras_rnn_outputs("GRU", out, st, seqs, state, self.bidirectional, merge)
+
+
+class KerasRNN(nn.RNN):
+    """nn.RNN(batch_first=True) returning what Keras' SimpleRNN returns."""
+
+    def __init__(self, *args, return_sequences=False, return_state=False, go_backwards=False, merge="concat", **kwargs):
+        super().__init__(*args, batch_first=True, **kwargs)
+        self.keras = (return_sequences, return_state, go_backwards, merge)
+
+    def forward(self, x):
+        seqs, state, backwards, merge = self.keras
+        out, st = super().forward(torch.flip(x, dims=(1,)) if backwards else x)
+        return keras_rnn_outputs("SimpleRNN", out, st, seqs, state, self.bidirectional, merge)
+''',
+    "GRUResetBefore": '''
+class GRUResetBefore(nn.Module):
+    """Keras GRU(reset_after=False): the reset gate multiplies the state before the recurrent
+    matmul, which nn.GRU cannot do. Same parameter names and gate order (r, z, n) as nn.GRU,
+    and one bias per direction. Returns (output, h_n) like nn.GRU(batch_first=True)."""
+
+    def __init__(self, input_size, hidden_size, bias=True, bidirectional=False, return_sequences=False,
+                 return_state=False, go_backwards=False, merge="concat"):
+        super().__init__()
+        self.hidden_size, self.bidirectional = hidden_size, bidirectional
+        self.keras = (return_sequences, return_state, go_backwards, merge)
+        for suffix in ("", "_reverse") if bidirectional else ("",):
+            setattr(self, f"weight_ih_l0{suffix}", nn.Parameter(torch.zeros(3 * hidden_size, input_size)))
+            setattr(self, f"weight_hh_l0{suffix}", nn.Parameter(torch.zeros(3 * hidden_size, hidden_size)))
+            if bias:
+                setattr(self, f"bias_ih_l0{suffix}", nn.Parameter(torch.zeros(3 * hidden_size)))
+            else:
+                setattr(self, f"bias_ih_l0{suffix}", None)
+
+    def _run(self, x, suffix):
+        w_ih, w_hh = getattr(self, f"weight_ih_l0{suffix}"), getattr(self, f"weight_hh_l0{suffix}")
+        b = getattr(self, f"bias_ih_l0{suffix}")
+        n = self.hidden_size
+        gx = F.linear(x, w_ih, b)
+        h = x.new_zeros(x.shape[0], n)
+        outs = []
+        for t in range(x.shape[1]):
+            g = gx[:, t]
+            r = torch.sigmoid(g[:, :n] + h @ w_hh[:n].T)
+            z = torch.sigmoid(g[:, n : 2 * n] + h @ w_hh[n : 2 * n].T)
+            cand = torch.tanh(g[:, 2 * n :] + (r * h) @ w_hh[2 * n :].T)
+            h = z * h + (1 - z) * cand
+            outs.append(h)
+        return torch.stack(outs, dim=1), h
+
+    def forward(self, x):
+        seqs, state, backwards, merge = self.keras
+        x = torch.flip(x, dims=(1,)) if backwards else x
+        out, h = self._run(x, "")
+        if not self.bidirectional:
+            return keras_rnn_outputs("GRU", out, h.unsqueeze(0), seqs, state, False, merge)
+        back, hb = self._run(torch.flip(x, dims=(1,)), "_reverse")
+        out = torch.cat((out, torch.flip(back, dims=(1,))), dim=-1)
+        return keras_rnn_outputs("GRU", out, torch.stack((h, hb)), seqs, state, True, merge)
+''',
+    "KerasMultiHeadAttention": '''
+class KerasMultiHeadAttention(nn.Module):
+    """Keras MultiHeadAttention for any key_dim, value_dim and output size: nn.MultiheadAttention's
+    parameter names (in_proj_weight, or q/k/v_proj_weight; in_proj_bias; out_proj), any number of
+    attention axes (flattened), and Keras' scale. ``order`` picks query, value (and key) among the
+    inputs."""
+
+    def __init__(self, embed_dim, num_heads, key_dim, value_dim, out_dim, kdim, vdim, bias, packed, scale, order):
+        super().__init__()
+        self.num_heads, self.key_dim, self.value_dim, self.scale, self.order = num_heads, key_dim, value_dim, scale, order
+        hk, hv = num_heads * key_dim, num_heads * value_dim
+        if packed:
+            self.in_proj_weight = nn.Parameter(torch.zeros(2 * hk + hv, embed_dim))
+        else:
+            self.q_proj_weight = nn.Parameter(torch.zeros(hk, embed_dim))
+            self.k_proj_weight = nn.Parameter(torch.zeros(hk, kdim))
+            self.v_proj_weight = nn.Parameter(torch.zeros(hv, vdim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(2 * hk + hv)) if bias else None
+        self.out_proj = nn.Linear(hv, out_dim, bias=bias)
+        self.packed = packed
+
+    def forward(self, *xs):
+        query, value = xs[self.order[0]], xs[self.order[1]]
+        key = xs[self.order[2]] if len(self.order) > 2 else value
+        hk, hv = self.num_heads * self.key_dim, self.num_heads * self.value_dim
+        if self.packed:
+            wq, wk, wv = self.in_proj_weight.split((hk, hk, hv))
+        else:
+            wq, wk, wv = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+        bq, bk, bv = self.in_proj_bias.split((hk, hk, hv)) if self.in_proj_bias is not None else (None, None, None)
+        shape = query.shape
+        query, key, value = (t.flatten(1, -2) for t in (query, key, value))
+        q = F.linear(query, wq, bq).unflatten(-1, (self.num_heads, self.key_dim)).transpose(1, 2)
+        k = F.linear(key, wk, bk).unflatten(-1, (self.num_heads, self.key_dim)).transpose(1, 2)
+        v = F.linear(value, wv, bv).unflatten(-1, (self.num_heads, self.value_dim)).transpose(1, 2)
+        scores = torch.softmax((q @ k.transpose(-1, -2)) * self.scale, dim=-1)
+        out = (scores @ v).transpose(1, 2).flatten(2)
+        return self.out_proj(out).reshape(*shape[:-1], -1)
+''',
 }
+
+
+# helpers that use another helper's code
+_NEEDS = {"GRUResetBefore": ("KerasRecurrent",)}
 
 
 def source(helpers) -> str:
     """The preamble for ``helpers``, in a fixed order."""
-    return HEADER + "".join(HELPERS[name] for name in HELPERS if name in set(helpers))
+    wanted = set(helpers)
+    for name in list(wanted):
+        wanted.update(_NEEDS.get(name, ()))
+    return HEADER + "".join(HELPERS[name] for name in HELPERS if name in wanted)

@@ -21,26 +21,50 @@ class Converter:
     fn: Callable[[KLayer], Piece]
     # element-wise: a Flatten's torch-order vector may pass through unchanged
     elementwise: bool = False
+    # takes tensors in Keras' own axis order as they come (sequence layers, attention); others
+    # receive every feature map channels-first
+    layout_free: bool = False
 
 
 _CONVERTERS: dict[str, Converter] = {}
 
 
-def converter(*keras_types: str, family: str, elementwise: bool = False):
+def converter(*keras_types: str, family: str, elementwise: bool = False, layout_free: bool = False):
     """Register ``fn`` for ``keras_types``; a type registered twice is an error."""
 
     def deco(fn):
         for t in keras_types:
             if t in _CONVERTERS:
                 raise ValueError(f"Keras layer type {t!r} already has a converter (family {_CONVERTERS[t].family!r}).")
-            _CONVERTERS[t] = Converter(t, family, fn, elementwise)
+            _CONVERTERS[t] = Converter(t, family, fn, elementwise, layout_free)
         return fn
 
     return deco
 
 
+def op_converter(*op_types: str, family: str = "ops", elementwise: bool = False):
+    """Register ``fn`` for Keras operations (``keras.ops.add``: class ``Add``), under ``ops.<Class>``."""
+    return converter(*(f"ops.{t}" for t in op_types), family=family, elementwise=elementwise, layout_free=True)
+
+
+def add(keras_type: str, fn: Callable[[KLayer], Piece], family: str, *, replace: bool = False, layout_free: bool = False) -> Converter:
+    """Register a converter at run time (the plug-in API); ``replace=True`` takes over an existing one."""
+    _load()
+    if keras_type in _CONVERTERS and not replace:
+        raise ValueError(
+            f"Keras layer type {keras_type!r} already has a converter (family {_CONVERTERS[keras_type].family!r}); "
+            f"pass replace=True to take it over."
+        )
+    _CONVERTERS[keras_type] = Converter(keras_type, family, fn, layout_free=layout_free)
+    return _CONVERTERS[keras_type]
+
+
+def remove(keras_type: str) -> None:
+    _CONVERTERS.pop(keras_type, None)
+
+
 def _load() -> None:
-    from .layers import activation, conv, dense, merge, misc, norm, pool, reshape  # noqa: F401
+    from .layers import activation, attention, conv, dense, embedding, keras_apps, merge, misc, norm, ops, pool, recurrent, reshape  # noqa: F401
 
 
 def supported() -> dict[str, Converter]:
@@ -48,12 +72,24 @@ def supported() -> dict[str, Converter]:
     return dict(sorted(_CONVERTERS.items()))
 
 
+def has(key: str) -> bool:
+    _load()
+    return key in _CONVERTERS
+
+
 def get(keras_type: str, layer_name: str) -> Converter:
     _load()
     try:
         return _CONVERTERS[keras_type]
     except KeyError:
+        if keras_type.startswith("ops."):
+            ops = sorted(k[4:] for k in _CONVERTERS if k.startswith("ops."))
+            raise UnsupportedLayerError(
+                f"No converter for the Keras operation '{keras_type[4:]}' (node '{layer_name}'). "
+                f"Supported operations: {', '.join(ops)}. Rewrite it with a supported operation or layer."
+            ) from None
+        layers = sorted(k for k in _CONVERTERS if not k.startswith("ops."))
         raise UnsupportedLayerError(
             f"No converter for Keras layer type '{keras_type}' (layer '{layer_name}'). "
-            f"Supported: {', '.join(sorted(_CONVERTERS))}. To add one, register a converter in xconv/translate/layers/."
+            f"Supported: {', '.join(layers)}. To add one, register it with xconv.keras_plugins.register_layer."
         ) from None

@@ -9,6 +9,7 @@ import numpy as np
 # how a tensor is laid out in the translated (channels-first) module
 CF = "cf"  # rank >= 3: (N, C, *spatial), the Keras tensor was (N, *spatial, C)
 PLAIN = "plain"  # rank <= 2, or any tensor whose axes mean the same in both frameworks
+CL = "cl"  # rank >= 3 in Keras' own axis order (what operations on KerasTensors compute in)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,13 @@ class KLayer:
     in_layouts: tuple[Layout, ...] = ()
     # every consumer of this layer's output is a Dense (through element-wise layers only)
     feeds_only_dense: bool = False
+    # the call's arguments, tensors replaced by graph.Ref(i) (the i-th input), and its kwargs
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    output_shapes: tuple[tuple, ...] = ()
+    input_dtypes: tuple[str, ...] = ()
+    output_dtypes: tuple[str, ...] = ()
+    layer: object = None  # the Keras layer or operation itself (for plug-ins that need more)
 
 
 @dataclass(frozen=True)
@@ -49,5 +57,19 @@ class Step:
 
 @dataclass(frozen=True)
 class Piece:
+    """What a converter returns: modules applied in order, or an expression.
+
+    ``expr`` (operations) is a Python expression over the inputs ``{0}``, ``{1}`` ... and the
+    piece's constant tensors ``{c0}``, ``{c1}`` ... (registered as buffers), written in place
+    of module calls. ``inputs_as`` says, per input, the layout it must arrive in: ``"keras"``
+    (Keras' own axis order), ``"cf"`` or ``None`` (as it comes). ``n_outputs`` > 1: ``expr``
+    returns a sequence. ``out_layouts`` gives each output's layout when they differ.
+    """
+
     steps: tuple[Step, ...]
     out_layout: Layout
+    expr: str | None = None
+    inputs_as: tuple[str | None, ...] = ()
+    constants: tuple[np.ndarray, ...] = ()
+    n_outputs: int = 1
+    out_layouts: tuple[Layout, ...] = ()

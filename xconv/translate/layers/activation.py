@@ -40,8 +40,8 @@ def activation_name(activation) -> str:
     return getattr(activation, "__name__", str(activation))
 
 
-def activation_step(activation, rank: int, layer: KLayer) -> Step | None:
-    """The module for a fused activation, or None for 'linear'."""
+def activation_step(activation, rank: int, layer: KLayer, last: bool = False) -> Step | None:
+    """The module for a fused activation, or None for 'linear'; ``last``: softmax over the last dim."""
     name = activation_name(activation)
     if name in (None, "linear"):
         return None
@@ -52,7 +52,7 @@ def activation_step(activation, rank: int, layer: KLayer) -> Step | None:
             f"Layer '{layer.keras_name}' uses activation '{name}', which xconv cannot translate. "
             f"Supported: linear, exponential, {', '.join(sorted(_SIMPLE))}."
         )
-    return Step("__act", _SIMPLE[name].format(dim=1 if rank >= 2 else 0))
+    return Step("__act", _SIMPLE[name].format(dim=-1 if last else 1 if rank >= 2 else 0))
 
 
 @converter("Activation", family="activation", elementwise=True)

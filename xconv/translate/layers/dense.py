@@ -6,11 +6,11 @@ import numpy as np
 
 from ... import layouts
 from ..registry import converter
-from ..spec import KLayer, Layout, Piece, Step
+from ..spec import CL, KLayer, Layout, Piece, Step
 from .activation import activation_step
 
 
-@converter("Dense", family="dense")
+@converter("Dense", family="dense", layout_free=True)
 def _dense(layer: KLayer) -> Piece:
     c = layer.config
     kernel = layer.weights["kernel"]
@@ -21,6 +21,11 @@ def _dense(layer: KLayer) -> Piece:
     weights = {}
     if bias:
         weights["bias"] = layer.weights["bias"].copy()
+    if rank >= 3 and src.kind == CL:  # a sequence in Keras' order: features last, as nn.Linear wants
+        weights["weight"] = layouts.dense_kernel_to_torch(kernel)
+        steps = [Step("", f"nn.Linear({cin}, {units}{'' if bias else ', bias=False'})", weights)]
+        act = activation_step(c.get("activation"), len(layer.output_shape), layer, last=True)
+        return Piece(tuple(steps + ([act] if act else [])), Layout(CL), inputs_as=(None,))
     if rank >= 3:
         # Keras applies Dense to the last (channel) axis: a 1x1 convolution over channels-first maps
         r = rank - 2
@@ -36,4 +41,4 @@ def _dense(layer: KLayer) -> Piece:
     act = activation_step(c.get("activation"), len(layer.output_shape), layer)
     if act:
         steps.append(act)
-    return Piece(tuple(steps), Layout.for_rank(len(layer.output_shape)))
+    return Piece(tuple(steps), Layout.for_rank(len(layer.output_shape)), inputs_as=("cf",))

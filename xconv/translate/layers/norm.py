@@ -6,7 +6,7 @@ import numpy as np
 
 from ...errors import UnsupportedLayerError
 from ..registry import converter
-from ..spec import KLayer, Piece, Step
+from ..spec import CF, CL, PLAIN, KLayer, Layout, Piece, Step
 from . import fmt, single_axis
 
 
@@ -31,22 +31,31 @@ def _batchnorm(layer: KLayer) -> Piece:
     return Piece((Step("", code, weights),), layer.in_layouts[0])
 
 
-@converter("LayerNormalization", family="norm")
+@converter("LayerNormalization", family="norm", layout_free=True)
 def _layernorm(layer: KLayer) -> Piece:
     c = layer.config
-    if c.get("rms_scaling"):
-        raise UnsupportedLayerError(f"LayerNormalization '{layer.keras_name}' uses rms_scaling; not supported yet.")
     rank = len(layer.input_shapes[0])
-    dim = single_axis(layer)
-    channels = layer.input_shapes[0][-1]
+    axes = c.get("axis", -1)
+    axes = tuple(sorted(int(a) % rank for a in (axes if isinstance(axes, (list, tuple)) else [axes])))
     eps = fmt(float(c.get("epsilon", 1e-3)))
     w = layer.weights
-    weights = {"weight": w.get("gamma", np.ones(channels, np.float32)).copy(), "bias": w.get("beta", np.zeros(channels, np.float32)).copy()}
-    if rank == 2 and dim == 1:
-        return Piece((Step("", f"nn.LayerNorm({channels}, eps={eps})", weights),), layer.in_layouts[0])
-    if dim == 1:
-        return Piece((Step("", f"LayerNormChannels({channels}, {eps})", weights, ("LayerNormChannels",)),), layer.in_layouts[0])
-    raise UnsupportedLayerError(f"LayerNormalization '{layer.keras_name}' over Keras axis {c.get('axis')} is not supported yet.")
+    shape = tuple(int(layer.input_shapes[0][a]) for a in axes)
+    dtype = next(iter(w.values())).dtype if w else np.float32
+    gamma = w.get("gamma", np.ones(shape, dtype)).copy()
+    beta = w.get("beta", np.zeros(shape, dtype)).copy()
+    src = layer.in_layouts[0]
+    rms = bool(c.get("rms_scaling"))
+    last = axes == (rank - 1,)
+    if last and not rms and (rank == 2 or src.kind == CL) and src.kind != "flat":
+        return Piece((Step("", f"nn.LayerNorm({shape[0]}, eps={eps})", {"weight": gamma, "bias": beta}),), src, inputs_as=(None,))
+    if last and not rms and src.kind == CF:
+        code = f"LayerNormChannels({shape[0]}, {eps})"
+        return Piece((Step("", code, {"weight": gamma, "bias": beta}, ("LayerNormChannels",)),), src, inputs_as=("cf",))
+    # any other axes (or Keras' rms_scaling): normalise in Keras' own axis order
+    weights = {"weight": gamma} if rms else {"weight": gamma, "bias": beta}
+    code = f"LayerNormAxes({fmt(axes)}, {fmt(shape)}, {eps}, rms={rms})"
+    out = Layout(CL if rank >= 3 else PLAIN)
+    return Piece((Step("", code, weights, ("LayerNormAxes",)),), out, inputs_as=("keras",))
 
 
 @converter("GroupNormalization", family="norm")

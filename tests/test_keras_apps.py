@@ -1,0 +1,115 @@
+"""Every keras.applications builder translates to PyTorch and matches Keras, layer by layer.
+
+Each model is built with ``include_top=True``, ``weights=None`` and logits out
+(``classifier_activation=None``, so a softmax cannot hide a difference), at a small input size,
+batch 1, with every weight randomised (BatchNorm statistics too, scaled by fan-in so that
+activations stay near 1 through a hundred layers). One model of each family also runs in
+float64, where a correct translation agrees to rounding level.
+"""
+
+import contextlib
+
+import numpy as np
+import pytest
+
+from conftest import needs_keras
+
+pytestmark = [needs_keras, pytest.mark.slow]
+
+# the smallest input each family accepts (32 px where any size goes)
+SIZES = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71, "NASNetMobile": 32, "NASNetLarge": 32}
+
+BUILDERS = [
+    "ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge",
+    "DenseNet121", "DenseNet169", "DenseNet201",
+    "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3",
+    "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7",
+    "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3",
+    "EfficientNetV2S", "EfficientNetV2M", "EfficientNetV2L",
+    "InceptionResNetV2", "InceptionV3",
+    "MobileNet", "MobileNetV2", "MobileNetV3Small", "MobileNetV3Large",
+    "NASNetMobile", "NASNetLarge",
+    "ResNet50", "ResNet101", "ResNet152", "ResNet50V2", "ResNet101V2", "ResNet152V2",
+    "VGG16", "VGG19", "Xception",
+]  # fmt: skip
+
+# one model of each family in float64 strict mode
+FLOAT64 = [
+    "ConvNeXtTiny", "DenseNet121", "EfficientNetB0", "EfficientNetV2B0", "InceptionResNetV2", "InceptionV3",
+    "MobileNet", "MobileNetV2", "MobileNetV3Small", "NASNetMobile", "ResNet50", "ResNet50V2", "VGG16", "Xception",
+]  # fmt: skip
+
+
+def test_the_list_is_every_builder():
+    import keras
+
+    assert sorted(BUILDERS) == sorted(n for n in dir(keras.applications) if n[:1].isupper())
+
+
+@contextlib.contextmanager
+def _floatx(dtype):
+    import keras
+
+    before = keras.config.floatx()
+    keras.config.set_floatx(dtype)
+    try:
+        yield
+    finally:
+        keras.config.set_floatx(before)
+
+
+def randomise(model, seed=0):
+    """Every weight random: kernels scaled by fan-in, BatchNorm gamma/beta/mean/variance too."""
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        shape, short = tuple(v.shape), v.path.rsplit("/", 1)[-1]
+        if "variance" in short:
+            value = rng.uniform(0.5, 1.5, shape)
+        elif short == "gamma" or len(shape) == 0:
+            value = rng.uniform(0.5, 1.5, shape)
+        elif len(shape) == 1:
+            value = rng.normal(0, 0.1, shape)
+        else:
+            fan_in = int(np.prod(shape[:-2] if "depthwise" in short else shape[:-1]))
+            value = rng.normal(0, 1.0 / np.sqrt(max(fan_in, 1)), shape)
+        v.assign(value.astype(v.dtype))
+    for layer in model.layers:
+        if hasattr(layer, "finalize_state"):  # Normalization computes with tensors derived from its weights
+            layer.finalize_state()
+
+
+def build(name, dtype="float32"):
+    import keras
+
+    size = SIZES.get(name, 32)
+    with _floatx(dtype):
+        model = getattr(keras.applications, name)(weights=None, include_top=True, input_shape=(size, size, 3), classifier_activation=None)
+    randomise(model)
+    x = np.random.default_rng(1).uniform(0, 255, (1, size, size, 3)).astype(dtype)
+    return model, x
+
+
+def _check(name, dtype, worst):
+    import torch
+
+    from xconv import compare, keras_to_torch
+
+    model, x = build(name, dtype)
+    module = keras_to_torch(model)
+    report = compare(model, module, x, dtype=dtype)
+    assert report.ok, str(report)
+    want = np.asarray(model(x, training=False))
+    with torch.no_grad():
+        got = module(torch.from_numpy(np.moveaxis(x, -1, 1))).numpy()
+    err = np.abs(got - want).max() / max(1.0, np.abs(want).max())
+    assert err <= worst, f"{name} {dtype}: relative difference {err:.3e} of the logits"
+
+
+@pytest.mark.parametrize("name", BUILDERS)
+def test_application_matches_in_float32(name):
+    _check(name, "float32", 1e-4)
+
+
+@pytest.mark.parametrize("name", FLOAT64)
+def test_application_matches_in_float64(name):
+    _check(name, "float64", 1e-9)

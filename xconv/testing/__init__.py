@@ -140,6 +140,9 @@ def record_snapshot(model, inputs, path, *, layers=None, float16: bool = False, 
         "layers": json.dumps(entries), "versions": json.dumps(_versions(fw)), "layout": "channels-first",
     }  # fmt: skip
     shapes = {k: (tuple(v.shape), v.dtype) for k, v in tensors.items()}
+    os.makedirs(os.path.dirname(os.path.abspath(os.fspath(path))), exist_ok=True)  # safe when workers race
+    # a temporary file of its own, renamed into place: a reader (another pytest-xdist worker) sees the
+    # old snapshot or the new one, never half of one
     atomic_output(os.fspath(path), lambda tmp: write_safetensors_stream(tmp, iter(tensors.items()), shapes, meta), force=True)
     return snapshot_info(path)
 
@@ -162,21 +165,50 @@ def snapshot_info(path) -> dict:
     }  # fmt: skip
 
 
+def _file_identity(path: str):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _read_consistent(path) -> tuple[dict, dict]:
+    """The snapshot's info and tensors, both from one version of the file.
+
+    They are read with two opens; a writer (another pytest-xdist worker re-recording it) replaces
+    the file by a rename, never in place, so the same identity before and after means one version.
+    """
+    from ..files import iter_safetensors
+
+    path = os.fspath(path)
+    for _ in range(20):
+        before = _file_identity(path)
+        try:
+            info = snapshot_info(path)
+            stored = dict(iter_safetensors(path))
+        except BadInputError:
+            if before is None or _file_identity(path) == before:
+                raise  # missing, or really broken: not a file replaced mid-read
+            continue
+        if _file_identity(path) == before:
+            return info, stored
+    raise BadInputError(f"The snapshot {path!r} kept changing while it was read; is something re-recording it in a loop?")
+
+
 def check_snapshot(model, inputs, path, *, rtol=None, atol=None):
     """Compare ``model`` on ``inputs`` with the snapshot at ``path``; returns the Report."""
     from ..comparison.core import _absmax, _diff, _Scratch
     from ..comparison.report import Report
     from ..comparison import tolerance
-    from ..files import iter_safetensors
 
-    info = snapshot_info(path)
+    info, stored = _read_consistent(path)
     fw, canonical = _canonical_inputs(model, inputs)
     if _input_hash(canonical) != info["input_hash"]:
         raise BadInputError(
             f"The input differs from the one {path!r} was recorded with (shapes {info['input_shapes']}); give the same input, "
             f"in the model's own layout, or re-record with pytest --xconv-update-snapshots."
         )
-    stored = dict(iter_safetensors(os.fspath(path)))
     names = [e["name"] for e in info["layers"]]
     acts = _activations(model, fw, canonical, names)
     policy = "float16" if any(e["stored"] == "float16" for e in info["layers"]) else info["dtype"]

@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -21,9 +20,10 @@ def run_cli(*args, env=None, timeout=300):
 
 
 @needs_keras
-@pytest.mark.parametrize("name", zoo.names())
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_demo_exits_zero_for_every_zoo_model(name, dtype, capsys):
+@pytest.mark.parametrize("name, dtype", [("two_conv", "float64"), ("conv3d_demo", "float32")])
+def test_demo_json_reports_every_layer(name, dtype, capsys):
+    """The CLI's side of demo: NAME and --dtype reach the comparison, --json prints the report
+    (that every zoo model matches in both dtypes is test_compare's to show)."""
     assert main(["demo", name, "--dtype", dtype, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is True and data["first_divergence"] is None
@@ -125,18 +125,14 @@ def test_layers_and_env(capsys):
     assert {"python", "xconv", "torch", "numpy", "cuda"} <= set(info)
 
 
-def test_help_is_fast_and_light():
-    start = time.perf_counter()
-    proc = run_cli("--help")
-    elapsed = time.perf_counter() - start
-    assert proc.returncode == 0 and "demo" in proc.stdout
-    # interpreter start-up included; the point is that --help loads no framework
-    assert elapsed < 5, elapsed
+def test_help_loads_no_framework():
     code = (
-        "import sys; from xconv.cli.main import build_parser; build_parser()\n"
-        "print(' '.join(m for m in ('torch', 'tensorflow', 'keras', 'onnx', 'matplotlib') if m in sys.modules))"
+        "import sys\nfrom xconv.cli.main import main\ntry:\n    main(['--help'])\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "print('exit', code, *(m for m in ('torch', 'tensorflow', 'keras', 'onnx', 'matplotlib') if m in sys.modules))"
     )
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == ""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "demo" in proc.stdout and "lint" in proc.stdout
+    assert proc.stdout.splitlines()[-1] == "exit 0", proc.stdout[-500:]  # and no framework module loaded
 
 
 def test_layers_table_is_generated_from_the_registry_and_docs_are_current(capsys):

@@ -35,7 +35,7 @@ def test_exports_pass_the_checker_and_agree_with_both_frameworks(name, tmp_path)
     k_out = [np.asarray(o) for o in (k(x) if isinstance(k(x), (list, tuple)) else [k(x)])]
     ko = ort.InferenceSession(kp).run(None, {ort.InferenceSession(kp).get_inputs()[0].name: x})
     to = ort.InferenceSession(tp).run(None, {"input": np.ascontiguousarray(np.moveaxis(x, -1, 1))})
-    for a, b, c in zip(k_out, ko, to):
+    for a, b, c in zip(k_out, ko, to, strict=True):  # every output, on every side
         scale = np.abs(a).max()
         assert np.abs(a - b).max() <= 1e-4 * scale + 1e-6  # ONNX Runtime on Keras' export
         assert np.abs(np.moveaxis(a, -1, 1) - c).max() <= 1e-4 * scale + 1e-6 if a.ndim >= 3 else np.abs(a - c).max() <= 1e-4 * scale + 1e-6

@@ -111,7 +111,7 @@ def test_seeded_builds_are_reproducible_and_leave_the_global_rng_alone():
     after = torch.rand(1)
     b = zoo.build("two_conv", "torch", seed=3)
     assert torch.equal(before, after)
-    for pa, pb in zip(a.parameters(), b.parameters()):
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(pa, pb)
 
 

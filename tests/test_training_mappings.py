@@ -41,6 +41,17 @@ def test_keras_adam_weight_decay_is_torch_adamw():
 
 
 @needs_keras
+def test_torch_adam_with_decoupled_weight_decay_is_keras_adamw():
+    import torch
+
+    from xconv.training import keras_twin, optimizer_setting
+
+    w = torch.nn.Parameter(torch.zeros(2))
+    plan = keras_twin(optimizer_setting(torch.optim.Adam([w], weight_decay=0.01, decoupled_weight_decay=True)))
+    assert plan.cls_name == "AdamW" and plan.kwargs["weight_decay"] == 0.01
+
+
+@needs_keras
 def test_keras_twin_of_torch_adam_sets_keras_epsilon_per_step():
     from xconv.training import keras_twin, optimizer_setting
 

@@ -64,7 +64,6 @@ def _resolve_loss(loss, sparse: bool, dtype: str):
         if isinstance(tl, (str, dict)):
             ts_ = with_targets(loss_setting(tl, sparse_targets=sparse), sparse)
             return k_obj, ts_.torch_loss(), str(ks_), ts_.torch_description()
-        loss_setting(tl, sparse_targets=sparse)  # refuses what it cannot read
         return k_obj, tl, str(ks_), f"{type(tl).__name__} object, as given"
     s = with_targets(loss_setting(loss, sparse_targets=sparse), sparse)
     return s.keras_loss(dtype), s.torch_loss(), str(s), s.torch_description()

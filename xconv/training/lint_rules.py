@@ -107,7 +107,7 @@ def _optimizers(optimizer, Finding) -> list:
                            f"Keras divides by sqrt(v + {k_args['epsilon']}), torch by sqrt(v) + {t_args['eps']}.",
                            f"train the torch side with xconv.training.torch_optim.{twin.cls_name}, Keras's update in torch."))  # fmt: skip
     k_wd, t_wd = float(k_args.get("weight_decay") or 0.0), float(t_args.get("weight_decay") or 0.0)
-    if t_wd and ts_.kind != "adamw" and not (ts_.kind == "sgd" and not float(t_args.get("momentum", 0))):
+    if t_wd and ts_.kind != "adamw" and not t_args.get("decoupled_weight_decay") and not (ts_.kind == "sgd" and not float(t_args.get("momentum", 0))):
         out.append(Finding("weight decay as L2", "optimizer", "optimizer", f"torch {ts_.kind} weight_decay={t_wd} adds an L2 term to the gradient; Keras's weight_decay={k_wd or None} is decoupled (w -= lr*wd*w).",
                            "use torch AdamW for Keras Adam/AdamW weight decay."))  # fmt: skip
     elif not np.isclose(k_wd, t_wd, rtol=1e-6, atol=0):

@@ -39,7 +39,7 @@ _KERAS_ONLY = {"learning_rate", "beta_1", "beta_2", "epsilon", "rho", "clipnorm"
 _TORCH_ONLY = {"lr", "betas", "eps", "alpha", "dampening", "lr_decay", "clip_grad_norm", "clip_grad_value", "maximize"}
 # Keras optimizer arguments that change the algorithm and have no torch.optim counterpart
 _KERAS_UNSUPPORTED = ("use_ema", "loss_scale_factor", "gradient_accumulation_steps")
-_TORCH_IGNORED = {"foreach", "capturable", "differentiable", "fused", "decoupled_weight_decay"}
+_TORCH_IGNORED = {"foreach", "capturable", "differentiable", "fused"}
 
 
 @dataclass(frozen=True)
@@ -364,6 +364,8 @@ def keras_twin(setting: OptimizerSetting) -> Plan:
             notes.append(f"Keras on TensorFlow multiplies by float32(momentum) = {_f32(mom)!r}: exact in float64 only for float32 numbers such as 0.875")
         return Plan("keras", kind, "SGD", dict(learning_rate=lr, momentum=mom, nesterov=bool(a["nesterov"]), weight_decay=wd or None), clip=clip, notes=notes)  # fmt: skip
     if kind in ("adam", "adamw"):
+        if a.pop("decoupled_weight_decay", False):  # torch Adam(decoupled_weight_decay=True) is AdamW
+            kind = "adamw"
         if wd and kind == "adam":
             raise _refuse(setting, "torch Adam's weight_decay is an L2 term added to the gradient (it enters the moments); Keras "
                           "only decays decoupled, as torch AdamW does.", "Use torch AdamW, or weight_decay=0.")  # fmt: skip

@@ -109,3 +109,123 @@ def read_input(path: str | None, model, *, resize: bool = False) -> np.ndarray:
     if colour_as_depth:
         x = x[..., None]
     return x[None]
+
+
+# ---- the sides of `xconv compare A B` ------------------------------------------------------------
+
+
+def is_module_spec(source: str) -> bool:
+    """``path/to/file.py:Class`` or ``package.module:Class``."""
+    head, sep, cls = source.rpartition(":")
+    return bool(sep and head and cls.isidentifier() and (head.endswith(".py") or all(p.isidentifier() for p in head.split("."))))
+
+
+def load_module_class(spec: str):
+    """The class named by ``file.py:Class`` (imported from that file) or ``package.module:Class``."""
+    import importlib
+    import importlib.util
+    import sys
+
+    head, _, cls_name = spec.rpartition(":")
+    if head.endswith(".py"):
+        if not os.path.isfile(head):
+            raise BadInputError(f"No such file: {head!r} (from {spec!r}).")
+        name = "xconv_user_" + "".join(ch if ch.isalnum() else "_" for ch in os.path.abspath(head))
+        folder = os.path.dirname(os.path.abspath(head))
+        sys.path.insert(0, folder)  # the file may import its neighbours
+        try:
+            loader = importlib.util.spec_from_file_location(name, head)
+            module = importlib.util.module_from_spec(loader)
+            sys.modules[name] = module
+            loader.loader.exec_module(module)
+        except Exception as exc:  # the user's file failed to import: say which and why
+            sys.modules.pop(name, None)
+            raise BadInputError(f"Cannot import {head!r}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            sys.path.remove(folder)
+    else:
+        sys.path.insert(0, os.getcwd())
+        try:
+            module = importlib.import_module(head)
+        except ImportError as exc:
+            raise BadInputError(f"Cannot import {head!r}: {exc}. Is its package on PYTHONPATH (or give path/to/file.py:{cls_name})?") from exc
+        finally:
+            sys.path.remove(os.getcwd())
+    cls = getattr(module, cls_name, None)
+    if cls is None:
+        found = sorted(n for n, v in vars(module).items() if isinstance(v, type))
+        raise BadInputError(f"{head!r} has no class {cls_name!r}; its classes: {found[:12]}.")
+    return cls
+
+
+def build_user_module(spec: str, kwargs_json: str | None = None):
+    """An instance of a user's ``nn.Module`` class, built with no arguments or ``--kwargs JSON``."""
+    import json
+
+    cls = load_module_class(spec)
+    try:
+        kwargs = json.loads(kwargs_json) if kwargs_json else {}
+    except json.JSONDecodeError as exc:
+        raise BadInputError(f"--kwargs must be a JSON object, e.g. '{{\"width\": 64}}': {exc}") from exc
+    if not isinstance(kwargs, dict):
+        raise BadInputError(f"--kwargs must be a JSON object; received {type(kwargs).__name__}.")
+    import torch
+
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise BadInputError(f"{spec!r} is not a torch.nn.Module class.")
+    try:
+        return cls(**kwargs).eval()  # built here for inference: a fresh module starts in training mode
+    except Exception as exc:  # the user's constructor: name it and the arguments given
+        raise BadInputError(f"{spec}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) failed: {type(exc).__name__}: {exc}. Pass constructor arguments with --kwargs JSON.") from exc
+
+
+def load_state_dict_file(module, path: str) -> None:
+    """Load a ``.pt``/``.pth``/``.safetensors`` state_dict into ``module`` (read safely, every key checked)."""
+    import torch
+
+    from ..files import read_tensors
+
+    if not os.path.isfile(path):
+        raise BadInputError(f"No such weights file: {path!r}.")
+    if os.path.splitext(path)[1].lower() not in (".pt", ".pth", ".safetensors"):
+        raise BadInputError(f"--weights takes the module's state_dict as .pt, .pth or .safetensors; received {path!r}.")
+    tensors = read_tensors(path).tensors
+    state = module.state_dict()
+    missing = sorted(k for k in state if k not in tensors and not k.endswith("num_batches_tracked"))
+    extra = sorted(k for k in tensors if k not in state)
+    if missing or extra:
+        raise BadInputError(
+            f"{path!r} does not fit {type(module).__name__}: missing {missing[:6]}, unexpected {extra[:6]}. "
+            f"Save the module's own state_dict (torch.save(model.state_dict(), path)), or leave --weights out to move "
+            f"the Keras model's weights across."
+        )
+    wrong = [(k, tuple(np.shape(tensors[k])), tuple(state[k].shape)) for k in tensors if tuple(np.shape(tensors[k])) != tuple(state[k].shape)]
+    if wrong:
+        k, got, want = wrong[0]
+        raise BadInputError(f"{path!r}: '{k}' has shape {got}, but {type(module).__name__} expects {want}.")
+    with torch.no_grad():
+        for k, v in tensors.items():
+            target = state[k]
+            target.copy_(torch.from_numpy(np.array(v)).to(dtype=target.dtype))
+
+
+def load_side(source: str, framework_hint: str | None, kwargs_json: str | None = None):
+    """``(framework, object)`` for one side of ``compare``: 'keras' (model), 'torch' (module), 'onnx' (path).
+
+    ``zoo:NAME`` takes ``framework_hint``, the framework the other side lacks.
+    """
+    ext = os.path.splitext(source)[1].lower()
+    if source.startswith("zoo:"):
+        return framework_hint, None  # built later, seeded, once the other side is known
+    if ext in MODEL_EXTS:
+        return "keras", load_keras_file(source)
+    if ext == ".onnx":
+        if not os.path.isfile(source):
+            raise BadInputError(f"No such file: {source!r}.")
+        return "onnx", source
+    if is_module_spec(source):
+        return "torch", build_user_module(source, kwargs_json)
+    raise BadInputError(
+        f"Cannot use {source!r} as a side of compare: give zoo:NAME, a Keras model file ({', '.join(MODEL_EXTS)}), "
+        f"an .onnx file, or a PyTorch module as path/to/file.py:Class or package.module:Class."
+    )

@@ -15,7 +15,7 @@ EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
 # command -> (module, help); each module defines add_arguments(parser) and run(args) -> int
 COMMANDS = {
     "demo": ("xconv.cli.demo", "build a reference model in Keras and PyTorch, move the weights, compare every layer"),
-    "compare": ("xconv.cli.compare_cmd", "compare a reference model's Keras and PyTorch twins, with pictures"),
+    "compare": ("xconv.cli.compare_cmd", "compare a Keras model and a PyTorch module (your files, or zoo:NAME) layer by layer"),
     "inspect": ("xconv.cli.inspect_cmd", "show every weight of a model in Keras and PyTorch layouts"),
     "filters": ("xconv.cli.filters", "draw a conv layer's kernels as a grid of tiles"),
     "activations": ("xconv.cli.activations", "draw the feature maps of a model's layers for one input"),

@@ -281,6 +281,11 @@ def test_float32_policy_passes_a_correct_port_and_catches_a_bug(bn_pair, batch):
     t.bn1.momentum = 0.9
     d = _train(bn_pair, t, x, y, loss=SCCE, optimizer="sgd", dtype="float32").first_divergence
     assert (d.step, d.layer, d.quantity) == (1, "bn1", "running_mean")
+    # the adaptive floor on weights does not hide a wrong update rule: L2 shows in the moments
+    lr = F32(0.01)
+    d = _train(bn_pair, _bn_torch(), x, y, loss=SCCE, dtype="float32",
+               optimizer=("adamw:learning_rate=0.01,weight_decay=0.05", f"torch.adam:lr={lr},weight_decay=0.05")).first_divergence  # fmt: skip
+    assert (d.step, d.quantity) == (1, "exp_avg")
 
 
 @pytest.mark.slow

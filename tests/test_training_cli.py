@@ -50,3 +50,17 @@ def test_train_check_port_with_its_own_optimizer_diverges(capsys):
 def test_train_check_bad_input_exits_2(capsys, args, match):
     code, _, err = _run(capsys, "zoo:two_conv", "zoo:two_conv", *args)
     assert code == 2 and match in err and "Traceback" not in err
+
+
+def test_train_check_keras_file_against_a_user_module(capsys, tmp_path):
+    from xconv.training.examples import bn_classifier
+
+    path = tmp_path / "classifier.keras"
+    bn_classifier("keras").save(path)
+    code, out, err = _run(capsys, str(path), "xconv.training.examples:bn_classifier", "--kwargs", '{"framework": "torch"}', "--batch", "4",
+                          "--loss", "sparse_categorical_crossentropy:from_logits=true", "--optimizer", "sgd:momentum=0.9", "--dtype", "float64")  # fmt: skip
+    assert code == 0, out + err
+    assert "running_var" in out and "switched off" in out
+    code, out, _ = _run(capsys, str(path), "xconv.training.examples:bn_classifier", "--kwargs", '{"framework": "torch", "momentum": 0.1}',
+                        "--batch", "4", "--loss", "sparse_categorical_crossentropy:from_logits=true", "--optimizer", "sgd", "--failures")  # fmt: skip
+    assert code == 1 and "DIVERGED: first at step 1, layer 'bn1'" in out

@@ -43,6 +43,16 @@ def _example_inputs(module, input_shape, example_inputs, batch: int):
     return [torch.randn((batch, *s), generator=g, dtype=tdtype) for s in shapes]
 
 
+def _dtype_of(module, args) -> str:
+    """The module's float dtype: of its first float parameter or buffer, else of its inputs."""
+    import itertools
+
+    for t in itertools.chain(module.parameters(), module.buffers(), args):
+        if t.is_floating_point():
+            return str(t.dtype).replace("torch.", "")
+    return "float32"
+
+
 def _variable(layer, key: str):
     """The weight of ``layer`` called ``key`` ('kernel', 'query/kernel')."""
     found = [v for v in layer.weights if v.path == f"{layer.name}/{key}" or v.path.endswith("/" + key)]
@@ -85,8 +95,7 @@ def torch_to_keras(
     batch = 2
     args = _example_inputs(module, input_shape, example_inputs, batch)
     batch = int(args[0].shape[0])
-    param = next(module.parameters(), None)
-    dtype = dtype or (str(param.dtype).replace("torch.", "") if param is not None and param.is_floating_point() else "float32")
+    dtype = dtype or _dtype_of(module, args)
     graph = export(module, args, decompose=True, keep_whole=registry.keep_whole())
     walk = _Walk(k, graph, module, dtype, batch)
     inputs = walk.inputs()

@@ -39,6 +39,7 @@ class WeightMap:
 
 
 def weight_map(keras_model) -> WeightMap:
+    """Where each element of the translated module's state_dict comes from in ``keras_model``."""
     from .frameworks import keras_side as ks
     from .translate import translate
 

@@ -22,6 +22,8 @@ __all__ = ["TensorInfo", "describe", "format_table", "to_json"]
 
 @dataclass(frozen=True)
 class TensorInfo:
+    """One weight of one layer in both layouts: names, shapes, parameter count, axis meanings."""
+
     layer: str
     keras_type: str
     torch_type: str
@@ -162,6 +164,7 @@ def format_table(rows: list[TensorInfo]) -> str:
 
 
 def to_json(rows: list[TensorInfo]) -> str:
+    """``describe``'s rows and the total parameter count as JSON."""
     return json.dumps(
         {"tensors": [asdict(r) for r in rows], "total_params": sum(r.params for r in rows)}, indent=2
     )

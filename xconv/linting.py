@@ -27,6 +27,8 @@ __all__ = ["lint", "Finding"]
 
 @dataclass(frozen=True)
 class Finding:
+    """One porting trap: which trap, the two layers it is in, what differs, and the fix."""
+
     trap: str
     keras_layer: str
     torch_module: str

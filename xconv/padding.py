@@ -83,6 +83,7 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, dilation: int = 1,
 
 
 def is_symmetric(pads: Pads) -> bool:
+    """Each axis pads as much before as after (torch's ``padding=`` can express it)."""
     return all(b == a for b, a in pads)
 
 

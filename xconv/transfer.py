@@ -25,6 +25,8 @@ __all__ = ["transfer_weights", "Manifest", "TransferEntry"]
 
 @dataclass(frozen=True)
 class TransferEntry:
+    """One tensor moved: source and target names and shapes, and the layout transform applied."""
+
     source: str
     target: str
     source_shape: tuple[int, ...]
@@ -41,13 +43,16 @@ class Manifest:
     entries: list[TransferEntry] = field(default_factory=list)
 
     def to_dict(self) -> dict:
+        """The manifest as plain data."""
         return {"direction": self.direction, "matched_by": self.matched_by, "entries": [asdict(e) for e in self.entries]}
 
     def to_json(self, **kw) -> str:
+        """The manifest as JSON (give it back as ``transfer_weights(..., manifest=text)``)."""
         return json.dumps(self.to_dict(), **kw)
 
     @classmethod
     def from_json(cls, text: str) -> "Manifest":
+        """A manifest from ``to_json``'s text."""
         data = json.loads(text)
         entries = [TransferEntry(e["source"], e["target"], tuple(e["source_shape"]), tuple(e["target_shape"]), e["transform"]) for e in data["entries"]]
         return cls(direction=data["direction"], matched_by=data["matched_by"], entries=entries)

@@ -32,6 +32,9 @@ class LayerDiff:
 
 @dataclass
 class Report:
+    """What ``compare`` found: one :class:`LayerDiff` per aligned layer, the setting it ran in,
+    and what could not be aligned (``skipped``); ``str(report)`` is the table and the verdict."""
+
     a: str  # framework of the reference side
     b: str
     device: str
@@ -51,10 +54,12 @@ class Report:
 
     @property
     def ok(self) -> bool:
+        """Every compared layer is within tolerance."""
         return all(row.ok for row in self.layers)
 
     @property
     def first_divergence(self) -> str | None:
+        """The first layer, in graph order, beyond tolerance (None when all match)."""
         return next((row.name for row in self.layers if not row.ok), None)
 
     @property
@@ -64,6 +69,7 @@ class Report:
 
     @property
     def local(self) -> bool:
+        """The report has local-mode columns (``compare(..., mode="local")``)."""
         return any(row.local_ok is not None for row in self.layers)
 
     def __getitem__(self, name: str) -> LayerDiff:
@@ -73,6 +79,7 @@ class Report:
         raise KeyError(f"no layer {name!r} in this report; layers: {[r.name for r in self.layers]}")
 
     def to_dict(self) -> dict:
+        """The report as plain data (what ``to_json`` writes)."""
         return {
             "ok": self.ok,
             "a": self.a,
@@ -89,9 +96,11 @@ class Report:
         }
 
     def to_json(self, **kw) -> str:
+        """``to_dict()`` as JSON; keywords go to ``json.dumps`` (``indent=2``)."""
         return json.dumps(self.to_dict(), **kw)
 
     def verdict(self) -> str:
+        """One paragraph: MATCH or MISMATCH, the setting, the first divergence, the notes."""
         return " ".join([self._verdict(), *self.notes, *([f"{len(self.skipped)} layer(s) not aligned (listed above)."] if self.skipped else [])])
 
     def _verdict(self) -> str:
@@ -112,6 +121,7 @@ class Report:
         return text
 
     def table(self) -> str:
+        """One row per layer: shape, greatest differences, what was allowed, where, ok."""
         head = ("layer", "type", "shape (N,C,...)", "max abs", "max rel", "allowed", "at", "ok")
         rows = [
             (

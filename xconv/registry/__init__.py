@@ -106,6 +106,7 @@ def _load() -> None:
 
 
 def families() -> tuple[WeightFamily, ...]:
+    """Every registered weight family."""
     _load()
     return tuple(_FAMILIES.values())
 
@@ -119,6 +120,7 @@ def _unsupported(kind: str, type_name: str, layer: str | None, table: Mapping[st
 
 
 def family_for_keras(type_name: str, layer: str | None = None) -> WeightFamily:
+    """The weight family of a Keras layer type; an unknown type names ``layer`` and the supported ones."""
     _load()
     try:
         return _BY_KERAS[type_name]
@@ -127,6 +129,7 @@ def family_for_keras(type_name: str, layer: str | None = None) -> WeightFamily:
 
 
 def family_for_torch(type_name: str, layer: str | None = None) -> WeightFamily:
+    """The weight family of a torch module type; an unknown type names ``layer`` and the supported ones."""
     _load()
     try:
         return _BY_TORCH[type_name]

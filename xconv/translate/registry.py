@@ -16,6 +16,8 @@ from .spec import KLayer, Piece
 
 @dataclass(frozen=True)
 class Converter:
+    """A registered Keras -> torch converter: the Keras type, its family, the function and how it treats layouts."""
+
     keras_type: str
     family: str
     fn: Callable[[KLayer], Piece]

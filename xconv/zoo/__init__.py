@@ -22,10 +22,12 @@ FRAMEWORKS = ("keras", "torch")
 
 
 def names() -> tuple[str, ...]:
+    """The reference models' names, in the order they are listed."""
     return tuple(SPECS)
 
 
 def spec(name: str) -> ModelSpec:
+    """The spec both frameworks build ``name`` from; an unknown name lists the known ones."""
     try:
         return SPECS[name]
     except KeyError:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class LayerSpec:
+    """One layer of a reference model, framework-free: its op and hyper-parameters."""
+
     name: str
     op: str  # 'conv' | 'maxpool' | 'flatten' | 'dense'
     units: int = 0  # filters for a conv, units for a dense layer
@@ -23,6 +25,8 @@ class LayerSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
+    """A reference model: input shape (channels-last, no batch), layers, outputs."""
+
     name: str
     input_shape: tuple[int, ...]
     layers: tuple[LayerSpec, ...]

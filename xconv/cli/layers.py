@@ -6,6 +6,7 @@ from __future__ import annotations
 def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--markdown", action="store_true", help="print the docs' support table (docs/layers.md)")
+    p.add_argument("--torch", action="store_true", help="with --json: the PyTorch ops torch_to_keras converts")
 
 
 def table() -> list[dict]:
@@ -25,6 +26,13 @@ def table() -> list[dict]:
     return rows
 
 
+def torch_table() -> list[dict]:
+    """One row per PyTorch op (or whole module) torch_to_keras converts: its family and what it becomes."""
+    from ..translate.torch_to_keras.registry import supported
+
+    return [{"torch": key, "family": c.family, "keras": c.note} for key, c in supported().items()]
+
+
 def markdown() -> str:
     rows = table()
     out = [
@@ -38,6 +46,19 @@ def markdown() -> str:
         "|---|---|---|",
     ]
     out += [f"| {r['keras']} | {r['family']} | {r['weights_to']} |" for r in rows]
+    out += [
+        "",
+        "# Supported PyTorch ops",
+        "",
+        "`torch_to_keras` exports the module with `torch.export`, lowers it to core ATen operators but",
+        "keeps whole every op listed here, and converts each op with the converter registered for it",
+        "(`module:` rows are modules converted as one Keras layer). An op missing here raises",
+        "`UnsupportedLayerError` naming the op, the module path and the source line.",
+        "",
+        "| PyTorch op | family | Keras |",
+        "|---|---|---|",
+    ]
+    out += [f"| `{r['torch']}` | {r['family']} | {r['keras']} |" for r in torch_table()]
     return "\n".join(out) + "\n"
 
 
@@ -49,11 +70,17 @@ def run(args) -> int:
         return 0
     rows = table()
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(torch_table() if args.torch else rows, indent=2))
         return 0
     w = max(len(r["keras"]) for r in rows)
     f = max(len(r["family"]) for r in rows)
     for r in rows:
         print(f"{r['keras']:<{w}}  {r['family']:<{f}}  {r['weights_to']}")
-    print(f"{len(rows)} Keras layer types.")
+    print(f"{len(rows)} Keras layer types (keras_to_torch).")
+    ops = torch_table()
+    w = max(len(r["torch"]) for r in ops)
+    f = max(len(r["family"]) for r in ops)
+    for r in ops:
+        print(f"{r['torch']:<{w}}  {r['family']:<{f}}  {r['keras']}")
+    print(f"{len(ops)} PyTorch ops and modules (torch_to_keras).")
     return 0

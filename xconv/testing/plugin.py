@@ -5,6 +5,10 @@
 - fixture ``xconv_numerics``: TF32 off and deterministic algorithms for the test, restored after.
 - markers ``xconv_needs_tf`` and ``xconv_needs_cuda``: skip with the reason where TensorFlow or a
   GPU is missing (TensorFlow is looked for, never imported, to decide).
+
+Under pytest-xdist (``-n 2``) every worker reads the flag from its own configuration; snapshots are
+written to a temporary file of their own and renamed into place, and read as one version of the
+file, so workers that record and check the same snapshot at once never see half of one.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import pytest
 
 
 def pytest_addoption(parser):
+    """``--xconv-update-snapshots``."""
     group = parser.getgroup("xconv")
     group.addoption("--xconv-update-snapshots", action="store_true", default=False, help="re-record xconv activation snapshots instead of checking them")
 
 
 def pytest_configure(config):
+    """The markers, and the update flag: set in every process, so each pytest-xdist worker has it."""
     config.addinivalue_line("markers", "xconv_needs_tf: the test needs TensorFlow/Keras (skipped without it)")
     config.addinivalue_line("markers", "xconv_needs_cuda: the test needs a CUDA GPU (skipped without one)")
     if config.getoption("xconv_update_snapshots", default=False):
@@ -29,6 +35,7 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
+    """The update flag off again (pytester runs several sessions in one process)."""
     from . import _UPDATE
 
     _UPDATE["on"] = False
@@ -43,6 +50,7 @@ def _has_cuda() -> bool:
 
 
 def pytest_runtest_setup(item):
+    """Skip, with the reason, a test marked for TensorFlow or a GPU where it is missing."""
     if item.get_closest_marker("xconv_needs_tf") and importlib.util.find_spec("tensorflow") is None:
         pytest.skip('needs TensorFlow (pip install "xconv[tf]")')
     if item.get_closest_marker("xconv_needs_cuda") and not _has_cuda():

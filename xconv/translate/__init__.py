@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,6 +99,8 @@ def _plain_args(value):
         return {k: _plain_args(v) for k, v in value.items()}
     if hasattr(value, "path") and hasattr(value, "value") and hasattr(value, "assign"):
         return ks.to_numpy(value.value)
+    if hasattr(value, "numpy") and hasattr(value, "shape") and hasattr(value, "dtype"):  # an eager backend tensor
+        return np.asarray(ks.to_numpy(value))
     return value
 
 
@@ -205,7 +208,10 @@ class _Generator:
                     init_lines.append(f'        self.register_buffer("{attr}", torch.zeros(({shape}{"," if value.ndim == 1 else ""}){kind}))')
                     self.state[f"{prefix}{attr}"] = np.ascontiguousarray(value)
                     consts[f"c{i}"] = f"self.{attr}"
-                body.append(f"        {out} = {piece.expr.format(*ins, **consts)}")
+                expr = piece.expr.format(*ins, **consts)
+                if graph.batch is not None:  # traced with a stand-in batch size: read the real one
+                    expr = re.sub(rf"\b{graph.batch}\b", f"{graph.inputs[0][1]}.shape[0]", expr)
+                body.append(f"        {out} = {expr}")
                 attrs.setdefault(call.name, [])
             else:
                 if first:

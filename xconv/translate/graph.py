@@ -50,6 +50,7 @@ class Graph:
     outputs: list[int]
     # Keras layer name (outer level) -> tensor id of its (first) output, for alignment
     layer_outputs: dict[str, int]
+    batch: int | None = None  # a traced block's stand-in batch size (see BATCH), if it needed one
 
 
 _RESERVED = {"forward", "training", "eval", "train", "to", "cuda", "cpu", "state_dict", "parameters", "modules", "float", "double", "half", "type", "apply", "xconv_outputs"}
@@ -104,10 +105,33 @@ def _functional(model):
     return model
 
 
+def _subclassed_specs(model):
+    """Input (shape, dtype) of a subclassed model that has been built (called once)."""
+    shapes = getattr(model, "_build_shapes_dict", None) or {}
+    if not shapes:
+        raise BadInputError(
+            f"Model '{model.name}' ({type(model).__name__}) is a subclassed Keras model that has not been built; call it "
+            f"once on an input (model(x)) so that xconv knows its input shape, then translate it."
+        )
+    layers = getattr(model, "_flatten_layers", lambda **kw: [])(include_self=False, recursive=True)
+    ints = any(type(l).__name__ == "Embedding" for l in layers)
+    dtype = "int32" if ints else getattr(model, "compute_dtype", "float32")
+    out = []
+    for shape in shapes.values():
+        if isinstance(shape, (list, tuple)) and shape and isinstance(shape[0], (list, tuple)):
+            out.extend(((None, *s[1:]), dtype) for s in shape)
+        else:
+            out.append(((None, *tuple(shape)[1:]), dtype))
+    return out
+
+
 def walk(model, *, expand=None) -> Graph:
     """The model's graph. ``expand(layer) -> bool`` says which layers to trace into a block
-    (custom layers with no converter); a traced layer's :attr:`Call.block` holds its graph."""
+    (custom layers with no converter); a traced layer's :attr:`Call.block` holds its graph.
+    A subclassed model (built by one call) is traced as a whole."""
     taken: set[str] = set()
+    if not _is_model(model) and hasattr(model, "call") and is_layer(model):
+        return trace_block(model, input_specs=_subclassed_specs(model))
     fn = _functional(model)
     inputs = [(id(t), identifier(t._keras_history.operation.name, taken), tuple(t.shape)) for t in fn.inputs]
     calls: list[Call] = []
@@ -177,12 +201,30 @@ def trace_block(layer, node=None, input_specs=None) -> Graph:
     in a functional model; what cannot run symbolically (a raw TensorFlow op, Python branching
     on values) raises, and is refused here with the layer's name and the plug-in route.
     """
+    try:
+        return _trace(layer, node, input_specs, batch=None)
+    except UnsupportedLayerError as first:
+        # a call that reads the batch size (ops.tile(token, [ops.shape(x)[0], 1, 1])) cannot run
+        # with an unknown batch: trace with a stand-in size, read back as the input's batch size
+        try:
+            return _trace(layer, node, input_specs, batch=BATCH)
+        except UnsupportedLayerError:
+            raise first from None
+
+
+# the stand-in batch size of a second tracing attempt; generated code reads it as x.shape[0]
+BATCH = 9973
+
+
+def _trace(layer, node, input_specs, batch):
     keras = _keras()
     if node is not None:
         specs = [(tuple(t.shape), str(t.dtype)) for t in node.input_tensors]
         args, kwargs = node.arguments.args, node.arguments.kwargs
     else:
         specs, args, kwargs = input_specs, None, {}
+    if batch is not None:
+        specs = [((batch, *shape[1:]) if shape and shape[0] is None else shape, dtype) for shape, dtype in specs]
     fresh = [keras.KerasTensor(shape, dtype=dtype) for shape, dtype in specs]
     if node is not None:
         lookup = {id(t): f for t, f in zip(node.input_tensors, fresh)}
@@ -199,7 +241,8 @@ def trace_block(layer, node=None, input_specs=None) -> Graph:
     if "training" in getattr(layer, "call_signature_parameters", ()) or _takes_training(layer):
         call_kwargs["training"] = False
     try:
-        out = layer.call(*call_args, **call_kwargs)
+        with _symbolic_variables():
+            out = layer.call(*call_args, **call_kwargs)
     except Exception as exc:  # whatever the user's call does on symbolic tensors
         raise UnsupportedLayerError(
             f"Custom layer '{layer.name}' ({type(layer).__name__}) cannot be traced on symbolic tensors: "
@@ -214,7 +257,51 @@ def trace_block(layer, node=None, input_specs=None) -> Graph:
             f"register a converter for it with xconv.keras_plugins.register_layer."
         )
     sub = _graph_of(fresh, list(outs), layer)
+    sub.batch = batch
     return sub
+
+
+_DUNDERS = {
+    "__add__": ("add", False), "__radd__": ("add", True), "__sub__": ("subtract", False), "__rsub__": ("subtract", True),
+    "__mul__": ("multiply", False), "__rmul__": ("multiply", True), "__truediv__": ("divide", False),
+    "__rtruediv__": ("divide", True), "__matmul__": ("matmul", False), "__rmatmul__": ("matmul", True),
+    "__pow__": ("power", False), "__rpow__": ("power", True),
+}  # fmt: skip
+
+
+class _symbolic_variables:
+    """While tracing, ``variable * keras_tensor`` goes through keras.ops (a graph node with the
+    variable as an argument) instead of the backend, which cannot take a KerasTensor."""
+
+    def __enter__(self):
+        keras = _keras()
+        from keras.src.backend.common.variables import Variable
+
+        self.saved = {name: Variable.__dict__.get(name) for name in _DUNDERS}
+
+        def make(name, fn_name, reflected):
+            original = self.saved[name]
+
+            def method(var, other):
+                if isinstance(other, keras.KerasTensor):
+                    fn = getattr(keras.ops, fn_name)
+                    return fn(other, var) if reflected else fn(var, other)
+                return original(var, other)
+
+            return method
+
+        for name, (fn_name, reflected) in _DUNDERS.items():
+            if self.saved[name] is not None:
+                setattr(Variable, name, make(name, fn_name, reflected))
+        return self
+
+    def __exit__(self, *exc):
+        from keras.src.backend.common.variables import Variable
+
+        for name, original in self.saved.items():
+            if original is not None:
+                setattr(Variable, name, original)
+        return False
 
 
 def _takes_training(layer) -> bool:

@@ -321,6 +321,16 @@ def keras_rnn_outputs(kind, out, state, return_sequences, return_state, bidirect
     return (*y, *(s[-2] for s in states), *(s[-1] for s in states))
 
 
+def initial_states(kind, given, bidirectional):
+    """Keras' initial_state list ([h, c] per direction, each (batch, units)) as torch's (h0[, c0])."""
+    if not given:
+        return ()
+    per = 2 if kind == "LSTM" else 1
+    dirs = [given[i * per : (i + 1) * per] for i in range(2 if bidirectional else 1)]
+    stacked = [torch.stack([d[j] for d in dirs]) for j in range(per)]
+    return (tuple(stacked),) if kind == "LSTM" else (stacked[0],)
+
+
 class KerasLSTM(nn.LSTM):
     """nn.LSTM(batch_first=True) returning what Keras' LSTM returns."""
 
@@ -328,9 +338,10 @@ class KerasLSTM(nn.LSTM):
         super().__init__(*args, batch_first=True, **kwargs)
         self.keras = (return_sequences, return_state, go_backwards, merge)
 
-    def forward(self, x):
+    def forward(self, x, *initial_state):
         seqs, state, backwards, merge = self.keras
-        out, st = super().forward(torch.flip(x, dims=(1,)) if backwards else x)
+        x = torch.flip(x, dims=(1,)) if backwards else x
+        out, st = super().forward(x, *initial_states("LSTM", initial_state, self.bidirectional))
         return keras_rnn_outputs("LSTM", out, st, seqs, state, self.bidirectional, merge)
 
 
@@ -341,9 +352,10 @@ class KerasGRU(nn.GRU):
         super().__init__(*args, batch_first=True, **kwargs)
         self.keras = (return_sequences, return_state, go_backwards, merge)
 
-    def forward(self, x):
+    def forward(self, x, *initial_state):
         seqs, state, backwards, merge = self.keras
-        out, st = super().forward(torch.flip(x, dims=(1,)) if backwards else x)
+        x = torch.flip(x, dims=(1,)) if backwards else x
+        out, st = super().forward(x, *initial_states("GRU", initial_state, self.bidirectional))
         return keras_rnn_outputs("GRU", out, st, seqs, state, self.bidirectional, merge)
 
 
@@ -354,9 +366,10 @@ class KerasRNN(nn.RNN):
         super().__init__(*args, batch_first=True, **kwargs)
         self.keras = (return_sequences, return_state, go_backwards, merge)
 
-    def forward(self, x):
+    def forward(self, x, *initial_state):
         seqs, state, backwards, merge = self.keras
-        out, st = super().forward(torch.flip(x, dims=(1,)) if backwards else x)
+        x = torch.flip(x, dims=(1,)) if backwards else x
+        out, st = super().forward(x, *initial_states("SimpleRNN", initial_state, self.bidirectional))
         return keras_rnn_outputs("SimpleRNN", out, st, seqs, state, self.bidirectional, merge)
 ''',
     "GRUResetBefore": '''

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ... import layouts
+from ...errors import UnsupportedLayerError
 from ..registry import converter
 from ..spec import CL, KLayer, Layout, Piece, Step
 from .activation import activation_step
@@ -42,3 +45,16 @@ def _dense(layer: KLayer) -> Piece:
     if act:
         steps.append(act)
     return Piece(tuple(steps), Layout.for_rank(len(layer.output_shape)), inputs_as=("cf",))
+
+
+@converter("TimeDistributed", family="dense", layout_free=True)
+def _time_distributed(layer: KLayer) -> Piece:
+    inner = layer.config["layer"]
+    if inner.get("class_name") != "Dense":
+        raise UnsupportedLayerError(
+            f"TimeDistributed '{layer.keras_name}' wraps a {inner.get('class_name')}; xconv translates TimeDistributed(Dense). "
+            f"Write the inner layer on the (batch * time) reshaped tensor instead, or register a converter."
+        )
+    spec = replace(layer, class_name="Dense", config=inner["config"])
+    piece = _dense(spec)
+    return piece

@@ -370,33 +370,50 @@ def _squeeze(op: KLayer) -> Piece:
     return Piece((), _keras_layout(len(op.output_shape)), expr=expr, inputs_as=(KERAS,))
 
 
-def _tensor_list(op: KLayer) -> list[int]:
+def _list_items(op: KLayer):
+    """The tensors and constant arrays of a list argument: (text, constants, tensor indices).
+
+    A constant made eagerly from the stand-in batch size of a traced block (a class token tiled
+    over the batch) is kept as one row, expanded to the real batch at run time.
+    """
+    from ..graph import BATCH
+
     seq = op.args[0] if op.args and isinstance(op.args[0], (list, tuple)) else op.args
-    if not all(isinstance(a, Ref) for a in seq):
-        raise _refuse(op, "every item of the list must be a tensor.")
-    return [a.index for a in seq]
+    parts, consts, refs = [], [], []
+    for a in seq:
+        if isinstance(a, Ref):
+            parts.append(f"{{{a.index}}}")
+            refs.append(a.index)
+        elif isinstance(a, np.ndarray):
+            if a.ndim and a.shape[0] == BATCH:
+                parts.append(f"{{c{len(consts)}}}.expand({BATCH}{', -1' * (a.ndim - 1)})")
+                a = a[:1]
+            else:
+                parts.append(f"{{c{len(consts)}}}")
+            consts.append(np.ascontiguousarray(a))
+        else:
+            raise _refuse(op, f"an item of type {type(a).__name__} is neither a tensor nor an array.")
+    return ", ".join(parts), tuple(consts), refs
 
 
 @op_converter("Concatenate")
 def _concatenate(op: KLayer) -> Piece:
-    refs = _tensor_list(op)
+    items, consts, refs = _list_items(op)
     rank = len(op.output_shape)
     axis = int(op.config.get("axis", 0))
     kinds = {op.in_layouts[i].kind for i in refs}
-    items = ", ".join(f"{{{i}}}" for i in refs)
-    if len(kinds) == 1 and kinds <= {CF, CL, PLAIN}:
+    if not consts and len(kinds) == 1 and kinds <= {CF, CL, PLAIN}:
         kind = kinds.pop()
         return Piece((), Layout(kind), expr=f"torch.cat(({items},), dim={torch_dim(axis, rank, kind)})", inputs_as=(None,) * len(op.in_layouts))
-    return Piece((), _keras_layout(rank), expr=f"torch.cat(({items},), dim={axis % rank})", inputs_as=(KERAS,) * len(op.in_layouts))
+    return Piece((), _keras_layout(rank), expr=f"torch.cat(({items},), dim={axis % rank})", inputs_as=(KERAS,) * len(op.in_layouts), constants=consts)
 
 
 @op_converter("Stack")
 def _stack(op: KLayer) -> Piece:
-    refs = _tensor_list(op)
+    items, consts, _ = _list_items(op)
     rank = len(op.output_shape)
     axis = int(op.config.get("axis", 0)) % rank
-    items = ", ".join(f"{{{i}}}" for i in refs)
-    return Piece((), _keras_layout(rank), expr=f"torch.stack(({items},), dim={axis})", inputs_as=(KERAS,) * len(op.in_layouts))
+    return Piece((), _keras_layout(rank), expr=f"torch.stack(({items},), dim={axis})", inputs_as=(KERAS,) * len(op.in_layouts), constants=consts)
 
 
 @op_converter("Split")

@@ -114,7 +114,10 @@ class _Plan:
         claimed: dict[str, Call] = {}  # node -> the innermost call it is the output of
         for key, (c, out) in call_out.items():
             rep = out
-            while by_name[rep].op in _LAYOUT_ONLY and by_name[rep].inputs:
+            # (a tuple's element 0 only: a Keras layer's own output is the first of its outputs)
+            while by_name[rep].op in _LAYOUT_ONLY and by_name[rep].inputs and not (
+                by_name[rep].op == "getitem" and by_name[rep].args[1] != 0
+            ):
                 prev = by_name[rep].inputs[0]
                 if prev not in by_name or not self.inside(prev, c.key):
                     break
@@ -126,10 +129,13 @@ class _Plan:
         self.aligned: dict[str, tuple[str, str]] = {}  # node -> (module path, the call's output node)
         for rep, c in claimed.items():
             base = c.path
-            if "@" in c.key:
+            again = "@" in c.key
+            if again:
                 base = f"{c.path}_{int(c.key.rsplit('@', 1)[1]) + 1}"
             names[rep] = self._unique(base, taken)
-            self.aligned[rep] = (c.path, call_out[c.key][1])
+            # a module's later calls keep their own names, but only its first call is pinned to the
+            # module (a pin names a module, not a call); xconv_nodes names each call's node
+            self.aligned[rep] = (None if again else c.path, call_out[c.key][1])
         for n in self.nodes:
             if n.name not in names:
                 calls = self.calls[n.name]

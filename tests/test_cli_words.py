@@ -152,3 +152,11 @@ def test_snapshots_of_a_keras_model_print_no_warnings(tmp_path, nothing_printed)
     record_snapshot(model, x, tmp_path / "k.safetensors")
     assert_snapshot(model, x, tmp_path / "k.safetensors")
     assert [s for s in _shown(*nothing_printed) if "DeprecationWarning" in s] == []
+
+
+def test_rgb_refusal_names_the_option(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    np.save(tmp_path / "k.npy", np.zeros((3, 3, 1, 4), np.float32))
+    assert main(["filters", str(tmp_path / "k.npy"), "--layout", "keras", "--rgb", "-o", str(tmp_path / "k.png")]) == 2
+    err = capsys.readouterr().err
+    assert "--rgb needs a 2D kernel with 3 input channels" in err and "rgb=True" not in err

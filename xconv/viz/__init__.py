@@ -233,7 +233,7 @@ def plot_filters(
         raise BadInputError(f"slice_axis must be 0, 1 or 2 for a 3D kernel {tuple(k)}; received {slice_axis!r}.")
     use_rgb = (cin == 3 and rank == 2) if rgb is None else bool(rgb)
     if use_rgb and (cin != 3 or rank != 2):
-        raise BadInputError(f"rgb=True needs a 2D kernel with 3 input channels; received {w.shape} (torch layout).")
+        raise BadInputError(f"rgb=True needs a 2D kernel with 3 input channels; received {w.shape} (torch layout).", cli=f"--rgb needs a 2D kernel with 3 input channels; received {w.shape} (torch layout).")
     shown = w[:max_filters, : (cin if use_rgb else max_channels)]
     so, si = shown.shape[:2]
     pw, ph = _panel_size(so, si, k, use_rgb, slice_axis)

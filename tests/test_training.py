@@ -400,3 +400,13 @@ def test_shared_dropout_masks_train_identically_and_catch_a_rate_mismatch(batch)
     assert loss(off) != pytest.approx(loss(shared), rel=1e-6)  # dropout really acted
     d = _train(k, bn_classifier("torch", dropout=0.3), x, y, loss=SCCE, optimizer="adam", random_layers="shared").first_divergence
     assert (d.step, d.quantity) == (1, "loss")
+
+
+def test_a_translated_module_trains_like_its_keras_model(bn_pair, batch):
+    """keras_to_torch's BatchNorm carries momentum 1 - m and Keras's epsilon: training agrees too."""
+    import xconv
+
+    x, y = batch
+    t = xconv.keras_to_torch(bn_pair)
+    assert all(abs(m.momentum - 0.1) < 1e-12 for m in t.modules() if type(m).__name__ == "BatchNorm2d")
+    _assert_identical(_train(bn_pair, t, x, y, loss=SCCE, optimizer="adam:learning_rate=0.01"))

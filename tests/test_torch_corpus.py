@@ -70,7 +70,11 @@ def test_architecture_translates_and_matches_in_float32(name):
 # compare finds a module registered under two names (TCN's self.conv1 is also self.net[0]) by
 # named_modules()' first name, but looks for its calls in the exported graph under the other
 # name: it reports "the PyTorch module did not run it". A compare bug, reported; not hidden.
-TABLE_XFAIL = {"tcn": "compare: a module registered under two names is not found in the exported graph"}
+# compare also casts integer inputs (token ids) to float before running the PyTorch side.
+TABLE_XFAIL = {
+    "tcn": "compare: a module registered under two names is not found in the exported graph",
+    "lstm_classifier": "compare: integer token ids are cast to float, so nn.Embedding refuses them",
+}
 
 
 @pytest.mark.parametrize("name", [pytest.param(p.values[0], marks=[*p.marks, *([pytest.mark.xfail(reason=TABLE_XFAIL[p.values[0]], strict=True)] if p.values[0] in TABLE_XFAIL else [])], id=p.id) for p in _params(ARCHS)])

@@ -410,3 +410,15 @@ def test_a_translated_module_trains_like_its_keras_model(bn_pair, batch):
     t = xconv.keras_to_torch(bn_pair)
     assert all(abs(m.momentum - 0.1) < 1e-12 for m in t.modules() if type(m).__name__ == "BatchNorm2d")
     _assert_identical(_train(bn_pair, t, x, y, loss=SCCE, optimizer="adam:learning_rate=0.01"))
+
+
+def test_a_keras_model_translated_from_torch_trains_like_the_module(batch):
+    """The other direction: torch_to_keras carries momentum 1 - m, and torch settings get their Keras twin."""
+    import xconv
+    from xconv.training.examples import bn_classifier
+
+    x, y = batch
+    t = bn_classifier("torch").eval()
+    k = xconv.torch_to_keras(t, (3, 8, 8))
+    assert [round(l.momentum, 12) for l in k.layers if type(l).__name__ == "BatchNormalization"] == [0.9, 0.9]
+    _assert_identical(_train(k, t, x, y, loss="torch.cross_entropy", optimizer="torch.sgd:lr=0.0625,momentum=0.875"))

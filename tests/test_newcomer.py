@@ -137,8 +137,9 @@ def test_picture_arguments_are_checked_before_any_model_is_built(tmp_path, monke
 
 def test_filters_without_a_layer_lists_the_models_own_conv_layers(capsys):
     from xconv import zoo
+    from xconv.errors import BadInputError
     from xconv.viz import kernel_of
 
-    with pytest.raises(Exception) as exc:
+    with pytest.raises(BadInputError) as exc:
         kernel_of(zoo.build("conv3d_demo", "torch"))
     assert "conv3d_a" in str(exc.value) and "conv1" not in str(exc.value).replace("conv1_", "")

@@ -38,8 +38,9 @@ _LAZY = {
     "torch_to_keras": "xconv.translate.to_keras",
     "lint": "xconv.linting",
     "compare_training": "xconv.training",
+    "register_layer": "xconv.keras_plugins",
 }
-_SUBMODULES = ("zoo", "registry", "frameworks", "inspect", "translate", "viz", "testing", "onnx", "capture")
+_SUBMODULES = ("zoo", "registry", "frameworks", "inspect", "translate", "viz", "testing", "onnx", "capture", "keras_plugins")
 
 __all__ = [
     "compare",
@@ -54,6 +55,7 @@ __all__ = [
     "torch_to_keras",
     "lint",
     "compare_training",
+    "register_layer",
     "layouts",
     "padding",
     "zoo",

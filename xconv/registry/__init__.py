@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import UnsupportedLayerError
 
-__all__ = ["LayerContext", "WeightFamily", "register", "kernel_and_bias", "family_for_keras", "family_for_torch", "families"]
+__all__ = ["LayerContext", "WeightFamily", "register", "unregister", "kernel_and_bias", "family_for_keras", "family_for_torch", "families"]
 
 Weights = dict[str, np.ndarray]
 
@@ -98,6 +98,17 @@ def register(family: WeightFamily) -> WeightFamily:
     for t in family.torch_types:
         _BY_TORCH[t] = family
     return family
+
+
+def unregister(name: str) -> None:
+    """Remove a family (plug-ins registered at run time); an unknown name is ignored."""
+    family = _FAMILIES.pop(name, None)
+    if family is None:
+        return
+    for t in family.keras_types:
+        _BY_KERAS.pop(t, None)
+    for t in family.torch_types:
+        _BY_TORCH.pop(t, None)
 
 
 def _load() -> None:

@@ -468,4 +468,6 @@ def source(helpers) -> str:
     wanted = set(helpers)
     for name in list(wanted):
         wanted.update(_NEEDS.get(name, ()))
-    return HEADER + "".join(HELPERS[name] for name in HELPERS if name in wanted)
+    # plug-ins: "import:module:Class" brings the user's own module class in
+    imports = sorted({"from {} import {}\n".format(*h.split(":")[1:3]) for h in wanted if h.startswith("import:")})
+    return HEADER + "".join(imports) + "".join(HELPERS[name] for name in HELPERS if name in wanted)

@@ -210,3 +210,29 @@ def test_lint_finds_training_traps():
     assert {"Adam epsilon placement", "weight decay as L2"} <= traps
     f = next(f for f in findings if f.trap == "Adam epsilon placement")
     assert "1e-07" in f.message and "1e-08" in f.message
+
+
+@needs_keras
+def test_every_exported_training_function_and_class_says_what_it_does():
+    import importlib
+    import inspect
+    import pkgutil
+
+    import xconv.training
+
+    missing = []
+    for info in pkgutil.iter_modules(xconv.training.__path__):
+        module = importlib.import_module(f"xconv.training.{info.name}")
+        assert module.__doc__, info.name
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                continue
+            if not (inspect.getdoc(obj) or "").strip() or (inspect.getdoc(obj) or "").startswith(f"{obj.__name__}("):
+                missing.append(name)
+            if inspect.isclass(obj) and not issubclass(obj, BaseException):
+                for attr, member in vars(obj).items():
+                    target = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
+                    if not attr.startswith("_") and inspect.isfunction(target) and not (target.__doc__ or "").strip():
+                        missing.append(f"{name}.{attr}")
+    assert missing == []

@@ -40,7 +40,7 @@ _LAZY = {
     "compare_training": "xconv.training",
     "register_layer": "xconv.keras_plugins",
 }
-_SUBMODULES = ("zoo", "registry", "frameworks", "inspect", "translate", "viz", "testing", "onnx", "capture", "keras_plugins")
+_SUBMODULES = ("zoo", "registry", "frameworks", "inspect", "translate", "viz", "testing", "onnx", "capture", "keras_plugins", "training")
 
 __all__ = [
     "compare",

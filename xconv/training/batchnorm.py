@@ -77,9 +77,11 @@ class VarianceConvention:
         return hook
 
     def keras_view(self, name: str, running_var: np.ndarray) -> np.ndarray:
+        """Module ``name``'s ``running_var`` in Keras's (biased) convention."""
         d = self.drift.get(name)
         return running_var if d is None else running_var - d.astype(running_var.dtype)
 
     def remove(self) -> None:
+        """Take the hooks off."""
         for h in self._handles:
             h.remove()

@@ -24,6 +24,7 @@ TORCH_ONLY = ("clip_grad_norm",)
 
 
 def describe(clip: tuple[str, float] | None, side: str) -> str:
+    """What ``clip`` does on ``side`` ('keras' or 'torch'), in words."""
     if clip is None:
         return "no clipping"
     kind, c = clip

@@ -72,6 +72,7 @@ class LossSetting:
 
     # ------------------------------------------------------------ Keras side
     def keras_reduction(self) -> str:
+        """Keras's name for this reduction, or a refusal where Keras has none."""
         if self.reduction == "torch_sum" and self.kind in _ELEMENTWISE:
             raise BadInputError(
                 f"No exact Keras twin for torch reduction='sum' of {self.kind}: Keras's 'sum' adds per-sample means "
@@ -138,6 +139,7 @@ class LossSetting:
         return fn
 
     def torch_description(self) -> str:
+        """What the torch side computes, in one line."""
         red = {"mean": "mean", "torch_sum": "sum", "keras_sum": "sum / C" if self.kind in _ELEMENTWISE else "sum"}[self.reduction]
         k = self.kind
         if k == "categorical_crossentropy" and self.from_logits:

@@ -51,6 +51,7 @@ class OptimizerSetting:
     params: tuple[tuple[str, object], ...] = ()
 
     def given(self) -> dict:
+        """The arguments given (the rest are the installed class's defaults)."""
         return dict(self.params)
 
     def __str__(self) -> str:
@@ -72,12 +73,14 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
+        """One line: class, arguments, per-step hyperparameters, clipping."""
         args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs.items())
         extra = "".join(f"; {k} set per step" for k in self.schedule)
         clip = "" if self.clip is None else f"; {clipping.describe(self.clip, self.framework)}"
         return f"{self.framework} {self.cls_name}({args}){extra}{clip}"
 
     def to_dict(self) -> dict:
+        """The plan as plain data."""
         return {"framework": self.framework, "class": self.cls_name, "kwargs": {k: _jsonable(v) for k, v in self.kwargs.items()},
                 "per_step": sorted(self.schedule), "clip": list(self.clip) if self.clip else None, "notes": list(self.notes)}  # fmt: skip
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ..errors import BadInputError
 
-__all__ = ["switch_off"]
+__all__ = ["switch_off", "torch_eval_random", "SharedMasks"]
 
 # Keras layer type -> the attribute that, at 0, makes it the identity in training
 _KERAS = {
@@ -83,6 +83,7 @@ class SharedMasks:
             self.notes.append(f"Keras {type(layer).__name__} '{layer.name}' (rate={layer.rate}) and torch {type(module).__name__} '{tname}' (p={module.p})")
 
     def mask(self, index: int, keras_shape, rate: float, spatial: bool):
+        """The scaled keep-mask of dropout layer ``index`` at this step, in Keras's layout."""
         import numpy as np
 
         shape = (keras_shape[0], *([1] * (len(keras_shape) - 2)), keras_shape[-1]) if spatial else tuple(keras_shape)
@@ -124,5 +125,6 @@ class SharedMasks:
         return hook
 
     def remove(self) -> None:
+        """Take the torch hooks off (the Keras copies are thrown away)."""
         for h in self._handles:
             h.remove()

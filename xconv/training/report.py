@@ -17,6 +17,9 @@ def _rank(quantity: str) -> int:
 
 @dataclass(frozen=True)
 class TrainingRow:
+    """One comparison: a quantity of one layer after one step, its greatest difference, the
+    layer's scale (max |Keras|), what was allowed and whether it passed."""
+
     step: int  # 0: the weights before training
     quantity: str  # loss, running_mean, running_var, gradient, clipped_gradient, <state key>, weight
     layer: str  # Keras layer ('' for the loss)
@@ -29,11 +32,15 @@ class TrainingRow:
 
     @property
     def max_rel(self) -> float:
+        """The greatest difference relative to the layer's scale."""
         return self.max_abs / self.scale if self.scale else (0.0 if self.max_abs == 0 else float("inf"))
 
 
 @dataclass(frozen=True)
 class Divergence:
+    """Where two trainings first part: step, Keras layer ('' for the loss), quantity, and the
+    torch module and tensor, with the difference and what was allowed."""
+
     step: int
     layer: str
     quantity: str
@@ -49,6 +56,9 @@ class Divergence:
 
 @dataclass
 class TrainingReport:
+    """What :func:`~xconv.training.compare_training` found: the rows, what was compared with
+    what (optimizers, losses, notes on the conventions mapped) and with which tolerances."""
+
     rows: list[TrainingRow]
     steps: int
     dtype: str
@@ -63,10 +73,13 @@ class TrainingReport:
 
     @property
     def ok(self) -> bool:
+        """True when every comparison passed."""
         return all(r.ok for r in self.rows)
 
     @property
     def first_divergence(self) -> Divergence | None:
+        """The first failing row, by step and then in the order a step produces its quantities
+        (loss, BatchNorm statistics, gradients, clipped gradients, optimizer state, weights); None if all pass."""
         bad = [(r.step, _rank(r.quantity), i, r) for i, r in enumerate(self.rows) if not r.ok]
         if not bad:
             return None
@@ -79,6 +92,7 @@ class TrainingReport:
         return max(vals, default=0.0)
 
     def table(self, only_failures: bool = False) -> str:
+        """One line per row (or per failing row), aligned."""
         head = ("step", "quantity", "layer", "module.tensor", "max abs", "max rel", "allowed", "ok")
         lines = [head]
         for r in self.rows:
@@ -90,6 +104,7 @@ class TrainingReport:
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(l, widths)).rstrip() for l in lines)
 
     def summary(self) -> str:
+        """What was compared, with what, under which tolerances, and the notes."""
         lines = [
             f"training comparison: {self.steps} step(s), {self.dtype} on {self.device}",
             f"  keras: {self.keras_optimizer}; loss {self.keras_loss}",
@@ -102,6 +117,7 @@ class TrainingReport:
         return "\n".join(lines)
 
     def verdict(self) -> str:
+        """MATCH or DIVERGED, with the first divergence."""
         d = self.first_divergence
         if d is None:
             return f"MATCH: {len(self.rows)} comparisons over {self.steps} step(s) agree (the largest difference used {self.worst():.1%} of its allowance)."
@@ -112,6 +128,7 @@ class TrainingReport:
         return f"{self.summary()}\n\n{self.table()}\n\n{self.verdict()}"
 
     def to_dict(self) -> dict:
+        """The whole report as plain data (what :meth:`to_json` writes)."""
         d = self.first_divergence
         return {
             "ok": self.ok,
@@ -125,4 +142,5 @@ class TrainingReport:
         }  # fmt: skip
 
     def to_json(self, **kw) -> str:
+        """The report as JSON (``json.dumps`` keywords pass through)."""
         return json.dumps(self.to_dict(), **kw)

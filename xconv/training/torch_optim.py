@@ -27,6 +27,7 @@ class KerasRMSprop(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One Keras RMSprop update of every parameter with a gradient."""
         for group in self.param_groups:
             lr, rho, mom, eps = group["lr"], group["rho"], group["momentum"], group["epsilon"]
             for p in group["params"]:
@@ -65,6 +66,7 @@ class KerasAdagrad(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure=None):
+        """One Keras Adagrad update of every parameter with a gradient."""
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:

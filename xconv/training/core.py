@@ -106,6 +106,24 @@ def _to_torch_layout(array: np.ndarray, like_output_rank: int) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def _keras_private(opt, name: str):
+    """A Keras optimizer internal xconv reads (Keras 3 has no public API for slots or clipping)."""
+    try:
+        return getattr(opt, name)
+    except AttributeError:
+        import keras
+
+        raise MismatchedModelsError(
+            f"This Keras ({keras.__version__}) has no {type(opt).__name__}.{name}, which xconv reads to compare "
+            f"the optimizer's state; compare with an optimizer of another kind, or report the Keras version."
+        ) from None
+
+
+def _keras_slot(opt, slot: str, variable):
+    """Keras optimizer ``opt``'s slot (e.g. Adam's momentums) for one model variable."""
+    return _keras_private(opt, slot)[_keras_private(opt, "_get_variable_index")(variable)]
+
+
 def _measure(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     if a.shape != b.shape:
         raise MismatchedModelsError(f"shapes {a.shape} and {b.shape} differ")
@@ -306,7 +324,7 @@ def compare_training(
             if missing:
                 raise MismatchedModelsError(f"Keras variables {missing[:5]} get no gradient from the loss; they cannot train.")
             kplan.set_step(kopt, step)
-            clipped = kopt._clip_gradients(grads) if (kplan.clip or tplan.clip) else None
+            clipped = _keras_private(kopt, "_clip_gradients")(grads) if (kplan.clip or tplan.clip) else None
             kopt.apply(grads, kvars)
             # torch
             topt.zero_grad(set_to_none=True)
@@ -331,8 +349,7 @@ def compare_training(
                     tp = t_param_of[p.tname]
                     add(step, "clipped_gradient", p, {n: _measure(kt[n], t_np(tp[n].grad)) for n in kt if n in tp and tp[n].grad is not None})
             for slot, key, convert in states:
-                slots = getattr(kopt, slot)
-                values = {id(v): convert(ks.to_numpy(slots[kopt._get_variable_index(v)]), keras_lr) for v in kvars}
+                values = {id(v): convert(ks.to_numpy(_keras_slot(kopt, slot, v)), keras_lr) for v in kvars}
                 for p, kt in per_layer(values):
                     tp = t_param_of[p.tname]
                     add(step, key, p, {n: _measure(kt[n], t_np(topt.state[tp[n]][key])) for n in kt if n in tp and key in topt.state[tp[n]]})

@@ -98,3 +98,53 @@ def test_flatten_order_before_dense():
 def test_cli_lint(capsys):
     assert main(["lint", "zoo:conv3d_demo"]) == 0
     assert "0 finding(s)" in capsys.readouterr().out
+
+
+# ---- hand-written twins (tests/corpus/twins.py): explicit padding in every style, no false alarms
+
+_twins = pytest.importorskip("corpus.twins")
+_PADDING = [(n, kind) for n, tw in _twins.TWINS.items() for kind in tw.planted if kind in ("padding", "padding_even", "flatten_order")]
+
+
+@pytest.mark.parametrize("name", list(_twins.TWINS))
+def test_hand_written_ports_and_translations_raise_no_false_alarm(name):
+    twin = _twins.TWINS[name]
+    k = twin.build_keras()
+    # the ports keep torch's BatchNorm momentum (a training trap, rightly named); nothing else is wrong
+    assert {f.trap for f in lint(k, twin.torch_for(k))} <= {"BatchNorm momentum"}
+    assert lint(k, keras_to_torch(k)) == []
+
+
+@pytest.mark.parametrize("name, kind", _PADDING)
+def test_planted_padding_and_flatten_bugs_are_found_at_their_layer(name, kind):
+    twin = _twins.TWINS[name]
+    k = twin.build_keras()
+    broken, layer = twin.planted[kind](twin.torch_for(k))
+    found = [f for f in lint(k, broken) if f.trap != "BatchNorm momentum"]
+    assert [f.keras_layer for f in found] == [layer], [str(f) for f in found]
+
+
+def test_explicit_padding_in_a_sequential_is_read_from_the_graph():
+    k = seq((8, 8, 2), L.Conv2D(3, 3, strides=2, padding="same", name="down"))
+    good = nn.Sequential(nn.ZeroPad2d((0, 1, 0, 1)), nn.Conv2d(2, 3, 3, stride=2))
+    assert lint(k, good) == []
+    bad = nn.Sequential(nn.ZeroPad2d((1, 0, 1, 0)), nn.Conv2d(2, 3, 3, stride=2))
+    (f,) = lint(k, bad)
+    assert f.trap == "'same' padding with stride > 1" and f.torch_module == "1" and "nn.ZeroPad2d((0, 1, 0, 1))" in f.fix
+
+
+def test_rules_are_a_list_new_rules_join_it():
+    from xconv import linting
+    from xconv.linting import Finding
+
+    def no_dense_named_x(ctx):
+        return [Finding("named x", l.name, t, "a Dense called x.", "rename it.") for l, t, _ in ctx.pairs if l.name == "x"]
+
+    k = seq((4,), L.Dense(2, name="x"))
+    linting.rule(no_dense_named_x)
+    try:
+        assert [f.trap for f in lint(k, named(x=nn.Linear(4, 2)))] == ["named x"]
+        with pytest.raises(ValueError, match="registered twice"):
+            linting.rule(no_dense_named_x)
+    finally:
+        linting.RULES.remove(no_dense_named_x)

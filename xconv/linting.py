@@ -13,6 +13,7 @@ Dense after a Flatten whose weights were copied without reordering them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ from .errors import BadInputError
 from .frameworks import framework_of
 from .padding import as_tuple, same_pads
 
-__all__ = ["lint", "Finding"]
+__all__ = ["lint", "Finding", "LintContext", "RULES", "rule"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,39 @@ _TORCH_CATEGORIES = {
 }
 
 
+@dataclass
+class LintContext:
+    """What every rule reads: the two models and how their layers pair.
+
+    ``pairs`` holds ``(keras layer, torch module path, torch module)`` for every layer with
+    weights; ``chains`` each layer's modules in order; ``pads`` the explicit paddings (torch pad
+    lists: ``nn.ZeroPad2d``, ``F.pad``, in ``nn.Sequential`` or in ``forward``) before a conv;
+    ``input_layouts`` how a Linear's input is flattened ('flat': channels-first maps, as
+    ``torch.flatten`` does; 'plain': moved channels-last first). The last two come from the
+    module's exported graph (``graph`` is None where export failed: then names are read).
+    """
+
+    keras_model: object
+    torch_module: object
+    pairs: list
+    chains: dict
+    pads: dict
+    input_layouts: dict
+    graph: object = None
+
+
+Rule = Callable[[LintContext], "list[Finding]"]
+RULES: list[Rule] = []  # every rule lint() runs, in order; add one with @rule
+
+
+def rule(fn: Rule) -> Rule:
+    """Register a lint rule: ``fn(ctx: LintContext) -> list[Finding]`` (a name registered twice is refused)."""
+    if any(r.__name__ == fn.__name__ for r in RULES):
+        raise ValueError(f"lint rule {fn.__name__!r} is registered twice")
+    RULES.append(fn)
+    return fn
+
+
 def _chain(tmodule, layer_name: str, tname: str) -> list:
     modules = dict(tmodule.named_modules())
     names = getattr(tmodule, "xconv_chains", {}).get(layer_name)
@@ -65,45 +99,136 @@ def _chain(tmodule, layer_name: str, tname: str) -> list:
     return [(n, modules[n]) for n in names if n in modules]
 
 
-def lint(keras_model, torch_module, *, optimizer=None) -> list[Finding]:
-    """Compare the configurations of a Keras model and its PyTorch port; return the findings.
+def _graph_context(keras_model, torch_module):
+    """Pairs, chains, paddings and flatten layouts from the module's exported graph (None if it cannot export)."""
+    from .capture.torch_graph import ExportFailedError
+    from .comparison.align import align_graph
+    from .comparison.core import _pins
+    from .frameworks import keras_side as ks
+    from .frameworks import torch_side as ts
 
-    The training traps (frozen BatchNorms, dropout rates, regularizers and, given
-    ``optimizer=(keras_optimizer, torch_optimizer)``, epsilon and weight decay) come from
-    :mod:`xconv.training.lint_rules`."""
+    shape = tuple(keras_model.inputs[0].shape[1:]) if len(keras_model.inputs) == 1 else None
+    if shape is None or any(d is None for d in shape):
+        return None
+    t = ts.torch()
+    param = next(iter(ts.module_state(torch_module).values()), None)
+    dtype = param.dtype if param is not None and param.is_floating_point() else t.float32
+    x = t.zeros((1, shape[-1], *shape[:-1]) if len(shape) >= 2 else (1, *shape), dtype=dtype, device=param.device if param is not None else "cpu")
+    try:
+        graph = ts.export_graph(torch_module, [x])
+    except ExportFailedError:
+        return None
+    names = {l.name for l in ks.iter_layers(keras_model)}
+    matches = align_graph(keras_model, [], graph, torch_module, _pins(None, torch_module, keras_model, names), 1)
+    modules = dict(torch_module.named_modules())
+    pairs, chains, pads, layouts_ = [], {}, {}, {}
+    for layer in ks.weighted_layers(keras_model):
+        m = matches.get(layer.name)
+        if m is None or not m.modules or m.modules[0] not in modules:
+            continue
+        tname = m.modules[-1] if type(layer).__name__ == "SeparableConv2D" else m.modules[0]
+        pairs.append((layer, tname, modules[tname]))
+        chain = [p for p in dict.fromkeys(m.modules + [graph[m.node].module_path if m.node in graph else ""]) if p in modules]
+        chains[layer.name] = [(p, modules[p]) for p in chain]
+        pads[layer.name] = list(m.pads)
+        zp = _keras_zero_padding_layer(layer)
+        if zp is not None and matches.get(zp.name) is not None and matches[zp.name].node in graph:
+            node = graph[matches[zp.name].node]  # the port pads as its own step, as Keras does
+            if node.op in ("aten::pad", "aten::constant_pad_nd"):
+                pads[layer.name].insert(0, [int(v) for v in node.args[1]])
+        layouts_[layer.name] = m.input_layout
+    return pairs, chains, pads, layouts_, graph
+
+
+def context(keras_model, torch_module) -> LintContext:
+    """The pairing the rules read: from the exported graph, else by names and order."""
     from .frameworks import keras_side as ks
     from .frameworks import torch_side as ts
     from .transfer import _pair
 
+    found = _graph_context(keras_model, torch_module)
+    if found is not None:
+        pairs, chains, pads, layouts_, graph = found
+        return LintContext(keras_model, torch_module, pairs, chains, pads, layouts_, graph)
+    pairs, _ = _pair(ks.weighted_layers(keras_model), ts.weighted_modules(torch_module))
+    chains = {layer.name: _chain(torch_module, layer.name, tname) for layer, tname, _ in pairs}
+    pads = {
+        name: [list(m.padding) for _, m in chain if type(m).__name__.startswith(("ZeroPad", "ConstantPad"))]
+        for name, chain in chains.items()
+    }  # fmt: skip
+    return LintContext(keras_model, torch_module, pairs, chains, pads, {}, None)
+
+
+def lint(keras_model, torch_module) -> list[Finding]:
+    """Compare the configurations of a Keras model and its PyTorch port; return the findings.
+
+    Every rule of :data:`RULES` runs on one :class:`LintContext`.
+    """
     if framework_of(keras_model) != "keras" or framework_of(torch_module) != "torch":
         raise BadInputError("lint(keras_model, torch_module): a Keras model first, then its PyTorch port.")
+    ctx = context(keras_model, torch_module)
     findings: list[Finding] = []
-    pairs, _ = _pair(ks.weighted_layers(keras_model), ts.weighted_modules(torch_module))
-    for layer, tname, module in pairs:
+    for r in RULES:
+        findings += r(ctx)
+    return findings
+
+
+@rule
+def conv_padding(ctx: LintContext) -> list[Finding]:
+    out = []
+    for layer, tname, module in ctx.pairs:
         kind = type(layer).__name__
-        chain = _chain(torch_module, layer.name, tname)
-        if kind.startswith("Conv") and "Transpose" not in kind:
-            findings += _conv_padding(layer, tname, module, chain)
-        if "Transpose" in kind:
-            findings += _transpose(layer, tname, module)
-        if kind == "BatchNormalization":
-            findings += _batchnorm(layer, tname, module)
-        if kind == "Dense":
-            findings += _flatten_order(layer, tname, module, ks)
+        if kind.startswith(("Conv", "DepthwiseConv")) and "Transpose" not in kind and hasattr(module, "padding"):
+            out += _conv_padding(layer, tname, module, ctx.pads.get(layer.name, []))
+    return out
+
+
+@rule
+def transpose_output_padding(ctx: LintContext) -> list[Finding]:
+    return [f for layer, tname, module in ctx.pairs if "Transpose" in type(layer).__name__ for f in _transpose(layer, tname, module)]
+
+
+@rule
+def batchnorm_config(ctx: LintContext) -> list[Finding]:
+    return [f for layer, tname, module in ctx.pairs if type(layer).__name__ == "BatchNormalization" for f in _batchnorm(layer, tname, module)]
+
+
+@rule
+def flatten_order(ctx: LintContext) -> list[Finding]:
+    from .frameworks import keras_side as ks
+
+    return [
+        f for layer, tname, module in ctx.pairs if type(layer).__name__ == "Dense"
+        for f in _flatten_order(layer, tname, module, ks, ctx.input_layouts.get(layer.name, ""))
+    ]  # fmt: skip
+
+
+@rule
+def fused_activation(ctx: LintContext) -> list[Finding]:
+    out = []
+    for layer, _tname, _module in ctx.pairs:
         act = getattr(layer, "activation", None)
         act_name = getattr(act, "__name__", str(act))
-        for cname, cmod in chain:
-            findings += _activation(layer.name, act_name, cname, cmod)
-    # unweighted layers: by name, else in order within their kind
-    k_layers = list(ks.iter_layers(keras_model))
-    modules = [(n, m) for n, m in torch_module.named_modules() if n]
+        for cname, cmod in ctx.chains.get(layer.name, []):
+            out += _activation(layer.name, act_name, cname, cmod)
+    return out
+
+
+@rule
+def layers_without_weights(ctx: LintContext) -> list[Finding]:
+    """By name, else in order within their kind."""
+    from .frameworks import keras_side as ks
+
+    findings = []
+    k_layers = list(ks.iter_layers(ctx.keras_model))
+    modules = [(n, m) for n, m in ctx.torch_module.named_modules() if n]
     by_name = dict(modules)
-    mapping = getattr(torch_module, "xconv_outputs", {})
+    mapping = getattr(ctx.torch_module, "xconv_outputs", {})
     for cat, k_types in _CATEGORIES.items():
         ks_ = [l for l in k_layers if type(l).__name__ in k_types]
         ts_ = [(n, m) for n, m in modules if type(m).__name__ in _TORCH_CATEGORIES[cat]]
         used = set()
-        for i, layer in enumerate(ks_):
+        for layer in ks_:
             tname = layer.name if layer.name in by_name and type(by_name[layer.name]).__name__ in _TORCH_CATEGORIES[cat] else mapping.get(layer.name)
             if tname not in by_name or type(by_name[tname]).__name__ not in _TORCH_CATEGORIES[cat]:
                 rest = [(n, m) for n, m in ts_ if n not in used]
@@ -112,42 +237,68 @@ def lint(keras_model, torch_module, *, optimizer=None) -> list[Finding]:
                 tname = rest[0][0]
             used.add(tname)
             findings += _unweighted(cat, layer, tname, by_name[tname])
-    from .training.lint_rules import training_findings
-
-    findings += training_findings(keras_model, torch_module, pairs, optimizer=optimizer)
     return findings
 
 
-def _conv_padding(layer, tname, module, chain) -> list[Finding]:
+def _keras_zero_padding_layer(layer):
+    """The ZeroPadding layer right before ``layer``, if there is one."""
+    from .frameworks.keras_side import _producer
+
+    try:
+        op = _producer(layer.input)
+    except (AttributeError, ValueError):
+        return None
+    return op if op is not None and type(op).__name__.startswith("ZeroPadding") else None
+
+
+def _keras_zero_padding(layer, rank: int) -> tuple:
+    """The (before, after) pairs a ZeroPadding layer right before ``layer`` adds (Keras' own explicit padding)."""
+    op = _keras_zero_padding_layer(layer)
+    if op is None:
+        return ((0, 0),) * rank
+    pad = op.padding
+    return tuple(tuple(int(v) for v in (p if isinstance(p, (tuple, list)) else (p, p))) for p in (pad if isinstance(pad, (tuple, list)) else (pad,) * rank))
+
+
+def _conv_padding(layer, tname, module, explicit) -> list[Finding]:
+    """Keras' padding (a ZeroPadding layer before it, plus 'same' or 'causal') against the port's
+    (explicit pads before the conv, ``nn.ZeroPadNd`` or ``F.pad``, plus the conv's ``padding=``).
+    ``explicit``: torch pad lists, last axis first, as F.pad takes them."""
     rank = len(layer.kernel_size)
     k, s, d = as_tuple(layer.kernel_size, rank), as_tuple(layer.strides, rank), as_tuple(layer.dilation_rate, rank)
-    pad_modules = [m for n, m in chain if type(m).__name__.startswith(("ZeroPad", "ConstantPad"))]
+    spatial = tuple(layer.input.shape[1:-1])
+    if any(n is None for n in spatial):
+        return []
+    zero = _keras_zero_padding(layer, rank)
+    if layer.padding == "same":
+        own = same_pads(spatial, k, s, d)
+    elif layer.padding == "causal":
+        own = tuple(((kk - 1) * dd, 0) for kk, dd in zip(k, d))
+    else:
+        own = ((0, 0),) * rank
+    want = tuple((a + c, b + e) for (a, b), (c, e) in zip(zero, own))
     tp = module.padding
     if isinstance(tp, str):
-        torch_pads = "same" if tp == "same" else ((0, 0),) * rank
+        torch_pads = same_pads(tuple(n - a - b for n, (a, b) in zip(spatial, zero)), k, (1,) * rank, d) if tp == "same" else ((0, 0),) * rank
     else:
         torch_pads = tuple((p, p) for p in as_tuple(tp, rank))
-    if layer.padding == "same":
-        spatial = tuple(layer.input.shape[1:-1])
-        if any(n is None for n in spatial):
-            return []
-        want = same_pads(spatial, k, s, d)
-        if torch_pads == "same":
-            return []
-        if pad_modules:
-            pads = list(pad_modules[-1].padding)
-            got = tuple((pads[2 * i], pads[2 * i + 1]) for i in range(len(pads) // 2))[::-1]
-            got = tuple((a + p[0], b + p[1]) for (a, b), p in zip(got, torch_pads))
-        else:
-            got = torch_pads
-        if tuple(got) != tuple(want):
-            even = any(kk % 2 == 0 for kk in k)
-            trap = "even-kernel 'same' padding" if even else ("'same' padding with stride > 1" if any(ss > 1 for ss in s) else "'same' padding")
-            return [Finding(trap, layer.name, tname, f"Keras pads {want} (before, after) per axis; the port pads {got}.",
-                            f"put nn.ZeroPad{rank}d({tuple(p for pair in reversed(want) for p in pair)}) before '{tname}' and set padding=0.")]  # fmt: skip
-    elif layer.padding == "valid" and (pad_modules or (torch_pads != "same" and any(p != (0, 0) for p in torch_pads)) or torch_pads == "same"):
-        return [Finding("'valid' padding", layer.name, tname, f"Keras pads nothing; the port pads ({tp}).", f"set padding=0 on '{tname}'.")]
-    return []
+    got = torch_pads
+    for pads in explicit:  # (left, right, top, bottom, ...): last axis first
+        pairs_ = tuple((pads[2 * i], pads[2 * i + 1]) for i in range(len(pads) // 2))[::-1][-rank:]
+        pairs_ = ((0, 0),) * (rank - len(pairs_)) + pairs_
+        got = tuple((a + p[0], b + p[1]) for (a, b), p in zip(pairs_, got))
+    if tuple(got) == tuple(want):
+        return []
+    if layer.padding == "valid":
+        return [Finding("'valid' padding", layer.name, tname, f"Keras pads {want} (before, after) per axis{' (its ZeroPadding layer)' if any(map(any, zero)) else ''}; the port pads {got} ({tp}).",
+                        f"set padding=0 on '{tname}'" + (f" after padding by {want}." if any(map(any, want)) else "."))]  # fmt: skip
+    if layer.padding == "causal":
+        return [Finding("'causal' padding", layer.name, tname, f"Keras pads {want} (before, after): (k-1)*dilation on the left only; the port pads {got}.",
+                        f"F.pad the input by {tuple(p for pair in reversed(want) for p in pair)} and set padding=0 on '{tname}'.")]  # fmt: skip
+    even = any(kk % 2 == 0 for kk in k)
+    trap = "even-kernel 'same' padding" if even else ("'same' padding with stride > 1" if any(ss > 1 for ss in s) else "'same' padding")
+    return [Finding(trap, layer.name, tname, f"Keras pads {want} (before, after) per axis; the port pads {got}.",
+                    f"put nn.ZeroPad{rank}d({tuple(p for pair in reversed(want) for p in pair)}) before '{tname}' and set padding=0.")]  # fmt: skip
 
 
 def _transpose(layer, tname, module) -> list[Finding]:
@@ -171,15 +322,19 @@ def _batchnorm(layer, tname, module) -> list[Finding]:
     return out
 
 
-def _flatten_order(layer, tname, module, ks) -> list[Finding]:
+def _flatten_order(layer, tname, module, ks, input_layout: str = "") -> list[Finding]:
     shape = ks.flatten_source_shape(layer)
     if not shape or shape[-1] == 1 or int(np.prod(shape[:-1])) == 1:
         return []
     kernel = ks.layer_weights(layer)["kernel"]
     weight = module.weight.detach().cpu().numpy()
-    if weight.shape == kernel.T.shape and np.array_equal(weight, layouts.dense_kernel_to_torch(kernel)) and not np.array_equal(
-        weight, layouts.flatten_dense_kernel_to_torch(kernel, shape)
-    ):
+    plain, reordered = layouts.dense_kernel_to_torch(kernel), layouts.flatten_dense_kernel_to_torch(kernel, shape)
+    if input_layout == "plain":  # the port moves channels last before flattening: the plain transpose is right
+        if weight.shape == kernel.T.shape and np.array_equal(weight, reordered) and not np.array_equal(weight, plain):
+            return [Finding("Flatten order before Dense", layer.name, tname, f"the port flattens channels-last {shape} maps (permute before flatten), as Keras does, but the Linear's rows were reordered for a channels-first flatten.",
+                            "copy the Keras kernel merely transposed (layouts.dense_kernel_to_torch), or flatten without the permute.")]  # fmt: skip
+        return []
+    if weight.shape == kernel.T.shape and np.array_equal(weight, plain) and not np.array_equal(weight, reordered):
         return [Finding("Flatten order before Dense", layer.name, tname, f"the Linear holds the Keras kernel merely transposed, but it follows a Flatten of {shape} maps, which Keras flattens channels-last and torch channels-first.",
                         "copy it with xconv.transfer_weights (or layouts.flatten_dense_kernel_to_torch), which reorders the rows.")]  # fmt: skip
     return []

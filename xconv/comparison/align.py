@@ -110,6 +110,8 @@ class Match:
     how: str = ""  # 'pinned', 'name', 'weights', 'position', 'identity'
     why: str = ""
     own_node: bool = True  # False: the layer passes its input through (a Dropout with no op of its own)
+    pads: list = field(default_factory=list)  # explicit paddings (torch pad lists) before the chain's module, outermost first
+    input_layout: str = ""  # layout of the value the chain's first module reads ('flat' or 'plain' before a Linear)
 
 
 def activation_of(layer) -> str | None:
@@ -470,6 +472,14 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
                     head = _pinned_head(G, tmodule, call.name, c, known_in, weighted, head_of)
                     m.feeds = feeds_for(head, c, known_in)
                     m.modules, m.how = [target], "pinned"
+                    between = [n for n in G.names if n in G.node and G.is_ancestor(head, n) and G.is_ancestor(n, end)]
+                    owners = [p for p in dict.fromkeys(G.node[n].module_path for n in between) if p in weighted and p != target]
+                    m.modules = owners + [target]
+                    first_w = next((n for n in between if G.node[n].module_path in weighted), None)
+                    if first_w is not None:
+                        m.pads = [[int(v) for v in G.node[n].args[1]] for n in between if G.pos[n] < G.pos[first_w] and G.op(n) in _PAD_OPS]
+                        if G.din.get(first_w):
+                            m.input_layout = G.layout.get(G.din[first_w][0], "")
         elif call.name in has_weights:
             if missing and not known_in:
                 m.why = f"its input {missing[0]!r} is not aligned"
@@ -489,6 +499,13 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
                     claimed.add(head)
                     m.feeds = feeds_for(head, first_c, known_in)
                     m.modules, m.how = mods, how
+                    walk = first_c[0]
+                    while walk != head and G.din.get(walk):
+                        walk = G.din[walk][0]
+                        if G.op(walk) in _PAD_OPS:
+                            m.pads.insert(0, [int(v) for v in G.node[walk].args[1]])
+                    if G.din.get(first_c[0]):
+                        m.input_layout = G.layout.get(G.din[first_c[0]][0], "")
         elif missing:
             m.why = f"its input {missing[0]!r} is not aligned"
         elif call.type in _IDENTITY:

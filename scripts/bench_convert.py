@@ -1,13 +1,17 @@
 """Weight-file conversion speed and memory, measured against `cp` and torch in the same run.
 
-1. A synthetic safetensors file (--gb, default 2) of Keras-layout conv kernels is converted to
-   torch layout by `xconv.convert.convert_layout` in a child process; its time (interpreter
-   start-up and imports excluded) is compared with `cp` of the same file, and its peak RSS
-   with the same process's RSS after the imports, against twice the largest tensor.
-2. The in-memory layout transform of unet_encoder's weights (`xconv.layouts`) against
-   torch's `permute().contiguous()`.
+1. Whole processes, page cache warm: `cp` of a synthetic safetensors file (--gb, default 1)
+   of Keras-layout conv kernels, against `xconv convert --layout torch` (and --layout keras,
+   a plain copy, and a .pt output) of the same file; each xconv time has the interpreter's
+   start-up (the same command on a tiny file) subtracted. Round-robin, median of --repeat.
+2. Each xconv process's peak RSS over its tiny twin's (the interpreter with the same imports:
+   the baseline), in units of the largest tensor.
+3. The in-memory kernel transform (`xconv.layouts`) against torch's `permute().contiguous()`
+   for 1x1, 3x3, 7x7, depthwise and Conv3D kernels, both directions, round-robin medians.
 
-    python scripts/bench_convert.py [--gb 2] [--dir /tmp] [--json]
+    python scripts/bench_convert.py [--gb 1] [--dir /tmp] [--repeat 3] [--json]
+
+The files live in a temporary folder under --dir and are deleted at the end.
 """
 
 from __future__ import annotations
@@ -21,17 +25,11 @@ import sys
 import tempfile
 import time
 
-CHILD = r"""
-import resource, sys, time
-import numpy as np, torch
-from xconv.convert import convert_layout
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-start = time.perf_counter()
-convert_layout(sys.argv[1], sys.argv[2], to="torch", force=True)
-elapsed = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(elapsed, base * 1024, peak * 1024)
-"""
+# a child that runs one CLI command and reports its own peak RSS
+CHILD = (  # VmHWM, not ru_maxrss: a child's ru_maxrss can report its parent's size at fork
+    "import re, sys\nfrom xconv.cli.main import main\ncode = main(sys.argv[1:])\n"
+    "print(int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) * 1024, file=sys.stderr)\nsys.exit(code)\n"
+)
 
 
 def make_file(path: str, gb: float, shape=(3, 3, 1024, 1024)) -> tuple[int, int]:
@@ -42,8 +40,7 @@ def make_file(path: str, gb: float, shape=(3, 3, 1024, 1024)) -> tuple[int, int]
     tensor_bytes = int(np.prod(shape)) * 4
     count = max(1, int(gb * 2**30 // tensor_bytes))
     shapes = {f"block{i}/kernel": (shape, np.float32) for i in range(count)}
-    rng = np.random.default_rng(0)
-    chunk = rng.standard_normal(shape, dtype=np.float32)
+    chunk = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
 
     def items():
         for i in range(count):
@@ -54,74 +51,156 @@ def make_file(path: str, gb: float, shape=(3, 3, 1024, 1024)) -> tuple[int, int]
     return count * tensor_bytes, tensor_bytes
 
 
-def layout_vs_torch(repeat: int = 9) -> dict:
+def _timed(cmd: list[str]) -> tuple[float, int]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}")
+    lines = proc.stderr.strip().splitlines()
+    rss = int(lines[-1]) if lines and lines[-1].isdigit() else 0
+    return elapsed, rss
+
+
+def files_vs_cp(folder: str, gb: float, repeat: int) -> dict:
+    import numpy as np
+
+    from xconv.files import write_tensors
+
+    src = os.path.join(folder, "in.safetensors")
+    tiny = os.path.join(folder, "tiny.safetensors")
+    size, largest = make_file(src, gb)
+    write_tensors(tiny, {"a": np.ones((3, 3, 2, 2), np.float32)}, layout="keras")
+    with open(src, "rb") as fh:  # warm the page cache
+        while fh.read(64 * 2**20):
+            pass
+    out = lambda name: os.path.join(folder, name)  # noqa: E731
+    py = [sys.executable, "-c", CHILD]
+    # name -> (command on the large file, output it makes); each has a twin on the tiny file: its start-up
+    jobs = {
+        "--layout torch": (["--layout", "torch"], "t.safetensors"),
+        "--layout keras": (["--layout", "keras"], "k.safetensors"),
+        "copy (.safetensors -> .safetensors)": ([], "c.safetensors"),
+        "to .pt (not streamed: torch.save)": ([], "p.pt"),
+    }
+    times: dict[str, list[float]] = {"cp": []}
+    rss: dict[str, int] = {}
+    for _ in range(repeat):
+        times["cp"].append(_timed(["cp", src, out("cp.safetensors")])[0])
+        os.unlink(out("cp.safetensors"))
+        for name, (extra, made) in jobs.items():
+            for tag, path in (("", src), (" tiny", tiny)):
+                elapsed, peak = _timed(py + ["convert", path, out(made), *extra, "--quiet", "--force"])
+                times.setdefault(name + tag, []).append(elapsed)
+                rss[name + tag] = max(rss.get(name + tag, 0), peak)
+                os.unlink(out(made))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    rows = {}
+    for name in jobs:
+        net = max(med[name] - med[name + " tiny"], 1e-9)
+        rows[name] = {
+            "process_s": round(med[name], 3),
+            "start_up_s": round(med[name + " tiny"], 3),
+            "net_s": round(net, 3),
+            "of_cp_throughput": round(med["cp"] / net, 3),
+            "baseline_rss_bytes": rss[name + " tiny"],
+            "rss_growth_over_largest_tensor": round((rss[name] - rss[name + " tiny"]) / largest, 2),
+        }
+    return {
+        "file_bytes": size,
+        "largest_tensor_bytes": largest,
+        "cp_s": round(med["cp"], 3),
+        "runs": rows,
+        "targets": {"--layout torch of_cp_throughput": ">= 0.5", "rss_growth_over_largest_tensor (streamed)": "< 2"},
+    }
+
+
+SHAPES = {
+    "1x1 conv 2048->512": ("conv", (1, 1, 2048, 512)),
+    "1x1 conv 512->2048": ("conv", (1, 1, 512, 2048)),
+    "3x3 conv 512->512": ("conv", (3, 3, 512, 512)),
+    "3x3 conv 128->128": ("conv", (3, 3, 128, 128)),
+    "7x7 conv 256->256": ("conv", (7, 7, 256, 256)),
+    "7x7 stem 3->64": ("conv", (7, 7, 3, 64)),
+    "depthwise 3x3 x512": ("depthwise", (3, 3, 512, 1)),
+    "depthwise 7x7 x768": ("depthwise", (7, 7, 768, 1)),
+    "Conv3D 3x3x3 256->256": ("conv", (3, 3, 3, 256, 256)),
+    "Conv3D 3x3x3 64->64": ("conv", (3, 3, 3, 64, 64)),
+}
+
+
+def layout_vs_torch(repeat: int = 15) -> dict:
     import numpy as np
     import torch
 
-    from xconv import layouts, zoo
+    from xconv import layouts
 
-    kernels = [m.weight.detach().numpy().transpose(2, 3, 1, 0).copy() for m in zoo.build("unet_encoder", "torch").modules() if isinstance(m, torch.nn.Conv2d)]
-    tensors = [torch.from_numpy(k) for k in kernels]
-
-    def ours():
-        return [layouts.conv_kernel_to_torch(k) for k in kernels]
-
-    def theirs():
-        return [t.permute(3, 2, 0, 1).contiguous() for t in tensors]
-
-    for fn in (ours, theirs):
-        fn()
-    times = {"xconv": [], "torch": []}
-    for _ in range(repeat):
-        for name, fn in (("xconv", ours), ("torch", theirs)):
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    assert all(np.array_equal(a, b.numpy()) for a, b in zip(ours(), theirs()))
-    x, t = statistics.median(times["xconv"]), statistics.median(times["torch"])
-    return {"xconv_s": round(x, 5), "torch_s": round(t, 5), "xconv_over_torch": round(x / t, 3)}
+    rng = np.random.default_rng(0)
+    out = {}
+    for label, (kind, shape) in SHAPES.items():
+        k = rng.standard_normal(shape).astype(np.float32)
+        rank = len(shape) - 2
+        if kind == "conv":
+            w = layouts.conv_kernel_to_torch(k)
+            tk, tw = torch.from_numpy(k), torch.from_numpy(w)
+            pairs = {
+                "to_torch": (lambda: layouts.conv_kernel_to_torch(k), lambda: tk.permute(*layouts.kernel_permutation(rank)).contiguous()),
+                "to_keras": (lambda: layouts.conv_kernel_to_keras(w), lambda: tw.permute(*layouts.kernel_permutation(rank, "keras")).contiguous()),
+            }
+        else:
+            w = layouts.depthwise_kernel_to_torch(k)
+            tk, tw = torch.from_numpy(k), torch.from_numpy(w)
+            pairs = {
+                "to_torch": (lambda: layouts.depthwise_kernel_to_torch(k), lambda: tk.reshape(*shape[:-2], -1).permute(rank, *range(rank)).unsqueeze(1).contiguous()),
+                "to_keras": (lambda: layouts.depthwise_kernel_to_keras(w), lambda: tw[:, 0].permute(*range(1, rank + 1), 0).reshape(shape).contiguous()),
+            }
+        row = {}
+        for direction, (ours, theirs) in pairs.items():
+            assert ours().tobytes() == theirs().numpy().tobytes(), (label, direction)
+            times = {"xconv": [], "torch": []}
+            for _ in range(repeat):
+                for name, fn in (("xconv", ours), ("torch", theirs)):
+                    start = time.perf_counter()
+                    fn()
+                    times[name].append(time.perf_counter() - start)
+            x, t = statistics.median(times["xconv"]), statistics.median(times["torch"])
+            row[direction] = {"xconv_ms": round(x * 1e3, 3), "torch_ms": round(t * 1e3, 3), "ratio": round(x / t, 2)}
+        out[label] = row
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gb", type=float, default=2.0)
-    parser.add_argument("--dir", default=None, help="where to put the temporary files (needs 3 x --gb free)")
+    parser.add_argument("--gb", type=float, default=1.0)
+    parser.add_argument("--dir", default="/tmp", help="where to put the temporary files (needs 3 x --gb free)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-files", action="store_true", help="only the in-memory transform")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        src, copy, out = (os.path.join(tmp, n) for n in ("in.safetensors", "copy.safetensors", "out.safetensors"))
-        size, largest = make_file(src, args.gb)
-        start = time.perf_counter()
-        subprocess.run(["cp", src, copy], check=True)
-        cp_s = time.perf_counter() - start
-        os.unlink(copy)
-        line = subprocess.run([sys.executable, "-c", CHILD, src, out], check=True, capture_output=True, text=True).stdout.split()
-        conv_s, base_rss, peak_rss = float(line[0]), int(line[1]), int(line[2])
-    result = {
-        "file_bytes": size,
-        "largest_tensor_bytes": largest,
-        "cp_s": round(cp_s, 3),
-        "convert_s": round(conv_s, 3),
-        "throughput_vs_cp": round(cp_s / conv_s, 3),
-        "target_throughput_vs_cp": 0.5,
-        "rss_after_imports_bytes": base_rss,
-        "peak_rss_bytes": peak_rss,
-        "rss_growth_over_largest_tensor": round((peak_rss - base_rss) / largest, 2),
-        "target_rss_growth_over_largest_tensor": 2.0,
-        "layout_transform_unet": layout_vs_torch(),
-    }
+    result = {"load_average_before": os.getloadavg()}
+    if not args.skip_files:
+        with tempfile.TemporaryDirectory(dir=args.dir, prefix="xconv-bench-") as tmp:
+            result["files"] = files_vs_cp(tmp, args.gb, args.repeat)
+    result["layout_transform"] = layout_vs_torch()
+    result["load_average_after"] = os.getloadavg()
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    gb = size / 2**30
-    print(f"safetensors layout conversion, {gb:.2f} GiB, largest tensor {largest / 2**20:.1f} MiB:")
-    print(f"  cp                     {cp_s:7.2f} s  ({gb / cp_s:.2f} GiB/s)")
-    print(f"  xconv convert --layout {conv_s:7.2f} s  ({gb / conv_s:.2f} GiB/s): {result['throughput_vs_cp']:.2f} of cp's throughput (target >= 0.5)")
-    print(f"  peak RSS {peak_rss / 2**20:.0f} MiB, {(peak_rss - base_rss) / 2**20:.0f} MiB over the interpreter with its imports: "
-          f"{result['rss_growth_over_largest_tensor']:.2f} x the largest tensor (target < 2)")
-    lt = result["layout_transform_unet"]
-    print(f"unet_encoder kernels to torch layout: xconv {lt['xconv_s'] * 1e3:.1f} ms, torch permute().contiguous() {lt['torch_s'] * 1e3:.1f} ms "
-          f"(ratio {lt['xconv_over_torch']:.2f}, target <= 1)")
+    print(f"load average before {result['load_average_before'][0]:.1f}, after {result['load_average_after'][0]:.1f} ({os.cpu_count()} cores)")
+    if "files" in result:
+        f = result["files"]
+        gb = f["file_bytes"] / 2**30
+        print(f"{gb:.2f} GiB safetensors, largest tensor {f['largest_tensor_bytes'] / 2**20:.0f} MiB, page cache warm; medians of {args.repeat}")
+        print(f"  cp {f['cp_s']:.2f} s ({gb / f['cp_s']:.2f} GiB/s)")
+        for name, r in f["runs"].items():
+            print(
+                f"  {name:38s} {r['process_s']:6.2f} s - start-up {r['start_up_s']:.2f} s = {r['net_s']:5.2f} s: {r['of_cp_throughput']:.2f} of cp; "
+                f"peak RSS {r['baseline_rss_bytes'] / 2**20:.0f} MiB (tiny file) + {r['rss_growth_over_largest_tensor']:.2f} x largest tensor"
+            )
+    print("in-memory kernel transform, xconv.layouts vs torch permute().contiguous() (ms, round-robin medians; ratio <= 1 is the target):")
+    for label, row in result["layout_transform"].items():
+        cells = "   ".join(f"{d} {v['xconv_ms']:8.3f} / {v['torch_ms']:8.3f} = {v['ratio']:.2f}" for d, v in row.items())
+        print(f"  {label:24s} {cells}")
 
 
 if __name__ == "__main__":

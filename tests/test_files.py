@@ -412,3 +412,33 @@ def test_streamed_layout_equals_the_in_memory_transform_for_many_shapes(tmp_path
         else:
             want = v.T if v.ndim == 2 else v
         assert same_bits(back.tensors[k], np.ascontiguousarray(want) if v.ndim else want), (k, v.shape)
+
+
+def test_help_names_the_side_files(capsys):
+    with pytest.raises(SystemExit):
+        main(["convert", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "M.pt" in text and "side file" in text and ".partial" in text
+
+
+_RSS_CHILD = "import resource, sys\nfrom xconv.cli.main import main\ncode = main(sys.argv[1:])\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\nsys.exit(code)\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [["--layout", "torch"], ["--layout", "keras"], []])
+def test_streamed_conversions_hold_under_two_of_the_largest_tensor(tmp_path, extra):
+    """Peak RSS over the same command's on a tiny file (the interpreter with its imports)."""
+    from xconv.files import write_safetensors_stream
+
+    shape = (3, 3, 512, 1024)  # 18 MiB
+    block = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
+    shapes = {f"b{i}/kernel": (shape, np.float32) for i in range(12)}
+    write_safetensors_stream(str(tmp_path / "big.safetensors"), ((n, block) for n in shapes), shapes, {"layout": "keras"})
+    write_tensors(tmp_path / "tiny.safetensors", {"a": np.ones((3, 3, 2, 2), np.float32)}, layout="keras")
+    peaks = {}
+    for name in ("tiny", "big"):
+        proc = subprocess.run([sys.executable, "-c", _RSS_CHILD, "convert", str(tmp_path / f"{name}.safetensors"), str(tmp_path / f"{name}.out.safetensors"), *extra, "--quiet"], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        peaks[name] = int(proc.stdout.split()[-1])
+    growth = (peaks["big"] - peaks["tiny"]) / block.nbytes
+    assert growth < 2.0, f"{growth:.2f} x the largest tensor"

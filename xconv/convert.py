@@ -431,7 +431,7 @@ class _Moved:
         return _to_layout(np.asarray(self._t[name]), self._to)[0]
 
 
-_SLAB_BYTES = 2**20  # output is produced and written in pieces of about this size (they stay in cache)
+_SLAB_BYTES = 4 * 2**20  # output is produced and written in pieces of about this size (two in memory)
 
 
 def _progress(items, total: int, label: str, enabled: bool):
@@ -448,11 +448,12 @@ def _progress(items, total: int, label: str, enabled: bool):
 
 
 def _stream_layout(src: str, dst: str, to: str, result: Manifest, progress: bool = False) -> None:
-    """safetensors -> safetensors in layout ``to``, one tensor in memory at a time.
+    """safetensors -> safetensors in layout ``to``, in under 2 of the largest tensor's memory.
 
-    Each tensor is read into one reused buffer; its new-layout bytes are produced in slabs of
-    about 1 MiB (two cache-resident passes each) and handed to a writer thread, which writes
-    them with ``pwrite`` at their place in the output while the next slab is computed.
+    Each tensor is read into one reused buffer and moved as :func:`xconv.layouts` moves it, in
+    two cache-friendly passes, a third of its input channels at a time: the first pass (two
+    threads) into a scratch buffer a third of its size, the second into small slabs that a writer thread
+    ``pwrite``\ s at their places in the output while the next slab is computed.
     """
     from .files.safetensors import header_bytes
 
@@ -462,17 +463,17 @@ def _stream_layout(src: str, dst: str, to: str, result: Manifest, progress: bool
     meta = dict(header.get("__metadata__", {}), layout=to)
     blob, out_header = header_bytes(shapes, meta)
     largest = max((header[n]["data_offsets"][1] - header[n]["data_offsets"][0] for n in names), default=0)
-    buffer = np.empty(largest, np.uint8)
+    first = np.empty(largest, np.uint8)
     fd = os.open(dst, os.O_WRONLY | os.O_TRUNC)
     try:
         with open(src, "rb") as fin, _SlabWriter(fd) as fout:
-            fout.put(0, np.frombuffer(blob, np.uint8))
+            fout.put([(0, np.frombuffer(blob, np.uint8))])
             for name in _progress(names, len(names), os.path.basename(src), progress):
                 info = header[name]
-                array = read_one(fin, src, start, name, info, buffer)
+                fout.drain()  # the writer may still be reading the first buffer
+                array = read_one(fin, src, start, name, info, first)
                 base = len(blob) + out_header[name]["data_offsets"][0]
                 _write_layout(array, to, base, fout)
-                fout.drain()  # the next tensor reuses the input buffer
                 shape = tuple(info["shape"])
                 result.entries.append(TransferEntry(name, name, shape, _shape_in(shape, to), _how(len(shape), to)))
     finally:
@@ -480,19 +481,20 @@ def _stream_layout(src: str, dst: str, to: str, result: Manifest, progress: bool
 
 
 class _SlabWriter:
-    """Writes slabs at their offsets in a background thread while the next one is computed.
+    """Writes lists of (offset, view) in a background thread while the next slab is computed.
 
-    A few slab buffers go round: ``slab()`` hands out one no write is using, ``put()`` queues it.
+    A few slab buffers go round (``slab()`` hands out one that no write is using), so memory
+    stays at a few slabs however far the computation runs ahead.
     """
 
-    _DEPTH = 3
+    _SLABS = 2
 
     def __init__(self, fd: int):
         import queue
         import threading
 
-        self._fd, self._free, self._todo = fd, queue.Queue(), queue.Queue(maxsize=self._DEPTH)
-        self._bufs: list[np.ndarray] = []
+        self._fd, self._todo, self._free = fd, queue.Queue(), queue.Queue()
+        self._made = 0
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -502,9 +504,9 @@ class _SlabWriter:
             item = self._todo.get()
             if item is None:
                 return
-            offset, data, buf = item
+            pieces, buf = item
             try:
-                if self._error is None:
+                for offset, data in pieces if self._error is None else ():
                     view = memoryview(data.reshape(-1).view(np.uint8))
                     while len(view):
                         done = os.pwrite(self._fd, view, offset)
@@ -516,23 +518,18 @@ class _SlabWriter:
                     self._free.put(buf)
                 self._todo.task_done()
 
-    def slab(self, nbytes: int) -> np.ndarray:
+    def slab(self) -> np.ndarray:
         if self._error is not None:
             raise self._error
-        if self._free.empty() and len(self._bufs) < self._DEPTH + 1:
-            self._bufs.append(np.empty(max(nbytes, _SLAB_BYTES), np.uint8))
-            self._free.put(self._bufs[-1])
-        buf = self._free.get()
-        if buf.size < nbytes:  # a larger tensor: this buffer is replaced by a larger one
-            self._bufs = [b for b in self._bufs if b is not buf]
-            buf = np.empty(nbytes, np.uint8)
-            self._bufs.append(buf)
-        return buf
+        if self._free.empty() and self._made < self._SLABS:
+            self._made += 1
+            return np.empty(_SLAB_BYTES, np.uint8)
+        return self._free.get()
 
-    def put(self, offset: int, data: np.ndarray, buf: np.ndarray | None = None) -> None:
+    def put(self, pieces: list, buf: np.ndarray | None = None) -> None:
         if self._error is not None:
             raise self._error
-        self._todo.put((offset, data, buf))
+        self._todo.put((pieces, buf))
 
     def drain(self) -> None:
         self._todo.join()
@@ -550,64 +547,80 @@ class _SlabWriter:
             self._thread.join()
 
 
+def _typed(buf: np.ndarray, dtype, shape) -> np.ndarray:
+    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    return buf[:n].view(dtype).reshape(shape)
+
+
 def _write_layout(array: np.ndarray, to: str, base: int, fout: _SlabWriter) -> None:
-    """Queue the bytes of ``array`` in layout ``to`` at output offset ``base``, a slab at a time."""
-    item = array.itemsize
-    if array.ndim >= 3 and to == "torch":  # (*k, in, out) -> (out, in, *k), a slab of output filters at a time
-        *k, cin, cout = array.shape
-        kk = int(np.prod(k))
-        x = array.reshape(kk, cin, cout)
-        step = max(1, _SLAB_BYTES // max(1, cin * kk * item))
-        for o in range(0, cout, step):
-            c = min(step, cout - o)
-            buf = fout.slab(2 * c * cin * kk * item)
-            mid = buf[: c * cin * kk * item].view(array.dtype).reshape(cin, c, kk)
-            slab = buf[c * cin * kk * item : 2 * c * cin * kk * item].view(array.dtype).reshape(c, cin, kk)
-            np.copyto(mid, x[:, :, o : o + c].transpose(1, 2, 0))
-            np.copyto(slab, mid.transpose(1, 0, 2))
-            fout.put(base + o * cin * kk * item, slab, buf)
+    """Queue the bytes of ``array`` in layout ``to`` at output offset ``base``.
+
+    Every move is ``(k, a, b) -> (b, a, k)`` (a conv kernel either way; a matrix is ``a = 1``).
+    """
+    if array.size == 0:
         return
-    if array.ndim >= 3:  # (out, in, *k) -> (*k, in, out)
-        cout, cin, *k = array.shape
-        kk = int(np.prod(k))
-        x = array.reshape(cout, cin, kk)
-        rows = _SLAB_BYTES // max(1, cin * cout * item)
-        if rows >= 16:  # large windows, few channels: whole output rows (j, :, :) at a time
-            for j0 in range(0, kk, rows):
-                r = min(rows, kk - j0)
-                buf = fout.slab(r * cin * cout * item)
-                slab = buf[: r * cin * cout * item].view(array.dtype).reshape(r, cin, cout)
-                np.copyto(slab, x[:, :, j0 : j0 + r].transpose(2, 1, 0))
-                fout.put(base + j0 * cin * cout * item, slab, buf)
-            return
-        # many channels: a block of input channels at a time, its kk output rows written apart
-        step = max(1, _SLAB_BYTES // max(1, cout * kk * item))
-        for c0 in range(0, cin, step):
-            c = min(step, cin - c0)
-            buf = fout.slab(2 * c * cout * kk * item)
-            mid = buf[: c * kk * cout * item].view(array.dtype).reshape(c, kk, cout)
-            slab = buf[c * kk * cout * item : 2 * c * kk * cout * item].view(array.dtype).reshape(kk, c, cout)
-            np.copyto(mid.reshape(c * kk, cout), x[:, c0 : c0 + c].reshape(cout, c * kk).T)
-            np.copyto(slab, mid.transpose(1, 0, 2))
-            for j in range(kk):  # rows (j, c0:c0+c, :) of the output
-                fout.put(base + (j * cin + c0) * cout * item, slab[j], buf if j == kk - 1 else None)
+    if array.ndim >= 3:
+        if to == "torch":
+            *kshape, a, b = array.shape
+            k = int(np.prod(kshape))
+        else:
+            b_, a, *kshape = array.shape
+            k, b = b_, int(np.prod(kshape))
+    elif array.ndim == 2:
+        k, a, b = array.shape[0], 1, array.shape[1]
+    else:
+        fout.put([(base, array)])
         return
-    if array.ndim == 2:  # (in, out) -> (out, in), a slab of output rows at a time
-        cin, cout = array.shape
-        step = max(1, _SLAB_BYTES // max(1, cin * item))
-        for o in range(0, cout, step):
-            c = min(step, cout - o)
-            buf = fout.slab(c * cin * item)
-            slab = buf[: c * cin * item].view(array.dtype).reshape(c, cin)
-            np.copyto(slab, array[:, o : o + c].T)
-            fout.put(base + o * cin * item, slab, buf)
+    x = array.reshape(k, a, b)
+    item, dtype = array.itemsize, array.dtype
+    if k == 1 or b == 1 or a == 1:  # a plain 2D transpose, a slab of output rows at a time
+        m = x.reshape(k * a, b) if k == 1 or a == 1 else x.reshape(k, a)  # out = m.T
+        rows, cols = m.shape
+        step = max(1, _SLAB_BYTES // max(1, rows * item))
+        for o in range(0, cols, step):
+            c = min(step, cols - o)
+            if c * rows * item > _SLAB_BYTES:  # one output row larger than a slab
+                piece = np.ascontiguousarray(m[:, o : o + c].T)
+                fout.put([(base + o * rows * item, piece)])
+                continue
+            buf = fout.slab()
+            out = _typed(buf, dtype, (c, rows))
+            layouts._transpose_into(out, m[:, o : o + c])
+            fout.put([(base + o * rows * item, out)], buf)
         return
-    flat = array.reshape(-1).view(np.uint8)
-    for lo in range(0, flat.size, _SLAB_BYTES):
-        piece = flat[lo : lo + _SLAB_BYTES]
-        buf = fout.slab(piece.size)
-        np.copyto(buf[: piece.size], piece)
-        fout.put(base + lo, buf[: piece.size], buf)
+    if k * a <= 256:  # few (k, a) pairs: each output slab gathers long runs of x directly
+        per = max(1, _SLAB_BYTES // max(1, a * k * item))
+        for o in range(0, b, per):
+            c = min(per, b - o)
+            buf = fout.slab()
+            out = _typed(buf, dtype, (c, a, k))
+            np.copyto(out, x[:, :, o : o + c].transpose(2, 1, 0))
+            fout.put([(base + o * a * k * item, out)], buf)
+        return
+    # a third of the input channels at a time: pass one (two threads) (k, h * b) -> (h * b, k)
+    # into a scratch of a third of the tensor, pass two moves k-element rows (h, b) -> (b, h) in slabs,
+    # each row a run of h * k elements at its place in the output (short runs: one part)
+    half = -(-a // 3)  # a third of the channels: the scratch is a third of the tensor
+    if half * k * item < 4096:
+        half = a
+    scratch = np.empty(half * b * k, dtype)
+    for a0 in range(0, a, half):
+        h = min(half, a - a0)
+        step1 = scratch[: h * b * k].reshape(h * b, k)
+        layouts._transpose_into(step1, x[:, a0 : a0 + h].reshape(k, h * b))
+        rows_in = step1.reshape(h, b, k)
+        per = max(1, _SLAB_BYTES // max(1, h * k * item))
+        for o in range(0, b, per):
+            c = min(per, b - o)
+            if c * h * k * item > _SLAB_BYTES:  # one output row larger than a slab
+                slab_arr, buf = np.empty((c, h, k), dtype), None
+            else:
+                buf = fout.slab()
+                slab_arr = _typed(buf, dtype, (c, h, k))
+            layouts._swap_rows(slab_arr, rows_in[:, o : o + c])
+            pieces = [(base + ((o + j) * a + a0) * k * item, slab_arr[j]) for j in range(c)]
+            fout.put(pieces, buf)
+    del scratch
 
 
 def _np_dtype(code: str):

@@ -68,3 +68,17 @@ def _groupnorm(layer: KLayer) -> Piece:
     weights = {"weight": w.get("gamma", np.ones(channels, np.float32)).copy(), "bias": w.get("beta", np.zeros(channels, np.float32)).copy()}
     code = f"nn.GroupNorm({int(c.get('groups', 32))}, {channels}, eps={fmt(float(c.get('epsilon', 1e-3)))})"
     return Piece((Step("", code, weights),), layer.in_layouts[0])
+
+
+@converter("RMSNormalization", family="norm", layout_free=True)
+def _rmsnorm(layer: KLayer) -> Piece:
+    c = layer.config
+    rank = len(layer.input_shapes[0])
+    axes = c.get("axis", -1)
+    axes = tuple(sorted(int(a) % rank for a in (axes if isinstance(axes, (list, tuple)) else [axes])))
+    if axes != (rank - 1,):
+        raise UnsupportedLayerError(f"RMSNormalization '{layer.keras_name}' over axes {c.get('axis')}; xconv translates the last axis.")
+    scale = layer.weights["scale"].copy()
+    eps = fmt(float(c.get("epsilon", 1e-6)))
+    out = Layout(CL if rank >= 3 else PLAIN)
+    return Piece((Step("", f"nn.RMSNorm({scale.shape[0]}, eps={eps})", {"weight": scale}),), out, inputs_as=("keras",))

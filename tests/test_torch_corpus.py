@@ -111,3 +111,26 @@ def test_a_planted_bug_in_the_translation_is_caught():
     w[0] = w[0] * 1.01
     layer.set_weights(w)
     assert output_error(model, x, k) > 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vit_attention", "unet_bilinear_align_corners", "cyclegan_resnet_generator"])
+def test_saved_translation_loads_without_xconv(name, tmp_path):
+    """Built-in layers and keras.ops only: the .keras file loads where xconv cannot be imported."""
+    import subprocess
+    import sys
+
+    model, x, k = translated(name, "float32")
+    xk = activation_to_keras(x.numpy())
+    k.save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", xk)
+    np.save(tmp_path / "want.npy", np.asarray(k(xk)))
+    code = (
+        "import sys; sys.modules['xconv'] = None\n"
+        "import numpy as np, keras\n"
+        f"m = keras.saving.load_model({str(tmp_path / 'm.keras')!r}, safe_mode=True)\n"
+        f"np.testing.assert_array_equal(np.asarray(m(np.load({str(tmp_path / 'x.npy')!r}))), np.load({str(tmp_path / 'want.npy')!r}))\n"
+        "print('ok')"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin"})
+    assert proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]

@@ -48,7 +48,10 @@ def _normalization(layer: KLayer) -> Piece:
     w = layer.weights
     mean, var = w.get("mean"), w.get("variance")
     if mean is None:
-        mean, var = layer.config.get("mean"), layer.config.get("variance")
+        # constants given as lists: Keras turns them into float32 tensors before casting them to
+        # the model's dtype, so a float64 model normalises with float32-rounded values; mimic it
+        mean = np.asarray(layer.config.get("mean"), np.float32)
+        var = np.asarray(layer.config.get("variance"), np.float32)
     mean = np.asarray(mean, np.float64).reshape(-1)
     std = np.maximum(np.sqrt(np.asarray(var, np.float64).reshape(-1)), 1e-7)  # Keras' epsilon floor
     mean, std = _channel_shaped(mean, layer), _channel_shaped(std, layer)

@@ -159,10 +159,12 @@ def context(keras_model, torch_module) -> LintContext:
     return LintContext(keras_model, torch_module, pairs, chains, pads, {}, None)
 
 
-def lint(keras_model, torch_module) -> list[Finding]:
+def lint(keras_model, torch_module, *, optimizer=None) -> list[Finding]:
     """Compare the configurations of a Keras model and its PyTorch port; return the findings.
 
-    Every rule of :data:`RULES` runs on one :class:`LintContext`.
+    Every rule of :data:`RULES` runs on one :class:`LintContext`; the training traps are rules
+    of :mod:`xconv.training.lint_rules`, and ``optimizer=(keras_optimizer, torch_optimizer)``
+    adds its optimizer checks (epsilon placement, weight decay, hyperparameters, clipping).
     """
     if framework_of(keras_model) != "keras" or framework_of(torch_module) != "torch":
         raise BadInputError("lint(keras_model, torch_module): a Keras model first, then its PyTorch port.")
@@ -170,6 +172,10 @@ def lint(keras_model, torch_module) -> list[Finding]:
     findings: list[Finding] = []
     for r in RULES:
         findings += r(ctx)
+    if optimizer is not None:
+        from .training.lint_rules import optimizer_findings
+
+        findings += optimizer_findings(optimizer)
     return findings
 
 
@@ -374,3 +380,6 @@ def _unweighted(cat, layer, tname, module) -> list[Finding]:
         if any(p for p in as_tuple(module.padding, len(layer.pool_size))) and getattr(module, "count_include_pad", True):
             return [Finding("average-pool padding counting", layer.name, tname, "Keras' 'same' average leaves the padding out of each window's count; the port counts it (count_include_pad=True).", "use count_include_pad=False (or xconv's AvgPoolSame for uneven padding).")]
     return []
+
+
+from .training import lint_rules as _training_rules  # noqa: E402,F401 - registers the training rules

@@ -18,10 +18,25 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["training_findings"]
+from ..linting import rule
+
+__all__ = ["training_findings", "optimizer_findings", "training_traps"]
 
 _DROPOUT_K = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D")
 _DROPOUT_T = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d")
+
+
+@rule
+def training_traps(ctx) -> list:
+    """The lint rule: frozen BatchNorms, momentum=None, frozen layers, regularizers, dropout rates."""
+    return training_findings(ctx.keras_model, ctx.torch_module, ctx.pairs)
+
+
+def optimizer_findings(optimizer) -> list:
+    """Findings for two optimizers, ``(keras_optimizer, torch_optimizer)`` (names, dicts or objects)."""
+    from ..linting import Finding
+
+    return _optimizers(optimizer, Finding)
 
 
 def training_findings(keras_model, torch_module, pairs, optimizer=None) -> list:

@@ -87,7 +87,7 @@ def _transpose_into(out: np.ndarray, matrix: np.ndarray) -> None:
 
     def work(lo, hi):
         src, dst = matrix[:, lo:hi], out[lo:hi]
-        if band <= 1 or n <= band:
+        if band <= 1 or n <= band or hi - lo < 128:  # few output rows: bands would be short
             np.copyto(dst, src.T)
             return
         for r in range(0, n, band):

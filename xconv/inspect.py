@@ -15,6 +15,7 @@ import numpy as np
 
 from .frameworks import framework_of
 from .layouts import describe_kernel_axes
+from .errors import LayoutError, UnsupportedLayerError
 from .registry import LayerContext, family_for_keras, family_for_torch
 
 __all__ = ["TensorInfo", "describe", "format_table", "to_json"]
@@ -53,41 +54,77 @@ def _pair_types(family, torch_type: str | None = None, keras_type: str | None = 
     """The counterpart type name: Conv3d <-> Conv3D (same rank), BatchNorm2d -> BatchNormalization."""
     if keras_type is not None:
         i = family.keras_types.index(keras_type)
-        return keras_type, family.torch_types[i] if len(family.torch_types) == len(family.keras_types) else family.torch_types[0]
+        torch_types = family.torch_types or family.pairs_with  # Bidirectional: an nn.LSTM/GRU/RNN's
+        return keras_type, torch_types[i] if len(torch_types) == len(family.keras_types) else torch_types[0]
     i = family.torch_types.index(torch_type)
     return family.keras_types[i] if len(family.torch_types) == len(family.keras_types) else family.keras_types[0], torch_type
 
 
 def describe(model) -> list[TensorInfo]:
-    """One :class:`TensorInfo` per weight tensor of a Keras model or a PyTorch module."""
+    """One :class:`TensorInfo` per weight tensor of a Keras model or a PyTorch module.
+
+    A layer no weight family knows is still listed, tensor by tensor, on its own side; its
+    other side reads ``(not converted)`` with the reason.
+    """
     rows: list[TensorInfo] = []
     if framework_of(model) == "torch":
         from .frameworks import torch_side as ts
 
         flatten_of = getattr(model, "xconv_flatten_of", {})  # zoo twins know their Flatten shapes
         for name, module in ts.weighted_modules(model):
-            family = family_for_torch(type(module).__name__, name)
-            ctx = LayerContext(name, flatten_of=flatten_of.get(name))
             t_arrays = ts.module_arrays(module)
-            k_arrays = family.to_keras(t_arrays, ctx)
+            ctx = LayerContext(name, flatten_of=flatten_of.get(name), num_heads=getattr(module, "num_heads", None))
+            try:
+                family = family_for_torch(type(module).__name__, name)
+                k_arrays = family.to_keras(t_arrays, ctx)
+            except (UnsupportedLayerError, LayoutError) as exc:
+                rows.extend(_unconverted(name, type(module).__name__, t_arrays, "torch", exc))
+                continue
             types = _pair_types(family, torch_type=type(module).__name__)
             for t_key, t_val in t_arrays.items():
                 k_key = family.names.get(t_key, t_key)
-                rows.append(_row(name, types, family.kind, ctx, k_key, t_key, k_arrays[k_key], t_val))
+                k_val = k_arrays.get(k_key)
+                rows.append(_row(name, types, family.kind, ctx, k_key, t_key, k_val if k_val is not None else np.empty(0), t_val))
     else:
         from .frameworks import keras_side as ks
 
         for layer in ks.weighted_layers(model):
-            family = family_for_keras(type(layer).__name__, layer.name)
-            ctx = LayerContext(layer.name, flatten_of=ks.flatten_source_shape(layer))
             k_arrays = ks.layer_weights(layer)
-            t_arrays = family.to_torch(k_arrays, ctx)
+            heads = getattr(layer, "num_heads", None)
+            ctx = LayerContext(layer.name, flatten_of=ks.flatten_source_shape(layer), num_heads=int(heads) if heads else None)
+            try:
+                family = family_for_keras(type(layer).__name__, layer.name)
+                t_arrays = family.to_torch(k_arrays, ctx)
+            except (UnsupportedLayerError, LayoutError) as exc:
+                rows.extend(_unconverted(layer.name, type(layer).__name__, k_arrays, "keras", exc))
+                continue
             types = _pair_types(family, keras_type=type(layer).__name__)
-            to_torch = {v: k for k, v in family.names.items()}
             for k_key, k_val in k_arrays.items():
-                t_key = to_torch.get(k_key, k_key)
-                rows.append(_row(layer.name, types, family.kind, ctx, k_key, t_key, k_val, t_arrays[t_key]))
+                # names can be many-to-one (an LSTM's two biases, attention's stacked projections)
+                found = [t for t, k in family.names.items() if k == k_key and t in t_arrays]
+                t_key = found[0] if found else k_key
+                t_val = t_arrays.get(t_key)
+                rows.append(_row(layer.name, types, family.kind, ctx, k_key, t_key if t_val is not None else "", k_val, t_val if t_val is not None else np.empty(0)))
     return rows
+
+
+def _unconverted(layer, type_name, arrays, side, exc) -> list[TensorInfo]:
+    """Rows for a layer no weight family converts: its own side only, the reason on the other."""
+    reason = str(exc).split(". ")[0]
+    out = []
+    for key, value in arrays.items():
+        shape = tuple(value.shape)
+        mine = dict(type=type_name, name=key, shape=shape, axes="x".join(map(str, shape)) or "scalar")
+        other = dict(type="(not converted)", name="", shape=(), axes=reason)
+        k, t = (mine, other) if side == "keras" else (other, mine)
+        out.append(
+            TensorInfo(
+                layer=layer, keras_type=k["type"], torch_type=t["type"], keras_name=k["name"], torch_name=t["name"],
+                keras_shape=k["shape"], torch_shape=t["shape"], keras_axes=k["axes"], torch_axes=t["axes"],
+                dtype=str(value.dtype), params=int(np.prod(shape)),
+            )
+        )  # fmt: skip
+    return out
 
 
 def describe_file(path) -> list[TensorInfo]:

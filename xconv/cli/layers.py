@@ -26,6 +26,13 @@ def table() -> list[dict]:
     return rows
 
 
+def ops_table() -> list[str]:
+    """The Keras operations (``keras.ops`` classes, and operators on KerasTensors) keras_to_torch converts."""
+    from ..translate import supported_operations
+
+    return supported_operations()
+
+
 def torch_table() -> list[dict]:
     """One row per PyTorch op (or whole module) torch_to_keras converts: its family and what it becomes."""
     from ..translate.torch_to_keras.registry import supported
@@ -47,6 +54,14 @@ def markdown() -> str:
     ]
     out += [f"| {r['keras']} | {r['family']} | {r['weights_to']} |" for r in rows]
     out += [
+        "",
+        "# Supported Keras operations",
+        "",
+        "Operations on KerasTensors in a functional graph (`x + 3.0`, `keras.ops.mean(x, axis=...)`) and",
+        "inside traced custom layers; each is written inline in the module's `forward`. Another",
+        "operation raises `UnsupportedLayerError` naming it and its node.",
+        "",
+        ", ".join(f"`{name}`" for name in ops_table()),
         "",
         "# Supported PyTorch ops",
         "",

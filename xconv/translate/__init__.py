@@ -18,12 +18,17 @@ from ..frameworks import framework_of
 from . import registry
 from .spec import CF, CL, KLayer, Layout
 
-__all__ = ["keras_to_torch", "module_source", "Translation", "translate", "supported_layers"]
+__all__ = ["keras_to_torch", "module_source", "Translation", "translate", "supported_layers", "supported_operations"]
 
 
 def supported_layers() -> dict[str, str]:
     """Keras layer type -> family, read from the registry."""
-    return {name: conv.family for name, conv in registry.supported().items()}
+    return {name: conv.family for name, conv in registry.supported().items() if not name.startswith("ops.")}
+
+
+def supported_operations() -> list[str]:
+    """The Keras operations (``keras.ops`` classes, and operators on KerasTensors) that translate."""
+    return [name.removeprefix("ops.") for name in registry.supported() if name.startswith("ops.")]
 
 
 @dataclass

@@ -120,3 +120,8 @@ def unregister_layer(keras_type) -> None:
 def registered() -> dict[str, str]:
     """Keras layer type -> torch module class name, for every plug-in."""
     return {k: v["torch_module"].__name__ for k, v in _PLUGINS.items()}
+
+
+def module_classes() -> dict[str, type]:
+    """Torch module class name -> class, for every plug-in (the generated code's namespace)."""
+    return {v["torch_module"].__name__: v["torch_module"] for v in _PLUGINS.values()}

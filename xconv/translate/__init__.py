@@ -336,7 +336,10 @@ def build_module(translation: Translation):
     """Execute the generated source and load the weights: the module *is* the file's code."""
     import torch
 
+    from .. import keras_plugins
+
     namespace: dict = {"__name__": f"xconv_generated_{translation.class_name}"}
+    namespace.update(keras_plugins.module_classes())  # plug-ins' own torch modules
     exec(compile(translation.source, f"<xconv:{translation.class_name}>", "exec"), namespace)  # our own generated code
     module = namespace[translation.class_name]()
     module.to(getattr(torch, translation.dtype))

@@ -459,6 +459,15 @@ class KerasMultiHeadAttention(nn.Module):
 }
 
 
+def _import_line(module: str, name: str) -> str:
+    import sys
+
+    if module not in ("__main__", "builtins") and hasattr(sys.modules.get(module), name):
+        return f"from {module} import {name}\n"
+    # a class defined in a script or notebook: import it yourself before using this file
+    return f"# {name}: your own module class (from {module}); define or import it before this file runs\n"
+
+
 # helpers that use another helper's code
 _NEEDS = {"GRUResetBefore": ("KerasRecurrent",)}
 
@@ -469,5 +478,5 @@ def source(helpers) -> str:
     for name in list(wanted):
         wanted.update(_NEEDS.get(name, ()))
     # plug-ins: "import:module:Class" brings the user's own module class in
-    imports = sorted({"from {} import {}\n".format(*h.split(":")[1:3]) for h in wanted if h.startswith("import:")})
+    imports = sorted({_import_line(*h.split(":")[1:3]) for h in wanted if h.startswith("import:")})
     return HEADER + "".join(imports) + "".join(HELPERS[name] for name in HELPERS if name in wanted)

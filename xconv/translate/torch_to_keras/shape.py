@@ -133,6 +133,20 @@ def t_(cx, node, args, kwargs):
     return transpose(cx, node, (args[0], 0, 1), {})
 
 
+@converts("aten::copy", family="shape", note="the copied value, in the destination's layout (x[...] = y, +=)")
+def copy(cx, node, args, kwargs):
+    dst, src = args[0], args[1]
+    if not isinstance(src, Value) or tuple(src.shape) != tuple(dst.shape):
+        raise cx.unsupported("a copy that broadcasts its source", "in-place updates of the same shape")
+    if src.is_const:
+        if dst.is_const:
+            return Out(src)
+        from .values import as_tensor
+
+        return Out(Value(as_tensor(cx, src, unflat(cx, dst)), dst.shape, unflat(cx, dst).perm))
+    return Out(src)
+
+
 @converts("aten::clone", "aten::alias", "aten::detach", "aten::lift_fresh_copy", "aten::contiguous",
           family="shape", note="no op")  # fmt: skip
 def passthrough(cx, node, args, kwargs):

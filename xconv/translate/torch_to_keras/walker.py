@@ -318,6 +318,8 @@ class _Walk:
             cx = Ctx(self.k, self.dtype, f"{self.plan.names.get(name, name)}__out", op, None, self.batch)
             v = unflat(cx, v)
             perm = default_perm(v.rank)
+            if perm[0] != v.perm[0]:  # torch returns it with the batch elsewhere (an RNN's h_n): batch first
+                perm = v.perm
             tensors.append(to_perm(cx, v, perm))
             perms.append(perm)
         return tensors

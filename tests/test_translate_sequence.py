@@ -203,5 +203,5 @@ def test_conv_lstm_is_refused_clearly():
     from xconv.errors import UnsupportedLayerError
 
     model = keras.Sequential([keras.Input((3, 6, 6, 2)), L.ConvLSTM2D(2, 3, name="clstm")])
-    with pytest.raises(UnsupportedLayerError, match="ConvLSTM2D.*'clstm'"):
+    with pytest.raises(UnsupportedLayerError, match="ConvLSTM2D.*'clstm'.*no convolutional LSTM"):
         keras_to_torch(model)

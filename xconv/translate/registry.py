@@ -91,7 +91,15 @@ def get(keras_type: str, layer_name: str) -> Converter:
                 f"Supported operations: {', '.join(ops)}. Rewrite it with a supported operation or layer."
             ) from None
         layers = sorted(k for k in _CONVERTERS if not k.startswith("ops."))
+        why = _NO_EQUIVALENT.get(keras_type, "")
         raise UnsupportedLayerError(
-            f"No converter for Keras layer type '{keras_type}' (layer '{layer_name}'). "
+            f"No converter for Keras layer type '{keras_type}' (layer '{layer_name}'). {why}"
             f"Supported: {', '.join(layers)}. To add one, register it with xconv.keras_plugins.register_layer."
         ) from None
+
+
+# layers refused on purpose: what stands in the way
+_NO_EQUIVALENT = {
+    f"ConvLSTM{n}D": "torch has no convolutional LSTM, so there is no clean module to translate it to. "
+    for n in (1, 2, 3)
+}

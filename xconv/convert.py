@@ -450,10 +450,11 @@ def _progress(items, total: int, label: str, enabled: bool):
 def _stream_layout(src: str, dst: str, to: str, result: Manifest, progress: bool = False) -> None:
     """safetensors -> safetensors in layout ``to``, in under 2 of the largest tensor's memory.
 
-    Each tensor is read into one reused buffer and moved as :func:`xconv.layouts` moves it, in
-    two cache-friendly passes, a third of its input channels at a time: the first pass (two
-    threads) into a scratch buffer a third of its size, the second into small slabs that a writer thread
-    ``pwrite``\ s at their places in the output while the next slab is computed.
+    Each tensor is read into one reused buffer and moved in two cache-friendly passes a slab at
+    a time: for kernels with many output rows, a slab of output rows (whole runs of the input
+    regrouped, then a banded 2D transpose); otherwise a third of the input channels at a time
+    through a scratch a third of the tensor's size. A writer thread writes each finished slab
+    (with pwrite, at its place in the output) while the next one is computed.
     """
     from .files.safetensors import header_bytes
 
@@ -596,6 +597,18 @@ def _write_layout(array: np.ndarray, to: str, base: int, fout: _SlabWriter) -> N
             out = _typed(buf, dtype, (c, a, k))
             np.copyto(out, x[:, :, o : o + c].transpose(2, 1, 0))
             fout.put([(base + o * a * k * item, out)], buf)
+        return
+    if b >= 64 and a * k * item * 4 <= _SLAB_BYTES:  # many output rows of modest size: a slab of them at a time
+        per = max(1, _SLAB_BYTES // (a * k * item))
+        tmp = np.empty(min(per, b) * a * k, dtype)
+        for b0 in range(0, b, per):
+            c = min(per, b - b0)
+            t = tmp[: a * k * c].reshape(a, k, c)
+            np.copyto(t, x[:, :, b0 : b0 + c].transpose(1, 0, 2))  # (k, a) of c-runs -> (a, k): runs stay whole
+            buf = fout.slab()
+            out = _typed(buf, dtype, (c, a * k))
+            layouts._transpose_into(out, t.reshape(a * k, c))  # (a * k, c) -> (c, a * k): the output rows
+            fout.put([(base + b0 * a * k * item, out)], buf)
         return
     # a third of the input channels at a time: pass one (two threads) (k, h * b) -> (h * b, k)
     # into a scratch of a third of the tensor, pass two moves k-element rows (h, b) -> (b, h) in slabs,

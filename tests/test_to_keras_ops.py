@@ -77,6 +77,7 @@ CASES = {
     "channel_shuffle": (lambda: Fn(lambda m, x: x.view(2, 2, 3, 4, 4).transpose(1, 2).reshape(2, 6, 4, 4)), (2, 6, 4, 4)),
     "slice_update": (lambda: Fn(lambda m, x: _slice_update(x)), (2, 4, 3, 3)),
     "where_and_compare": (lambda: Fn(lambda m, x: torch.where(x > 0, x, x * 0.1)), (2, 3, 4, 4)),
+    "normalize_flip_roll_repeat": (lambda: Fn(lambda m, x: F.normalize(x, dim=1).flip(2).roll(1, 3).repeat(1, 2, 1, 1) + torch.zeros_like(x).repeat(1, 2, 1, 1)), (2, 3, 4, 5)),
     "sdpa": (lambda: Fn(lambda m, x: F.scaled_dot_product_attention(x, x, x, is_causal=True)), (2, 2, 5, 4)),
 }
 

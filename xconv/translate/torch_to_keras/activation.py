@@ -131,3 +131,17 @@ def log_softmax(cx, node, args, kwargs):
 def log_sigmoid(cx, node, args, kwargs):
     return Out(like(args[0], cx.ops.log_sigmoid(args[0].tensor)))
 
+
+
+@converts("aten::clamp_min", family="activation", note="keras.ops.maximum with the bound")
+def clamp_min(cx, node, args, kwargs):
+    if isinstance(args[1], Value):
+        raise cx.unsupported("clamp_min with a tensor bound", "a number")
+    return _clip(cx, args[0], args[1], None) if args[1] != 0 else _clip(cx, args[0], 0, None)
+
+
+@converts("aten::clamp_max", family="activation", note="keras.ops.minimum with the bound")
+def clamp_max(cx, node, args, kwargs):
+    if isinstance(args[1], Value):
+        raise cx.unsupported("clamp_max with a tensor bound", "a number")
+    return _clip(cx, args[0], None, args[1])

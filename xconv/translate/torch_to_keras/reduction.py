@@ -70,3 +70,22 @@ def var(cx, node, args, kwargs):
     if correction:
         out = Value(out.tensor * cx.array(n / (n - correction)), out.shape, out.perm)
     return Out(out)
+
+
+@converts("aten::linalg_vector_norm", family="reduction", note="sqrt of the sum of squares (ord 2), sum of |x| (ord 1), max |x| (inf)")
+def vector_norm(cx, node, args, kwargs):
+    v = unflat(cx, args[0])
+    ord_ = args[1] if len(args) > 1 else kwargs.get("ord", 2)
+    dims = args[2] if len(args) > 2 else kwargs.get("dim")
+    keep = bool(args[3] if len(args) > 3 else kwargs.get("keepdim", False))
+    ops = cx.ops
+    if ord_ == 2:
+        out = reduce_value(cx, Value(v.tensor * v.tensor, v.shape, v.perm), dims, keep, ops.sum)
+        return Out(Value(ops.sqrt(out.tensor), out.shape, out.perm, nonneg=True))
+    if ord_ == 1:
+        out = reduce_value(cx, Value(ops.abs(v.tensor), v.shape, v.perm), dims, keep, ops.sum)
+        return Out(Value(out.tensor, out.shape, out.perm, nonneg=True))
+    if ord_ == float("inf"):
+        out = reduce_value(cx, Value(ops.abs(v.tensor), v.shape, v.perm), dims, keep, ops.max)
+        return Out(Value(out.tensor, out.shape, out.perm, nonneg=True))
+    raise cx.unsupported(f"a vector norm of order {ord_}", "ord 1, 2 or inf")

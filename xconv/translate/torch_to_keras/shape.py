@@ -237,3 +237,46 @@ def stack(cx, node, args, kwargs):
     dim = dim % rank
     values = [const_value(np.expand_dims(v.const, dim), batch1=v.batch1) if v.is_const else unsqueeze_value(cx, v, dim) for v in args[0]]
     return Out(_cat(cx, values, dim, node.shape, cx.name))
+
+
+@converts("aten::full_like", "aten::zeros_like", "aten::ones_like", family="shape", note="keras.ops.full_like")
+def full_like(cx, node, args, kwargs):
+    v = unflat(cx, args[0])
+    fill = {"aten::zeros_like": 0.0, "aten::ones_like": 1.0}.get(node.op)
+    if fill is None:
+        fill = args[1] if len(args) > 1 else kwargs.get("fill_value")
+    return Out(Value(cx.ops.full_like(v.tensor, cx.array(fill)), v.shape, v.perm, nonneg=fill >= 0))
+
+
+@converts("aten::flip", family="shape", note="keras.ops.flip")
+def flip(cx, node, args, kwargs):
+    v = unflat(cx, args[0])
+    dims = sorted({d % v.rank for d in args[1]})
+    if v.perm[0] in dims:
+        raise cx.unsupported("flipping the batch axis")
+    return Out(replace(v, tensor=cx.ops.flip(v.tensor, axis=tuple(v.axis(d) for d in dims))))
+
+
+@converts("aten::repeat", family="shape", note="keras.ops.tile")
+def repeat(cx, node, args, kwargs):
+    v = unflat(cx, args[0])
+    reps = list(args[1])
+    if len(reps) != v.rank:
+        raise cx.unsupported("repeat adding leading dims", "repeat with one count per dim")
+    if reps[v.perm[0]] != 1:
+        raise cx.unsupported("repeat along the batch axis")
+    return Out(Value(cx.ops.tile(v.tensor, [reps[d] for d in v.perm]), tuple(node.shape), v.perm, nonneg=v.nonneg))
+
+
+@converts("aten::roll", family="shape", note="keras.ops.roll")
+def roll(cx, node, args, kwargs):
+    v = unflat(cx, args[0])
+    shifts = args[1] if isinstance(args[1], (list, tuple)) else [args[1]]
+    dims = args[2] if len(args) > 2 else kwargs.get("dims", [])
+    dims = dims if isinstance(dims, (list, tuple)) else [dims]
+    if not dims or v.perm[0] in [d % v.rank for d in dims]:
+        raise cx.unsupported("roll over the flattened tensor or the batch axis", "roll along named dims")
+    t = v.tensor
+    for s, d in zip(shifts, dims):
+        t = cx.ops.roll(t, int(s), axis=v.axis(d))
+    return Out(replace(v, tensor=t))

@@ -74,6 +74,8 @@ def _models():
     cases["layernorm-last"] = lambda: seq(lambda i: L.LayerNormalization(dtype=F64)(L.Dense(5, dtype=F64)(i)))
     cases["layernorm-two-axes"] = lambda: seq(lambda i: L.LayerNormalization(axis=[1, 2], dtype=F64)(i))
     cases["layernorm-rms"] = lambda: seq(lambda i: L.LayerNormalization(rms_scaling=True, dtype=F64)(i))
+    cases["attention-dot"] = lambda: seq(lambda i: L.Attention(dtype=F64)([i, L.Dense(3, dtype=F64)(i)]))
+    cases["attention-scaled-key"] = lambda: seq(lambda i: L.Attention(use_scale=True, dtype=F64)([i, i, L.Dense(3, dtype=F64)(i)]))
     cases["rmsnorm"] = lambda: seq(lambda i: L.RMSNormalization(epsilon=1e-5, dtype=F64)(L.Dense(5, dtype=F64)(i)))
     cases["time-distributed-dense"] = lambda: seq(lambda i: L.TimeDistributed(L.Dense(3, dtype=F64), dtype=F64)(L.LSTM(4, return_sequences=True, dtype=F64)(i)))
 

@@ -417,6 +417,24 @@ class GRUResetBefore(nn.Module):
         out = torch.cat((out, torch.flip(back, dims=(1,))), dim=-1)
         return keras_rnn_outputs("GRU", out, torch.stack((h, hb)), seqs, state, True, merge)
 ''',
+    "DotAttention": '''
+class DotAttention(nn.Module):
+    """Keras Attention (dot-product): softmax(query @ key^T [* scale]) @ value; ``order`` picks
+    query, value (and key) among the inputs."""
+
+    def __init__(self, order, use_scale):
+        super().__init__()
+        self.order = order
+        self.scale = nn.Parameter(torch.ones(())) if use_scale else None
+
+    def forward(self, *xs):
+        query, value = xs[self.order[0]], xs[self.order[1]]
+        key = xs[self.order[2]] if len(self.order) > 2 else value
+        scores = query @ key.transpose(-1, -2)
+        if self.scale is not None:
+            scores = scores * self.scale
+        return torch.softmax(scores, dim=-1) @ value
+''',
     "KerasMultiHeadAttention": '''
 class KerasMultiHeadAttention(nn.Module):
     """Keras MultiHeadAttention for any key_dim, value_dim and output size: nn.MultiheadAttention's

@@ -65,3 +65,26 @@ def _mha(layer: KLayer) -> Piece:
     # the module receives the graph's inputs; ``order`` picks query, value (and key) among them
     steps = (Step("", code, weights, ("KerasMultiHeadAttention",)),)
     return Piece(steps, Layout(CL if rank >= 3 else PLAIN), inputs_as=("keras",) * len(layer.in_layouts))
+
+
+@converter("Attention", family="attention", layout_free=True)
+def _dot_attention(layer: KLayer) -> Piece:
+    """Keras' Attention layer (Luong dot-product): softmax(q @ k^T [* scale]) @ v."""
+    c = layer.config
+    if c.get("score_mode", "dot") != "dot":
+        raise _refuse_dot(layer, f"score_mode='{c.get('score_mode')}' is not supported; use 'dot'.")
+    kw = layer.kwargs
+    if kw.get("mask") is not None or kw.get("use_causal_mask") or kw.get("return_attention_scores"):
+        raise _refuse_dot(layer, "masks, use_causal_mask and return_attention_scores are not supported.")
+    refs = layer.args[0] if layer.args and isinstance(layer.args[0], (list, tuple)) else layer.args
+    if len(refs) not in (2, 3) or not all(isinstance(r, Ref) for r in refs):
+        raise _refuse_dot(layer, "its inputs must be [query, value] or [query, value, key] tensors.")
+    order = tuple(r.index for r in refs)
+    weights = {"scale": np.asarray(layer.weights["scale"]).reshape(())} if c.get("use_scale") else {}
+    code = f"DotAttention({fmt(order)}, use_scale={bool(c.get('use_scale'))})"
+    out = Layout(CL if len(layer.output_shape) >= 3 else PLAIN)
+    return Piece((Step("", code, weights, ("DotAttention",)),), out, inputs_as=("keras",) * len(layer.in_layouts))
+
+
+def _refuse_dot(layer: KLayer, why: str) -> UnsupportedLayerError:
+    return UnsupportedLayerError(f"Attention '{layer.keras_name}': {why}")

@@ -394,10 +394,15 @@ def compare(
     """Compare every layer of a Keras model and a PyTorch module (in either order) on ``inputs``.
 
     ``inputs`` is an array (or a list, for several inputs) in the layout of ``a``; it is
-    converted between channels-last and channels-first for ``b``. Each Keras layer is aligned
-    with the torch module of the same name, or the one ``align`` (or the module's
-    ``xconv_outputs`` attribute) names. ``a`` is the reference: relative differences are
-    taken against it. ``dtype='float64'`` is the strict mode: both sides run in float64.
+    converted between channels-last and channels-first for ``b``. The torch side runs as its
+    exported graph (an eval-mode copy; forward hooks only where export fails, and the report
+    says so), and each Keras layer is aligned with the value its twin computes (see
+    :mod:`xconv.comparison.align`): no names in common are needed. ``align`` pins layers to
+    module paths: a dict, a :class:`~xconv.transfer.Manifest`, or a saved manifest file; the
+    module's ``xconv_outputs`` attribute does the same. Layers that cannot be aligned are listed
+    in ``report.skipped``. A module in training mode is compared in eval mode and the layers whose
+    modules compute otherwise in training mode fail, with a note. Neither model is changed.
+    ``a`` is the reference: relative differences are taken against it. ``dtype='float64'`` is the strict mode: both sides run in float64.
     ``device`` places the PyTorch side; TF32 is switched off for the run and restored.
     ``mode="local"`` also runs each PyTorch layer on the input its Keras twin received and
     reports that layer's own error beside the accumulated one; ``report.first_local_divergence``

@@ -207,3 +207,41 @@ def test_conv_lstm_is_refused_clearly():
     model = keras.Sequential([keras.Input((3, 6, 6, 2)), L.ConvLSTM2D(2, 3, name="clstm")])
     with pytest.raises(UnsupportedLayerError, match="ConvLSTM2D.*'clstm'.*no convolutional LSTM"):
         keras_to_torch(model)
+
+
+def test_keras_io_text_transformer_with_float_token_ids():
+    """keras.io's text classification transformer: custom blocks (a nested Sequential, positions
+    from ops.arange) traced, float token ids cast as Keras' Embedding casts them."""
+    import keras
+    from keras import layers, ops
+
+    from xconv import keras_to_torch
+
+    class TransformerBlock(layers.Layer):
+        def __init__(self, dim, heads, ff):
+            super().__init__()
+            self.att = layers.MultiHeadAttention(num_heads=heads, key_dim=dim)
+            self.ffn = keras.Sequential([layers.Dense(ff, activation="relu"), layers.Dense(dim)])
+            self.norm1, self.norm2 = layers.LayerNormalization(epsilon=1e-6), layers.LayerNormalization(epsilon=1e-6)
+            self.drop1, self.drop2 = layers.Dropout(0.1), layers.Dropout(0.1)
+
+        def call(self, x):
+            x = self.norm1(x + self.drop1(self.att(x, x)))
+            return self.norm2(x + self.drop2(self.ffn(x)))
+
+    class TokenAndPosition(layers.Layer):
+        def __init__(self, maxlen, vocab, dim):
+            super().__init__()
+            self.tokens, self.positions = layers.Embedding(vocab, dim), layers.Embedding(maxlen, dim)
+
+        def call(self, x):
+            return self.tokens(x) + self.positions(ops.arange(0, ops.shape(x)[-1], 1))
+
+    inputs = layers.Input(shape=(12,))
+    x = TransformerBlock(8, 2, 16)(TokenAndPosition(12, 50, 8)(inputs))
+    outputs = layers.Dense(2)(layers.GlobalAveragePooling1D()(x))
+    model = _random(keras.Model(inputs, outputs))
+    tokens = np.random.default_rng(5).integers(0, 50, (2, 12)).astype("float32")
+    with torch.no_grad():
+        got = keras_to_torch(model)(torch.from_numpy(tokens)).numpy()
+    np.testing.assert_allclose(got, np.asarray(model(tokens)), rtol=1e-5, atol=1e-5)

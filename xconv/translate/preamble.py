@@ -417,6 +417,13 @@ class GRUResetBefore(nn.Module):
         out = torch.cat((out, torch.flip(back, dims=(1,))), dim=-1)
         return keras_rnn_outputs("GRU", out, torch.stack((h, hb)), seqs, state, True, merge)
 ''',
+    "TokenIds": '''
+class TokenIds(nn.Module):
+    """Token ids given as floats, truncated to integers as Keras' Embedding does."""
+
+    def forward(self, x):
+        return x.long() if x.is_floating_point() else x
+''',
     "DotAttention": '''
 class DotAttention(nn.Module):
     """Keras Attention (dot-product): softmax(query @ key^T [* scale]) @ value; ``order`` picks

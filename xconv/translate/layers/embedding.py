@@ -19,4 +19,7 @@ def _embedding(layer: KLayer) -> Piece:
     weights = family_for_keras("Embedding").to_torch(layer.weights, LayerContext(layer.keras_name))
     vocab, dim = weights["weight"].shape
     out = Layout(CL if len(layer.output_shape) >= 3 else PLAIN)
-    return Piece((Step("", f"nn.Embedding({vocab}, {dim})", weights),), out, inputs_as=("keras",))
+    steps = [Step("", f"nn.Embedding({vocab}, {dim})", weights)]
+    if layer.input_dtypes and "float" in layer.input_dtypes[0]:  # Keras casts float ids to integers
+        steps.insert(0, Step("__ids", "TokenIds()", helpers=("TokenIds",)))
+    return Piece(tuple(steps), out, inputs_as=("keras",))

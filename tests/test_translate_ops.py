@@ -48,6 +48,7 @@ def _ops_cases():
         "resize-nearest": maps(lambda x: ops.image.resize(x, (12, 10), interpolation="nearest")),
         "expand-squeeze-moveaxis": maps(lambda x: ops.moveaxis(ops.squeeze(ops.expand_dims(x, 1), 1), 1, 2)),
         "einsum": maps(lambda x: ops.einsum("bhwc,bhwd->bcd", x, x)),
+        "extract-patches": maps(lambda x: ops.image.extract_patches(x, size=2) + 0.0, shape=(6, 4, 4)),
         "vector-ops": maps(lambda x: ops.maximum(x, 0.0) * ops.minimum(x, 1.0) + ops.exp(-ops.square(x)), shape=(5,)),
         "layer-add-and-op-add": maps(lambda x: L.Add(dtype=F64)([x, x + 1.0]) * L.Multiply(dtype=F64)([x, x * 2.0])),
     }

@@ -599,3 +599,18 @@ def _dot_product_attention(op: KLayer) -> Piece:
 @op_converter("Identity")
 def _identity(op: KLayer) -> Piece:
     return Piece((), op.in_layouts[0], expr="{0}", inputs_as=(None,))
+
+
+@op_converter("ExtractPatches")
+def _extract_patches(op: KLayer) -> Piece:
+    """ops.image.extract_patches: each output pixel holds a (ph, pw, C) patch, flattened in that order."""
+    c = op.config
+    size = tuple(int(s) for s in np.broadcast_to(c.get("size"), (2,)))
+    strides = tuple(int(s) for s in np.broadcast_to(c.get("strides") or size, (2,)))
+    if c.get("is_3d") or c.get("padding", "valid") != "valid" or c.get("dilation_rate", 1) not in (1, (1, 1), [1, 1]):
+        raise _refuse(op, "only 2-D patches with padding='valid' and no dilation are supported.")
+    if c.get("data_format", "channels_last") != "channels_last":
+        raise _refuse(op, "only channels_last images are supported.")
+    (ph, pw), (sh, sw) = size, strides
+    expr = f"{{0}}.unfold(2, {ph}, {sh}).unfold(3, {pw}, {sw}).permute(0, 2, 3, 4, 5, 1).flatten(3)"
+    return Piece((), Layout(CL), expr=expr, inputs_as=(CF,))

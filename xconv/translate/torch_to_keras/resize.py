@@ -10,8 +10,6 @@ differently at the borders).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from .registry import converts
@@ -146,4 +144,4 @@ def pixel_unshuffle(cx, node, args, kwargs):
     return Out(tensor_value(t, node.shape, channels_last(4), nonneg=x.nonneg))
 
 
-__all__ = ["interpolation_matrix", "nearest_index", "math"]
+__all__ = ["interpolation_matrix", "nearest_index"]

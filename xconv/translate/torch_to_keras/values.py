@@ -13,7 +13,7 @@ gets it through :func:`unflat`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -169,7 +169,7 @@ def as_tensor(cx: Ctx, v: Value, like_value: Value):
 
 
 __all__ = ["Value", "Ctx", "Out", "channels_last", "default_perm", "identity", "tensor_value", "const_value",
-           "batch_first", "to_perm", "unflat", "like", "const_in", "as_tensor", "field"]
+           "batch_first", "to_perm", "unflat", "like", "const_in", "as_tensor", "along_axis"]
 
 
 def along_axis(cx: Ctx, t, axis: int, matrix: np.ndarray):

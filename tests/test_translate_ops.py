@@ -49,6 +49,8 @@ def _ops_cases():
         "expand-squeeze-moveaxis": maps(lambda x: ops.moveaxis(ops.squeeze(ops.expand_dims(x, 1), 1), 1, 2)),
         "einsum": maps(lambda x: ops.einsum("bhwc,bhwd->bcd", x, x)),
         "extract-patches": maps(lambda x: ops.image.extract_patches(x, size=2) + 0.0, shape=(6, 4, 4)),
+        "augmentation-and-resizing": maps(lambda x: L.Resizing(9, 7, interpolation="nearest", dtype=F64)(L.RandomFlip(dtype=F64)(L.RandomZoom(0.2, dtype=F64)(x)))),
+        "resize-nearest-non-integer-scale": maps(lambda x: ops.image.resize(x, (9, 7), interpolation="nearest")),
         "vector-ops": maps(lambda x: ops.maximum(x, 0.0) * ops.minimum(x, 1.0) + ops.exp(-ops.square(x)), shape=(5,)),
         "layer-add-and-op-add": maps(lambda x: L.Add(dtype=F64)([x, x + 1.0]) * L.Multiply(dtype=F64)([x, x * 2.0])),
     }
@@ -67,7 +69,7 @@ def test_operation_matches_keras(name):
         v.assign(rng.normal(0, 0.5, tuple(v.shape)))
     x = rng.normal(size=(2, *model.inputs[0].shape[1:]))
     module = keras_to_torch(model)
-    want = np.asarray(model(x))
+    want = np.asarray(model(x, training=False))  # inference: augmentation layers are the identity
     with torch.no_grad():
         got = module(torch.from_numpy(np.moveaxis(x, -1, 1) if x.ndim >= 3 else x)).numpy()
     if got.ndim >= 3:

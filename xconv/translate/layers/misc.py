@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..registry import converter
-from ..spec import CF, KLayer, Piece, Step
+from ..spec import CF, KLayer, Layout, Piece, Step
 from . import fmt
 
 
@@ -19,7 +19,12 @@ def _dropout(layer: KLayer) -> Piece:
     return Piece((Step("", f"nn.Dropout({fmt(float(layer.config.get('rate', 0.0)))})"),), layer.in_layouts[0])
 
 
-@converter("GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity", family="misc", elementwise=True)
+@converter(
+    "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity",
+    # data augmentation: the identity at inference
+    "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomBrightness",
+    family="misc", elementwise=True,
+)  # fmt: skip
 def _identity(layer: KLayer) -> Piece:
     return Piece((Step("", "nn.Identity()"),), layer.in_layouts[0])
 
@@ -56,3 +61,22 @@ def _normalization(layer: KLayer) -> Piece:
     std = np.maximum(np.sqrt(np.asarray(var, np.float64).reshape(-1)), 1e-7)  # Keras' epsilon floor
     mean, std = _channel_shaped(mean, layer), _channel_shaped(std, layer)
     return Piece((Step("", f"Normalize({fmt(mean.tolist())}, {fmt(std.tolist())})", helpers=("Normalize",)),), layer.in_layouts[0])
+
+
+@converter("Resizing", family="misc")
+def _resizing(layer: KLayer) -> Piece:
+    from ...errors import UnsupportedLayerError
+
+    c = layer.config
+    if c.get("crop_to_aspect_ratio") or c.get("pad_to_aspect_ratio") or c.get("antialias"):
+        raise UnsupportedLayerError(f"Resizing '{layer.keras_name}': crop_to_aspect_ratio, pad_to_aspect_ratio and antialias are not supported.")
+    if c.get("data_format", "channels_last") not in (None, "channels_last"):
+        raise UnsupportedLayerError(f"Resizing '{layer.keras_name}' uses data_format='channels_first'; rebuild it channels_last.")
+    size = (int(c["height"]), int(c["width"]))
+    mode = c.get("interpolation", "bilinear")
+    if mode not in ("bilinear", "nearest"):
+        raise UnsupportedLayerError(f"Resizing '{layer.keras_name}' with interpolation '{mode}'; xconv translates bilinear and nearest.")
+    # TF resizes with half-pixel centres: torch's align_corners=False, and nearest-exact for nearest
+    torch_mode, extra = ("bilinear", ", align_corners=False") if mode == "bilinear" else ("nearest-exact", "")
+    return Piece((Step("", f'nn.Upsample(size={fmt(size)}, mode="{torch_mode}"{extra})'),), Layout(CF))
+

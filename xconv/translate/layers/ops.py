@@ -539,7 +539,8 @@ def _resize(op: KLayer) -> Piece:
     if len(op.input_shapes[0]) != 4:
         raise _refuse(op, "only batched 4-D images are supported.")
     if mode == "nearest":
-        expr = f'F.interpolate({{0}}, size={fmt(size)}, mode="nearest")'
+        # TF's nearest uses half-pixel centres: torch's nearest-exact (plain nearest differs off integer scales)
+        expr = f'F.interpolate({{0}}, size={fmt(size)}, mode="nearest-exact")'
     elif mode == "bilinear":
         expr = f'F.interpolate({{0}}, size={fmt(size)}, mode="bilinear", align_corners=False)'
     elif mode == "bicubic":

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import needs_keras
 
-pytestmark = needs_keras
+pytestmark = [needs_keras, pytest.mark.slow]  # each case builds, translates and compares a model
 
 try:
     from corpus.keras_blocks import MODELS, build_model, sample_inputs

@@ -12,7 +12,7 @@ import torch
 
 from conftest import needs_keras
 
-pytestmark = needs_keras
+pytestmark = [needs_keras, pytest.mark.slow]  # each case builds, translates and compares a model
 
 F64 = "float64"
 

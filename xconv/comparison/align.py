@@ -176,12 +176,20 @@ def keras_calls(model) -> list[KerasCall]:
 # ---- the torch graph, indexed -----------------------------------------------------------------
 
 
+def module_aliases(tmodule) -> dict[str, str]:
+    """Every path of a module registered under several names (``self.conv1`` that is also
+    ``self.net[0]``) -> the name ``named_modules()`` gives it, which is the one the rest of xconv uses."""
+    first = {id(m): n for n, m in tmodule.named_modules()}
+    return {n: first[id(m)] for n, m in tmodule.named_modules(remove_duplicate=False) if first[id(m)] != n}
+
+
 class _Graph:
     """A TorchGraph with what alignment asks of it: positions, data inputs, consumers,
     ancestry (bit sets), module calls and each value's layout against Keras."""
 
-    def __init__(self, graph):
+    def __init__(self, graph, aliases: dict[str, str] | None = None):
         self.g = graph
+        aliases = aliases or {}  # a module registered under several names: every path -> its first name
         self.names = list(graph.inputs) + [n.name for n in graph.nodes]
         self.pos = {n: i for i, n in enumerate(self.names)}
         self.node = {n.name: n for n in graph.nodes}
@@ -202,7 +210,7 @@ class _Graph:
         for n in graph.nodes:
             for key, (path, _type) in (n.node.meta.get("nn_module_stack") or {}).items():
                 if path:
-                    keyed.setdefault((str(path), str(key)), []).append(n.name)
+                    keyed.setdefault((aliases.get(str(path), str(path)), str(key)), []).append(n.name)
         for (path, key), names in sorted(keyed.items(), key=lambda kv: self.pos[kv[1][0]]):
             self.calls.setdefault(path, []).append(names)
         self.layout = self._layouts()
@@ -331,7 +339,7 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
     from ..frameworks import keras_side as ks
     from ..frameworks import torch_side as ts
 
-    G = _Graph(graph)
+    G = _Graph(graph, module_aliases(tmodule))
     calls = keras_calls(kmodel)
     if not calls:  # not a functional graph: the layers in order, each fed by the one before
         prev, calls = ("input:0", 0), []

@@ -97,8 +97,15 @@ def resolve_device(device: str):
 
 
 def to_tensors(arrays: Sequence[np.ndarray], device, dtype) -> list:
+    """Arrays as tensors on ``device``: floating ones in ``dtype``; integer ones (token ids, indices)
+    stay integers (int64, what ``nn.Embedding`` and indexing take), never cast to float."""
     t = torch()
-    return [t.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=dtype) for a in arrays]
+    out = []
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        target = t.int64 if a.dtype.kind in "iu" else (t.bool if a.dtype.kind == "b" else dtype)
+        out.append(t.from_numpy(a).to(device=device, dtype=target))
+    return out
 
 
 def capture(module, arrays: Sequence[np.ndarray], names: Sequence[str], device, dtype, feed: Mapping[str, Sequence[np.ndarray]] | None = None) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:

@@ -51,12 +51,15 @@ def test_the_list_is_every_builder():
 def _floatx(dtype):
     import keras
 
-    before = keras.config.floatx()
+    # both: a global dtype policy that another test set (even back to "float32") outranks floatx
+    before, policy = keras.config.floatx(), keras.config.dtype_policy()
     keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
     try:
         yield
     finally:
         keras.config.set_floatx(before)
+        keras.config.set_dtype_policy(policy)
 
 
 def randomise(model, seed=0):

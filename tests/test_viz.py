@@ -206,6 +206,6 @@ def test_failed_save_leaves_no_partial_file(tmp_path, monkeypatch):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(fig, "savefig", broken)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(BadInputError, match="out.png.*disk full.*Nothing was written"):  # the one output rule's message
         viz.save_figure(fig, tmp_path / "out.png")
     assert list(tmp_path.iterdir()) == []

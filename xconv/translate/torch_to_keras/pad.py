@@ -1,8 +1,9 @@
 """Padding: constant (any value), reflect, replicate and circular, on any dims but the batch.
 
 Zero padding of the spatial axes of channels-last maps is Keras' ``ZeroPaddingND``; everything
-else is ``keras.ops.pad`` (``reflect`` is torch's reflection, ``edge`` its replication) in the
-Keras axis order; circular padding joins the wrapped slices. Negative padding crops.
+else is ``keras.ops.pad`` (``reflect`` is torch's reflection) in the Keras axis order; replicate
+padding joins repeated edge slices (TF's pad has no 'edge' mode), and circular padding the
+wrapped slices. Negative padding crops.
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ def pad_value(cx: Ctx, v: Value, pad, mode="constant", value=0.0) -> Value:
         cls = {1: L.ZeroPadding1D, 2: L.ZeroPadding2D, 3: L.ZeroPadding3D}[rank - 2]
         arg = kpairs[1] if rank == 3 else tuple(kpairs[1:-1])
         return Value(cls(arg, name=cx.name, dtype=cx.dtype)(t), shape, v.perm, nonneg=v.nonneg)
+    if mode == "replicate":  # by repeated edge slices: TF's pad has no 'edge' mode (keras.ops.pad fails there)
+        for ax, (a, b) in enumerate(kpairs):
+            if a or b:
+                n = t.shape[ax]
+                first = [slice(None)] * rank
+                last = [slice(None)] * rank
+                first[ax], last[ax] = slice(0, 1), slice(n - 1, n)
+                parts = [cx.ops.repeat(t[tuple(first)], a, axis=ax)] if a else []
+                parts += [t] + ([cx.ops.repeat(t[tuple(last)], b, axis=ax)] if b else [])
+                t = cx.ops.concatenate(parts, axis=ax)
+        return Value(t, shape, v.perm, nonneg=v.nonneg)
     if mode == "circular":
         for ax, (a, b) in enumerate(kpairs):
             if a or b:
@@ -64,7 +76,7 @@ def constant_pad_nd(cx, node, args, kwargs):
     return Out(pad_value(cx, args[0], args[1], "constant", value))
 
 
-@converts("aten::pad", family="pad", note="keras.ops.pad: constant, reflect, replicate; circular by wrapped slices")
+@converts("aten::pad", family="pad", note="keras.ops.pad: constant, reflect; replicate by edge slices; circular by wrapped slices")
 def pad(cx, node, args, kwargs):
     mode = args[2] if len(args) > 2 else kwargs.get("mode", "constant")
     value = args[3] if len(args) > 3 else kwargs.get("value")
@@ -80,4 +92,4 @@ def _mode(mode):
 
 for _r in (1, 2, 3):
     converts(f"aten::reflection_pad{_r}d", family="pad", note="keras.ops.pad(mode='reflect')")(_mode("reflect"))
-    converts(f"aten::replication_pad{_r}d", family="pad", note="keras.ops.pad(mode='edge')")(_mode("replicate"))
+    converts(f"aten::replication_pad{_r}d", family="pad", note="repeated edge slices")(_mode("replicate"))

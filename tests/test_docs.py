@@ -360,6 +360,6 @@ def test_readme_python_example_runs():
 def test_readme_has_exactly_the_two_setup_commands():
     text = (ROOT / "README.md").read_text()
     assert 'pip install -e ".[all]" && xconv demo' in text
-    assert 'pip install -e ".[all,dev]" && pytest' in text
+    assert 'pip install -e ".[all,dev]" && pytest -n 2' in text
     ci = (ROOT / ".ci" / "run").read_text()
-    assert 'pip install -q -e ".[all,dev]" && pytest' in ci
+    assert 'pip install -q -e ".[all,dev]" && pytest -n 2' in ci

@@ -150,11 +150,11 @@ def test_layers_table_is_generated_from_the_registry_and_docs_are_current(capsys
 
 
 def test_registries_reject_duplicates():
-    from xconv.translate.registry import converter
+    from xconv.translate.converters import converter
 
     with pytest.raises(ValueError, match="already has a converter"):
         converter("Conv2D", family="again")(lambda layer: None)
-    from xconv.registry import WeightFamily, register
+    from xconv.weights import WeightFamily, register
 
     with pytest.raises(ValueError, match="already registered"):
         register(WeightFamily("conv_again", ("Conv2D",), (), lambda w, c: w, lambda w, c: w))

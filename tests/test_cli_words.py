@@ -37,7 +37,7 @@ def test_cli_sources_hold_no_python_keyword_hints():
 def test_errors_carry_a_cli_wording_that_main_prints(capsys, monkeypatch):
     from xconv.errors import BadInputError
 
-    import xconv.cli.layers as layers
+    import xconv.cli.layers_cmd as layers
 
     def fail(args):
         raise BadInputError("pass force=True", cli="pass --force")

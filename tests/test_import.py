@@ -17,7 +17,7 @@ def test_import_xconv_loads_no_framework():
 
 
 def test_zoo_specs_and_registry_load_no_framework():
-    assert _loaded_after("import xconv; xconv.zoo.spec('unet_encoder'); xconv.registry.families()") == set()
+    assert _loaded_after("import xconv; xconv.zoo.spec('unet_encoder'); xconv.weights.families()") == set()
 
 
 def test_torch_work_never_loads_tensorflow():

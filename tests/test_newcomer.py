@@ -27,7 +27,7 @@ def test_version_flag(capsys):
 
 
 def test_env_imports_no_framework_but_reports_them():
-    code = "from xconv.cli.env import versions\nv = versions()\nassert v['keras'] != 'not installed' and v['tensorflow'] != 'not installed', v"
+    code = "from xconv.cli.env_cmd import versions\nv = versions()\nassert v['keras'] != 'not installed' and v['tensorflow'] != 'not installed', v"
     assert _loaded_after(code) == set()
 
 

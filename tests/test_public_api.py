@@ -12,13 +12,13 @@ import xconv
 # the modules a user imports from, and what each exports (their __all__)
 PUBLIC = [
     "xconv", "xconv.errors", "xconv.layouts", "xconv.padding", "xconv.zoo", "xconv.transfer", "xconv.comparison",
-    "xconv.inspect", "xconv.translate", "xconv.linting", "xconv.onnx", "xconv.repro", "xconv.testing", "xconv.viz",
-    "xconv.registry", "xconv.convert", "xconv.capture",
+    "xconv.describe", "xconv.translate", "xconv.linting", "xconv.onnx", "xconv.repro", "xconv.testing", "xconv.viz",
+    "xconv.weights", "xconv.convert", "xconv.capture",
 ]  # fmt: skip
 
 
 # named in issue 16, used by whoever extends xconv, in modules without an __all__
-EXTENSION_POINTS = [("xconv.translate.graph", "walk"), ("xconv.translate.registry", "Converter"), ("xconv.translate.registry", "converter")]
+EXTENSION_POINTS = [("xconv.translate.graph", "walk"), ("xconv.translate.converters", "Converter"), ("xconv.translate.converters", "converter")]
 
 
 def _exported():

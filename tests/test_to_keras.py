@@ -244,10 +244,10 @@ def test_functional_weights_reshapes_and_registered_custom_layers(tmp_path):
     kinds = {type(l).__name__ for l in k.layers}
     assert {"GeluTanh", "Reshape", "Dense"} <= kinds
     assert "Permute" not in kinds  # the reshapes move no data: the layout flows through them
-    k.save(tmp_path / "custom.keras")  # registered: saves and loads back where xconv.keras_layers is imported
+    k.save(tmp_path / "custom.keras")  # registered: saves and loads back where xconv.translate.torch_to_keras.custom_layers is imported
     import keras
 
-    import xconv.keras_layers  # noqa: F401
+    import xconv.translate.torch_to_keras.custom_layers  # noqa: F401
 
     again = keras.saving.load_model(tmp_path / "custom.keras", safe_mode=True)
     x = np.random.default_rng(0).standard_normal((1, 6, 5, 3))

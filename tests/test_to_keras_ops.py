@@ -115,7 +115,7 @@ def test_embedding_takes_token_ids():
 
 
 def test_the_op_registry_rejects_a_second_converter():
-    from xconv.translate.torch_to_keras.registry import converts, supported
+    from xconv.translate.torch_to_keras.converters import converts, supported
 
     assert "aten::convolution" in supported()
     with pytest.raises(ValueError, match="already has a converter"):

@@ -12,7 +12,7 @@ from torch import nn
 
 from conftest import needs_keras
 from xconv.errors import LayoutError
-from xconv.registry import LayerContext, family_for_keras, family_for_torch, families
+from xconv.weights import LayerContext, family_for_keras, family_for_torch, families
 
 pytestmark = needs_keras
 
@@ -364,5 +364,5 @@ def test_family_doctests(module):
     import doctest
     import importlib
 
-    result = doctest.testmod(importlib.import_module(f"xconv.registry.{module}"), optionflags=doctest.ELLIPSIS)
+    result = doctest.testmod(importlib.import_module(f"xconv.weights.{module}"), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0

@@ -33,14 +33,14 @@ _LAZY = {
     "transfer_weights": "xconv.transfer",
     "Manifest": "xconv.transfer",
     "TransferEntry": "xconv.transfer",
-    "describe": "xconv.inspect",
+    "describe": "xconv.describe",
     "keras_to_torch": "xconv.translate",
     "torch_to_keras": "xconv.translate.to_keras",
     "lint": "xconv.linting",
     "compare_training": "xconv.training",
     "register_layer": "xconv.keras_plugins",
 }
-_SUBMODULES = ("zoo", "registry", "frameworks", "inspect", "translate", "viz", "testing", "onnx", "capture", "keras_plugins", "training")
+_SUBMODULES = ("zoo", "weights", "frameworks", "describe", "translate", "viz", "testing", "onnx", "capture", "keras_plugins", "training")
 
 __all__ = [
     "compare",

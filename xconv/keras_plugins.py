@@ -51,8 +51,8 @@ def register_layer(
       (feature maps ``(N, C, *spatial)``, like every translated module) or ``"keras"`` (Keras'
       own axis order).
     """
-    from .registry import WeightFamily, register, unregister
-    from .translate import registry as converters
+    from .weights import WeightFamily, register, unregister
+    from .translate import converters
     from .translate.spec import CL, PLAIN, Layout, Piece, Step
 
     name = keras_type if isinstance(keras_type, str) else keras_type.__name__
@@ -106,8 +106,8 @@ def register_layer(
 
 def unregister_layer(keras_type) -> None:
     """Forget a registration made by :func:`register_layer`."""
-    from .registry import unregister
-    from .translate import registry as converters
+    from .weights import unregister
+    from .translate import converters
 
     name = keras_type if isinstance(keras_type, str) else keras_type.__name__
     entry = _PLUGINS.pop(name, None)

@@ -18,7 +18,7 @@ import numpy as np
 from . import layouts
 from .errors import BadInputError, LayoutError, MismatchedModelsError
 from .frameworks import framework_of
-from .registry import LayerContext, family_for_keras
+from .weights import LayerContext, family_for_keras
 
 __all__ = ["transfer_weights", "Manifest", "TransferEntry"]
 

@@ -12,7 +12,7 @@ import sys
 
 
 def add_arguments(p) -> None:
-    from .demo import add_common
+    from .demo_cmd import add_common
 
     p.add_argument("a", metavar="A", help="the reference: zoo:NAME, model.keras/.h5, model.onnx, file.py:Class or package.module:Class")
     p.add_argument("b", metavar="B", nargs="?", help="the other side, in the same forms (left out: A's zoo twins)")
@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from ..errors import BadInputError
-    from .demo import run_pipeline
+    from .demo_cmd import run_pipeline
 
     if args.b is None:
         if not args.a.startswith("zoo:"):

@@ -21,7 +21,7 @@ def load_source(source: str, framework: str = "torch"):
 
 
 def run(args) -> int:
-    from ..inspect import describe, describe_file, format_table, to_json
+    from ..describe import describe, describe_file, format_table, to_json
 
     if args.source.startswith("zoo:"):
         rows = describe(load_source(args.source))  # the torch twin: no TensorFlow needed

@@ -14,19 +14,19 @@ EXIT_OK, EXIT_MISMATCH, EXIT_BAD_INPUT = 0, 1, 2
 
 # command -> (module, help); each module defines add_arguments(parser) and run(args) -> int
 COMMANDS = {
-    "demo": ("xconv.cli.demo", "build a reference model in Keras and PyTorch, move the weights, compare every layer"),
+    "demo": ("xconv.cli.demo_cmd", "build a reference model in Keras and PyTorch, move the weights, compare every layer"),
     "compare": ("xconv.cli.compare_cmd", "compare a Keras model and a PyTorch module (your files, or zoo:NAME) layer by layer"),
     "inspect": ("xconv.cli.inspect_cmd", "show every weight of a model in Keras and PyTorch layouts"),
-    "filters": ("xconv.cli.filters", "draw a conv layer's kernels as a grid of tiles"),
-    "activations": ("xconv.cli.activations", "draw the feature maps of a model's layers for one input"),
-    "convert": ("xconv.cli.convert", "convert weights between .keras/.h5/.weights.h5 and .pt/.safetensors, with a manifest"),
-    "diff": ("xconv.cli.diff", "compare the tensors of two weight files across formats and layouts"),
+    "filters": ("xconv.cli.filters_cmd", "draw a conv layer's kernels as a grid of tiles"),
+    "activations": ("xconv.cli.activations_cmd", "draw the feature maps of a model's layers for one input"),
+    "convert": ("xconv.cli.convert_cmd", "convert weights between .keras/.h5/.weights.h5 and .pt/.safetensors, with a manifest"),
+    "diff": ("xconv.cli.diff_cmd", "compare the tensors of two weight files across formats and layouts"),
     "onnx": ("xconv.cli.onnx_cmd", "export a model to ONNX (tf2onnx / torch.onnx), batch dynamic, checked"),
     "lint": ("xconv.cli.lint_cmd", "find porting traps by reading a Keras model's and its port's configurations"),
-    "train-check": ("xconv.cli.train_check", "train a Keras model and its port for a few steps; compare loss, gradients, optimizer state, weights"),
+    "train-check": ("xconv.cli.train_check_cmd", "train a Keras model and its port for a few steps; compare loss, gradients, optimizer state, weights"),
     "repro": ("xconv.cli.repro_cmd", "re-run one diverging layer from a repro file (report.repro) in both frameworks"),
-    "layers": ("xconv.cli.layers", "list the layer families xconv converts"),
-    "env": ("xconv.cli.env", "print versions of Python, xconv and the frameworks (for bug reports)"),
+    "layers": ("xconv.cli.layers_cmd", "list the layer families xconv converts"),
+    "env": ("xconv.cli.env_cmd", "print versions of Python, xconv and the frameworks (for bug reports)"),
 }
 
 

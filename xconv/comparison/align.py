@@ -302,7 +302,7 @@ def _same_weights(layer, module) -> bool:
     from ..errors import XconvError
     from ..frameworks import keras_side as ks
     from ..frameworks import torch_side as ts
-    from ..registry import family_for_keras
+    from ..weights import family_for_keras
     from ..transfer import _context
 
     try:

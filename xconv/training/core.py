@@ -168,7 +168,7 @@ def compare_training(
     from ..frameworks import framework_of
     from ..frameworks import keras_side as ks
     from ..frameworks import torch_side as ts
-    from ..registry import LayerContext, family_for_keras
+    from ..weights import LayerContext, family_for_keras
     from ..transfer import transfer_weights
     from . import batchnorm, clipping, optimizers, random_layers as rl
 

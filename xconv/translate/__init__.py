@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import BadInputError, UnsupportedLayerError, XconvError
 from ..frameworks import framework_of
-from . import registry
+from . import converters
 from .spec import CF, CL, KLayer, Layout
 
 __all__ = ["keras_to_torch", "module_source", "Translation", "translate", "supported_layers", "supported_operations"]
@@ -23,12 +23,12 @@ __all__ = ["keras_to_torch", "module_source", "Translation", "translate", "suppo
 
 def supported_layers() -> dict[str, str]:
     """Keras layer type -> family, read from the registry."""
-    return {name: conv.family for name, conv in registry.supported().items() if not name.startswith("ops.")}
+    return {name: conv.family for name, conv in converters.supported().items() if not name.startswith("ops.")}
 
 
 def supported_operations() -> list[str]:
     """The Keras operations (``keras.ops`` classes, and operators on KerasTensors) that translate."""
-    return [name.removeprefix("ops.") for name in registry.supported() if name.startswith("ops.")]
+    return [name.removeprefix("ops.") for name in converters.supported() if name.startswith("ops.")]
 
 
 @dataclass
@@ -64,7 +64,7 @@ def _collect_converters(graph, convs: dict) -> None:
         if c.block is not None:
             _collect_converters(c.block, convs)
         elif c.key not in convs:
-            convs[c.key] = registry.get(c.key, c.layer.name)
+            convs[c.key] = converters.get(c.key, c.layer.name)
 
 
 def _to_layout(var: str, have: Layout, want: str | None, name: str) -> str:

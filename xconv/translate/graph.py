@@ -339,9 +339,9 @@ def _graph_of(inputs, outputs, owner) -> Graph:
 
 def _expand_default(layer) -> bool:
     """Trace a layer when no converter is registered for it and it is not a built-in Keras layer."""
-    from . import registry
+    from . import converters
 
     key = registry_key(layer)
-    if registry.has(key):
+    if converters.has(key):
         return False
     return not type(layer).__module__.startswith("keras.")

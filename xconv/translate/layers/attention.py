@@ -8,9 +8,9 @@ import math
 import numpy as np
 
 from ...errors import UnsupportedLayerError
-from ...registry import LayerContext, family_for_keras
+from ...weights import LayerContext, family_for_keras
 from ..graph import Ref
-from ..registry import converter
+from ..converters import converter
 from ..spec import CL, PLAIN, KLayer, Layout, Piece, Step
 from . import fmt
 

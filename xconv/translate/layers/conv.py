@@ -5,7 +5,7 @@ from __future__ import annotations
 from ... import layouts
 from ...errors import UnsupportedLayerError
 from ...padding import as_tuple, causal_padding, is_symmetric, same_pads, torch_pad_arg
-from ..registry import converter
+from ..converters import converter
 from ..spec import KLayer, Layout, Piece, Step
 from . import channels_last_only, fmt
 from .activation import activation_step

@@ -8,7 +8,7 @@ import numpy as np
 
 from ... import layouts
 from ...errors import UnsupportedLayerError
-from ..registry import converter
+from ..converters import converter
 from ..spec import CL, KLayer, Layout, Piece, Step
 from .activation import activation_step
 

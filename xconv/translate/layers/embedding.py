@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ...errors import UnsupportedLayerError
-from ...registry import LayerContext, family_for_keras
-from ..registry import converter
+from ...weights import LayerContext, family_for_keras
+from ..converters import converter
 from ..spec import CL, PLAIN, KLayer, Layout, Piece, Step
 
 

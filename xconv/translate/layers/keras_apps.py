@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import UnsupportedLayerError
-from ..registry import converter
+from ..converters import converter
 from ..spec import CF, KLayer, Piece, Step
 from . import fmt
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...errors import UnsupportedLayerError
-from ..registry import converter
+from ..converters import converter
 from ..spec import KLayer, Piece, Step
 from . import torch_dim
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..registry import converter
+from ..converters import converter
 from ..spec import CF, KLayer, Layout, Piece, Step
 from . import fmt
 

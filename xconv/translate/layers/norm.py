@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import UnsupportedLayerError
-from ..registry import converter
+from ..converters import converter
 from ..spec import CF, CL, PLAIN, KLayer, Layout, Piece, Step
 from . import fmt, single_axis
 

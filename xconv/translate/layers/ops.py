@@ -14,7 +14,7 @@ import numpy as np
 
 from ...errors import UnsupportedLayerError
 from ..graph import Ref
-from ..registry import op_converter
+from ..converters import op_converter
 from ..spec import CF, CL, PLAIN, KLayer, Layout, Piece
 from . import fmt, torch_dim
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...errors import UnsupportedLayerError
 from ...padding import as_tuple, is_symmetric, same_pads, torch_pad_arg
-from ..registry import converter
+from ..converters import converter
 from ..spec import KLayer, Layout, Piece, Step
 from . import channels_last_only, fmt
 from .conv import padding_steps

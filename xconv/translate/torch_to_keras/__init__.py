@@ -1,6 +1,6 @@
 """PyTorch -> Keras 3: a module exported with ``torch.export``, converted op by op.
 
-The package mirrors the Keras -> PyTorch direction: :mod:`.registry` keys one converter per
+The package mirrors the Keras -> PyTorch direction: :mod:`.converters` keys one converter per
 ATen op (or whole-module unit) and rejects duplicates; one file per op family (``conv``,
 ``pool``, ``norm``, ``activation``, ``shape``, ``indexing``, ``reduction``, ``elementwise``,
 ``pad``, ``resize``, ``linear``, ``rnn``, ``attention``, ``embedding``); :mod:`.walker` walks
@@ -18,9 +18,9 @@ __all__ = ["torch_to_keras", "supported_ops"]
 
 def supported_ops() -> dict[str, str]:
     """Registered op (or ``module:Type`` unit) -> family."""
-    from . import registry
+    from . import converters
 
-    return {k: c.family for k, c in registry.supported().items()}
+    return {k: c.family for k, c in converters.supported().items()}
 
 
 def _example_inputs(module, input_shape, example_inputs, batch: int):
@@ -88,7 +88,7 @@ def torch_to_keras(
 
     from ...capture.torch_graph import export
     from ...frameworks.keras_side import keras
-    from . import registry
+    from . import converters
     from .walker import _Walk, layer_maps
 
     k = keras()
@@ -96,7 +96,7 @@ def torch_to_keras(
     args = _example_inputs(module, input_shape, example_inputs, batch)
     batch = int(args[0].shape[0])
     dtype = dtype or _dtype_of(module, args)
-    graph = export(module, args, decompose=True, keep_whole=registry.keep_whole())
+    graph = export(module, args, decompose=True, keep_whole=converters.keep_whole())
     walk = _Walk(k, graph, module, dtype, batch)
     inputs = walk.inputs()
     walk.run()

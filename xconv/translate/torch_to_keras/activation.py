@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import converts
+from .converters import converts
 from .values import Ctx, Out, Value, like, unflat
 
 
@@ -30,7 +30,7 @@ for _op, _kind, _nn in [("relu", "relu", True), ("sigmoid", "sigmoid", True), ("
 def gelu(cx, node, args, kwargs):
     approximate = kwargs.get("approximate", args[1] if len(args) > 1 else "none")
     if approximate == "tanh":
-        from ...keras_layers import GeluTanh  # Keras' gelu(approximate=True) uses float32 constants
+        from .custom_layers import GeluTanh  # Keras' gelu(approximate=True) uses float32 constants
 
         return _layer(cx, args[0], GeluTanh(name=cx.name, dtype=cx.dtype))
     if cx.dtype == "float64":  # Keras' exact gelu rounds 1/sqrt(2) to float32: write it in float64

@@ -8,8 +8,8 @@ import math
 
 import numpy as np
 
-from ...registry import LayerContext, family_for_torch
-from .registry import converts, unit
+from ...weights import LayerContext, family_for_torch
+from .converters import converts, unit
 from .values import Out, Value, batch_first, to_perm, unflat
 
 

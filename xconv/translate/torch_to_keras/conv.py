@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...registry import LayerContext, family_for_keras, family_for_torch
-from .registry import converts
+from ...weights import LayerContext, family_for_keras, family_for_torch
+from .converters import converts
 from .values import Ctx, Out, Value, channels_last, tensor_value, to_perm
 
 

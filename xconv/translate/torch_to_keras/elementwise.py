@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...layouts import flatten_permutation
-from .registry import converts
+from .converters import converts
 from .values import Ctx, Out, Value, const_in, default_perm, like, to_perm, unflat
 
 

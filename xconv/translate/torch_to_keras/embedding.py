@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ...registry import LayerContext, family_for_torch
-from .registry import converts
+from ...weights import LayerContext, family_for_torch
+from .converters import converts
 from .values import Out, Value
 
 

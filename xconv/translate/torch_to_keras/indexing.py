@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .registry import converts
+from .converters import converts
 from .values import Ctx, Out, Value, unflat
 
 _BIG = 2**62

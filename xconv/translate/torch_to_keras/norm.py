@@ -1,14 +1,14 @@
 """Normalisation: batch norm (inference statistics), layer norm over the last dims (tokens or
 channels of a permuted map), group norm, instance norm. Axes are read through the layout, so a
 LayerNorm over channels-last maps normalises Keras' last axis with no transpose; weights go
-through the shared families (``xconv.registry.norm``)."""
+through the shared families (``xconv.weights.norm``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ...registry import LayerContext, family_for_torch
-from .registry import converts
+from ...weights import LayerContext, family_for_torch
+from .converters import converts
 from .values import Out, Value, like, unflat
 
 

@@ -8,7 +8,7 @@ wrapped slices. Negative padding crops.
 
 from __future__ import annotations
 
-from .registry import converts
+from .converters import converts
 from .values import Ctx, Out, Value, channels_last, unflat
 
 

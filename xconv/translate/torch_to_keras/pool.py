@@ -18,7 +18,7 @@ import itertools
 import numpy as np
 
 from .conv import pad_or_crop
-from .registry import converts
+from .converters import converts
 from .values import Ctx, Out, Value, along_axis, channels_last, tensor_value, to_perm
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .registry import converts
+from .converters import converts
 from .values import Out, Value, unflat
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .registry import converts
+from .converters import converts
 from .values import Ctx, Out, Value, along_axis, channels_last, tensor_value, to_perm
 
 _A = -0.75  # torch's bicubic convolution constant

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...registry import LayerContext, family_for_torch
-from .registry import converts
+from ...weights import LayerContext, family_for_torch
+from .converters import converts
 from .values import Out, Value, tensor_value, to_perm
 
 

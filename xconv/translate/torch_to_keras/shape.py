@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .registry import converts
+from .converters import converts
 from .values import Ctx, Out, Value, as_tensor, const_value, batch_first, channels_last, default_perm, to_perm, unflat
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import BadInputError, UnsupportedLayerError, XconvError
-from . import registry
+from . import converters
 from .values import Ctx, Value, channels_last, const_value, default_perm, tensor_value, to_perm, unflat
 
 # ops whose output is their input, re-labelled: a module ending in one is named after the op before
@@ -84,7 +84,7 @@ class _Plan:
         self.nodes = [n for n in graph.nodes if n.name in live]
         canonical = _canonical_paths(root)
         self.calls = {n.name: _calls(n, canonical) for n in self.nodes}
-        units = registry.unit_types()
+        units = converters.unit_types()
         self.unit_of: dict[str, Call] = {}
         for n in self.nodes:
             outer = next((c for c in self.calls[n.name] if c.type in units), None)
@@ -248,7 +248,7 @@ class _Walk:
             if not any(not v.is_const for v in found):
                 self.env[op.name] = self._fold(op, args, kwargs)
                 continue
-            conv = registry.get(op.op, _where(op))
+            conv = converters.get(op.op, _where(op))
             self.env[op.name] = self._apply(op, lambda cx: conv.fn(cx, op, args, kwargs))
 
     def _apply(self, op, call, name=None):
@@ -296,7 +296,7 @@ class _Walk:
         consumers = {i for n in plan.nodes if n.name not in member_names for i in n.inputs}
         outs = [n for n in members if n.name in consumers or n.name in self.g.outputs]
         module = dict(self.root.named_modules())[call.path]
-        conv = registry.get(f"module:{call.type}", _where(members[0]))
+        conv = converters.get(f"module:{call.type}", _where(members[0]))
         head = outs[-1] if outs else members[-1]
         name_for = self.plan.names.get(head.name)
         values = self._apply(head, lambda cx: conv.fn(Ctx(self.k, self.dtype, name_for, head, module, self.batch), inputs, outs), name_for)

@@ -18,7 +18,7 @@ A Bidirectional layer's Keras weights are ``forward/<name>`` and ``backward/<nam
 carries the suffix ``_reverse``.
 
 >>> import numpy as np
->>> from xconv.registry import LayerContext, family_for_keras
+>>> from xconv.weights import LayerContext, family_for_keras
 >>> w = {"kernel": np.zeros((3, 12)), "recurrent_kernel": np.zeros((4, 12)), "bias": np.zeros((2, 12))}
 >>> sorted(family_for_keras("GRU").to_torch(w, LayerContext("gru")))
 ['bias_hh_l0', 'bias_ih_l0', 'weight_hh_l0', 'weight_ih_l0']

@@ -2,8 +2,8 @@
 
 ``torch_to_keras`` uses it only where it must: PyTorch's ``GELU(approximate="tanh")`` (Keras'
 ``gelu(approximate=True)`` computes with float32 constants even in a float64 model). A
-``.keras`` file containing it loads where ``xconv.keras_layers`` has been imported
-(``import xconv.keras_layers``). Everything else ``torch_to_keras`` builds is built-in Keras
+``.keras`` file containing it loads where ``xconv.translate.torch_to_keras.custom_layers`` has been imported
+(``import xconv.translate.torch_to_keras.custom_layers``). Everything else ``torch_to_keras`` builds is built-in Keras
 layers and ``keras.ops`` calls, which load without xconv. Importing this module imports Keras.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .frameworks.keras_side import keras
+from ...frameworks.keras_side import keras
 
 _k = keras()
 

@@ -14,7 +14,7 @@ the same order as Keras' (heads, per_head) after a reshape:
 The number of heads is not visible in torch's arrays: ``LayerContext.num_heads`` says it.
 
 >>> import numpy as np
->>> from xconv.registry import LayerContext, family_for_keras
+>>> from xconv.weights import LayerContext, family_for_keras
 >>> w = {"query/kernel": np.zeros((8, 2, 4)), "key/kernel": np.zeros((8, 2, 4)),
 ...      "value/kernel": np.zeros((8, 2, 4)), "attention_output/kernel": np.zeros((2, 4, 8))}
 >>> {k: v.shape for k, v in family_for_keras("MultiHeadAttention").to_torch(w, LayerContext("mha")).items()}

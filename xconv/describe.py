@@ -16,7 +16,7 @@ import numpy as np
 from .frameworks import framework_of
 from .layouts import describe_kernel_axes
 from .errors import LayoutError, UnsupportedLayerError
-from .registry import LayerContext, family_for_keras, family_for_torch
+from .weights import LayerContext, family_for_keras, family_for_torch
 
 __all__ = ["TensorInfo", "describe", "format_table", "to_json"]
 

@@ -126,7 +126,7 @@ def _unsupported(kind: str, type_name: str, layer: str | None, table: Mapping[st
     where = f" (layer '{layer}')" if layer else ""
     return UnsupportedLayerError(
         f"No weight converter for {kind} type '{type_name}'{where}. Supported: {', '.join(sorted(table))}. "
-        f"To add one, register a WeightFamily in xconv/registry/."
+        f"To add one, register a WeightFamily in xconv/weights/."
     )
 
 

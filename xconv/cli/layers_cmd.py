@@ -11,7 +11,7 @@ def add_arguments(p) -> None:
 
 def table() -> list[dict]:
     """One row per Keras layer type: its family and whether its weights move by transfer_weights."""
-    from ..registry import family_for_keras
+    from ..weights import family_for_keras
     from ..translate import supported_layers
     from ..errors import UnsupportedLayerError
 
@@ -35,7 +35,7 @@ def ops_table() -> list[str]:
 
 def torch_table() -> list[dict]:
     """One row per PyTorch op (or whole module) torch_to_keras converts: its family and what it becomes."""
-    from ..translate.torch_to_keras.registry import supported
+    from ..translate.torch_to_keras.converters import supported
 
     return [{"torch": key, "family": c.family, "keras": c.note} for key, c in supported().items()]
 

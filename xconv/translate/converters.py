@@ -1,6 +1,6 @@
 """The converter registry: one entry per Keras layer type, one file per family under layers/.
 
->>> from xconv.translate.registry import supported
+>>> from xconv.translate.converters import supported
 >>> "Conv2D" in supported()
 True
 """

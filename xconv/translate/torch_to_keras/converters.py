@@ -7,7 +7,7 @@ converted one by one. Every registered ATen op is also kept whole by the decompo
 composite op with a Keras layer (``aten::linear`` -> Dense) never reaches the converters as
 its pieces.
 
->>> from xconv.translate.torch_to_keras.registry import supported
+>>> from xconv.translate.torch_to_keras.converters import supported
 >>> supported()["aten::convolution"].family
 'conv'
 """

@@ -39,6 +39,7 @@ _LAZY = {
     "lint": "xconv.linting",
     "compare_training": "xconv.training",
     "register_layer": "xconv.keras_plugins",
+    "register_module": "xconv.keras_plugins",
 }
 _SUBMODULES = ("zoo", "weights", "frameworks", "describe", "translate", "viz", "testing", "onnx", "capture", "keras_plugins", "training")
 
@@ -56,6 +57,7 @@ __all__ = [
     "lint",
     "compare_training",
     "register_layer",
+    "register_module",
     "layouts",
     "padding",
     "zoo",

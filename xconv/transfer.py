@@ -75,7 +75,7 @@ def _shapes_fit(layer, module) -> bool:
     from .frameworks import keras_side as ks
     from .frameworks import torch_side as ts
 
-    family = family_for_keras(type(layer).__name__, layer.name)
+    family = _family(layer, module)
     if type(module).__name__ not in family.torch_types + family.pairs_with:
         return False
     ctx = _context(layer)
@@ -85,6 +85,13 @@ def _shapes_fit(layer, module) -> bool:
         return False
     target = ts.module_arrays(module)
     return set(converted) == set(target) and all(converted[k].shape == target[k].shape for k in converted)
+
+
+def _family(layer, module):
+    """A plug-in module's own weight map (xconv.register_module), else the Keras layer type's family."""
+    from .keras_plugins import module_family
+
+    return module_family(type(module).__name__) or family_for_keras(type(layer).__name__, layer.name)
 
 
 def _context(layer) -> LayerContext:
@@ -194,7 +201,7 @@ def transfer_weights(src, dst, *, manifest: Manifest | str | None = None) -> Man
     manifest = Manifest(direction=f"{kinds[0]}->{kinds[1]}", matched_by=matched_by)
     plan = []
     for layer, tname, module in pairs:
-        family = family_for_keras(type(layer).__name__, layer.name)
+        family = _family(layer, module)
         torch_types = family.torch_types + family.pairs_with  # depthwise: a grouped Conv
         if type(module).__name__ not in torch_types:
             raise MismatchedModelsError(

@@ -53,6 +53,28 @@ def unit(*module_types: str, family: str, note: str = ""):
     return _register([f"module:{t}" for t in module_types], family, note)
 
 
+def add_unit(module_type: str, fn: Callable, family: str, *, note: str = "", replace: bool = False) -> OpConverter:
+    """Register a unit converter at run time (the plug-in API): ``fn(cx, inputs, outputs)``
+    converts every module of class name ``module_type`` whole; ``replace=True`` takes over one."""
+    _load()
+    key = f"module:{module_type}"
+    if key in _OPS and not replace:
+        raise ValueError(f"torch module type {module_type!r} already has a converter (family {_OPS[key].family!r}); "
+                         f"pass replace=True to take it over.")  # fmt: skip
+    _OPS[key] = OpConverter(key, family, fn, note)
+    return _OPS[key]
+
+
+def remove_unit(module_type: str) -> None:
+    """Forget a unit converter added by :func:`add_unit` (an unknown type is ignored)."""
+    _OPS.pop(f"module:{module_type}", None)
+
+
+def has_unit(module_type: str) -> bool:
+    _load()
+    return f"module:{module_type}" in _OPS
+
+
 def _load() -> None:
     from . import (  # noqa: F401 - importing registers
         activation,

@@ -4,10 +4,12 @@ Measures, in one run and on one machine: a bare Keras forward pass, a bare PyTor
 pass, and ``xconv.compare`` (which runs both, the PyTorch side as its exported graph node by
 node, captures every layer and measures them), on unet_encoder with a batch of 4. Reports the
 ratio compare / (keras + torch); the target is at most 1.25. Timings are the median of --repeat
-runs after one warm-up. ``torch.export`` runs once per module structure (later calls reuse the
-graph with the module's current weights): its one-off cost is timed apart, as ``export_s``.
+runs after one warm-up; --rounds further rounds then give one ratio each (on a loaded
+machine, their spread says how far one figure can be trusted). ``torch.export`` runs once per
+module structure (later calls reuse the graph with the module's current weights): its one-off
+cost is timed apart, as ``export_s``.
 
-    python scripts/bench_compare.py [--model unet_encoder] [--batch 4] [--repeat 5] [--json]
+    python scripts/bench_compare.py [--model unet_encoder] [--batch 4] [--repeat 7] [--rounds 5] [--json]
 """
 
 from __future__ import annotations
@@ -19,9 +21,23 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import statistics  # noqa: E402
+
 from _timing import median_times  # noqa: E402 - scripts/ is on sys.path when run as a script
 
 
+def round_ratios(bare_keras, bare_torch, compared, rounds: int) -> list[float]:
+    """compare / (Keras + PyTorch), one figure per round of three back-to-back calls: on a loaded
+    machine the load drifts between rounds more than within one, so each round is its own ratio."""
+    out = []
+    for _ in range(rounds):
+        spent = []
+        for fn in (bare_keras, bare_torch, compared):
+            start = time.perf_counter()
+            fn()
+            spent.append(time.perf_counter() - start)
+        out.append(spent[2] / (spent[0] + spent[1]))
+    return out
 
 
 def main() -> None:
@@ -29,6 +45,7 @@ def main() -> None:
     parser.add_argument("--model", default="unet_encoder")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=5, help="extra rounds, each giving its own ratio")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -69,6 +86,7 @@ def main() -> None:
         return graph.run([xt], keep=ends, state=state)
 
     tk, tt, tc, tg = median_times([bare_keras, bare_torch, compared, torch_graph], args.repeat)
+    per_round = round_ratios(bare_keras, bare_torch, compared, args.rounds) if args.rounds > 0 else []
     result = {
         "model": args.model,
         "batch": args.batch,
@@ -79,6 +97,8 @@ def main() -> None:
         "compare_s": round(tc, 4),
         "ratio": round(tc / (tk + tt), 4),
         "target_ratio": 1.25,
+        "round_ratios": [round(r, 4) for r in per_round],
+        "round_ratio_median": round(statistics.median(per_round), 4) if per_round else None,
         "export_s": round(export_s, 4),
         "torch_graph_s": round(tg, 4),
         "load_average": round(os.getloadavg()[0], 2),
@@ -92,6 +112,8 @@ def main() -> None:
         print(f"  bare PyTorch forward  {tt:8.3f} s")
         print(f"  xconv.compare         {tc:8.3f} s")
         print(f"  ratio: compare / (Keras + PyTorch) = {result['ratio']:.3f} (target <= 1.25; PyTorch side captured by {result['capture']})")
+        if per_round:
+            print(f"  ratio in each of {len(per_round)} further rounds: {', '.join(f'{r:.3f}' for r in per_round)} (median {result['round_ratio_median']:.3f})")
         print(f"  the PyTorch graph alone, every layer kept {tg:8.3f} s ({tg / tt:.2f} x the bare forward)")
         print(f"  load average {result['load_average']} on {os.cpu_count()} CPUs")
         print(f"  one-off torch.export of the module (first compare of this structure) {export_s:8.3f} s")

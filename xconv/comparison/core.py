@@ -102,86 +102,61 @@ class _Scratch:
     def __init__(self):
         self._buf = None
 
-    def like(self, shape, dtype):
-        import torch
-
-        n = int(np.prod(shape))
-        if self._buf is None or self._buf.numel() < n or self._buf.dtype != dtype:
-            self._buf = torch.empty(n, dtype=dtype)
-        return self._buf[:n].view(shape)
+    def like(self, shape, dtype) -> np.ndarray:
+        n = int(np.prod(shape, dtype=np.int64))
+        if self._buf is None or self._buf.size < n or self._buf.dtype != dtype:
+            self._buf = np.empty(n, dtype=dtype)
+        return self._buf[:n].reshape(shape)
 
 
 def _absmax(array: np.ndarray) -> float:
-    """max |x| of a contiguous array (aminmax is one vectorised pass; NaN propagates)."""
-    import torch
-
+    """max |x| (NumPy's SIMD max and min: two reads, no |x| copy; NaN propagates)."""
     if array.size == 0:
         return 0.0
-    lo, hi = torch.aminmax(torch.from_numpy(np.ascontiguousarray(array)))
-    return max(-float(lo), float(hi)) if not (math.isnan(lo) or math.isnan(hi)) else float("nan")
-
-
-def _argext(flat, largest: bool) -> int:
-    """Index of the max (or min) of a 1-D contiguous tensor: per-row extremes first, then one row."""
-    n = flat.numel()
-    rows = 1024
-    if n < rows * 64:
-        return int(flat.argmax() if largest else flat.argmin())
-    k = n // rows
-    head = flat[: rows * k].view(rows, k)
-    ext = head.amax(1) if largest else head.amin(1)
-    row = int(ext.argmax() if largest else ext.argmin())
-    best, best_i = float(ext[row]), row * k + int(head[row].argmax() if largest else head[row].argmin())
-    if rows * k < n:
-        tail = flat[rows * k :]
-        j = int(tail.argmax() if largest else tail.argmin())
-        if (float(tail[j]) > best) if largest else (float(tail[j]) < best):
-            best_i = rows * k + j
-    return best_i
+    hi, lo = float(array.max()), float(array.min())
+    return max(-lo, hi) if not (math.isnan(lo) or math.isnan(hi)) else float("nan")
 
 
 _BLOCK_BYTES = 256 * 1024  # what one block of a transposed subtraction keeps in L2
 
 
-def _sub_into(r, o, out) -> None:
+def _sub_into(r: np.ndarray, o: np.ndarray, out: np.ndarray) -> None:
     """``out = r - o`` where one side may be a channels-last view: blocked along the first
-    spatial axis, so the transposed reads stay in cache (about 1.7x faster than one call)."""
-    import torch
-
-    if r.dim() < 3 or (r.is_contiguous() and o.is_contiguous()):
-        torch.sub(r, o, out=out)
+    spatial axis, so the transposed reads stay in cache."""
+    if r.ndim < 3 or (r.flags.c_contiguous and o.flags.c_contiguous):
+        np.subtract(r, o, out=out)
         return
-    per_row = r.shape[1] * int(np.prod(r.shape[3:], dtype=np.int64)) * r.element_size()
+    per_row = r.shape[1] * int(np.prod(r.shape[3:], dtype=np.int64)) * r.itemsize
     rows = max(1, _BLOCK_BYTES // max(per_row, 1))
     for start in range(0, r.shape[2], rows):
         block = slice(start, start + rows)
-        torch.sub(r[:, :, block], o[:, :, block], out=out[:, :, block])
+        np.subtract(r[:, :, block], o[:, :, block], out=out[:, :, block])
 
 
 def _diff(name, kind, ref: np.ndarray, other: np.ndarray, scale: float, rtol: float, atol: float, scratch: _Scratch) -> LayerDiff:
     """Greatest absolute difference, where it is, and the normwise verdict (``scale`` = max |ref|).
 
-    One strided subtraction into a reused buffer (the transpose happens there), then
-    vectorised reductions: torch's plain ``argmax`` and ``abs`` passes cost several times more.
+    One strided subtraction into a reused buffer (the transpose happens there), then NumPy's
+    SIMD max, min and arg-extreme: about 5x faster than torch's CPU reductions on the same data.
     """
-    import torch
-
     if ref.shape != other.shape:
         note = f"shapes differ: reference {tuple(ref.shape)}, other {tuple(other.shape)} (channels-first)"
         return LayerDiff(name, kind, tuple(ref.shape), float("inf"), float("inf"), (), atol, rtol, False, note)
     if ref.size == 0:
         return LayerDiff(name, kind, tuple(ref.shape), 0.0, 0.0, (), atol, rtol, True)
-    r, o = torch.from_numpy(ref), torch.from_numpy(other)
-    buf = scratch.like(tuple(ref.shape), torch.promote_types(r.dtype, o.dtype))
-    _sub_into(r, o, buf)
-    flat = buf.view(-1)
-    lo, hi = (float(v) for v in torch.aminmax(flat))
+    dtype = np.promote_types(ref.dtype, other.dtype)
+    if dtype.kind != "f":  # integer outputs (indices, token ids): no wrap-around in the difference
+        dtype = np.dtype(np.float64)
+    buf = scratch.like(tuple(ref.shape), dtype)
+    _sub_into(ref, other, buf)
+    flat = buf.reshape(-1)
+    hi, lo = float(flat.max()), float(flat.min())
     if math.isnan(lo) or math.isnan(hi):
-        max_abs, index = float("nan"), int(torch.isnan(flat).to(torch.uint8).argmax())
+        max_abs, index = float("nan"), int(np.isnan(flat).argmax())
     elif hi >= -lo:
-        max_abs, index = hi, _argext(flat, largest=True)
+        max_abs, index = hi, int(flat.argmax())
     else:
-        max_abs, index = -lo, _argext(flat, largest=False)
+        max_abs, index = -lo, int(flat.argmin())
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
     ok = bool(max_abs <= atol + rtol * scale)
     where = tuple(int(i) for i in np.unravel_index(index, ref.shape))

@@ -207,3 +207,100 @@ def test_keras_applications_translate_and_match(arch):
     x = np.random.default_rng(0).random((1, 224, 224, 3))
     check(model, x.astype("float32"), dtype="float32")
     check(model, x, dtype="float64")
+
+
+# ---- data_format="channels_first" ---------------------------------------------------------------
+# Keras' channels_first maps are (N, C, *spatial), torch's own order: the translation runs those
+# layers on them as they come. TF's CPU conv kernels are NHWC only in float64, so these compare in
+# float32 (Keras transposes for oneDNN there); the float64 check below uses a channels_last twin.
+CF = {"data_format": "channels_first"}
+CF_CASES = [
+    ("conv1d-same-stride2", (3, 11), lambda: [L.Conv1D(4, 4, strides=2, padding="same", activation="softmax", **CF)]),
+    ("conv2d-same-dilated", (3, 9, 8), lambda: [L.Conv2D(5, (3, 2), dilation_rate=(2, 1), padding="same", **CF)]),
+    ("conv2d-same-even-stride2", (2, 9, 8), lambda: [L.Conv2D(3, 4, strides=2, padding="same", **CF)]),
+    ("conv3d", (2, 5, 6, 4), lambda: [L.Conv3D(3, 3, padding="same", activation="relu", **CF)]),
+    ("conv2d-transpose", (3, 5, 6), lambda: [L.Conv2DTranspose(4, 3, strides=2, padding="same", **CF)]),
+    ("conv1d-transpose", (3, 7), lambda: [L.Conv1DTranspose(2, 5, strides=2, padding="same", **CF)]),
+    ("conv3d-transpose", (2, 3, 4, 2), lambda: [L.Conv3DTranspose(2, 3, strides=(2, 1, 2), padding="same", **CF)]),
+    ("depthwise2d", (3, 10, 9), lambda: [L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", strides=2, **CF)]),
+    ("depthwise1d", (4, 12), lambda: [L.DepthwiseConv1D(5, **CF)]),
+    ("separable2d", (3, 10, 9), lambda: [L.SeparableConv2D(5, 3, depth_multiplier=2, padding="same", **CF)]),
+    ("separable1d", (3, 12), lambda: [L.SeparableConv1D(4, 4, padding="same", strides=2, **CF)]),
+    ("pooling", (3, 11, 10), lambda: [L.MaxPooling2D(3, strides=2, padding="same", **CF), L.AveragePooling2D(2, padding="same", **CF), L.AveragePooling2D(2, **CF)]),
+    ("pooling-1d-3d", (2, 4, 6, 5), lambda: [L.MaxPooling3D(2, **CF), L.Reshape((4, 6)), L.MaxPooling1D(2, **CF), L.AveragePooling1D(1, **CF)]),
+    ("global-pooling", (3, 6, 5), lambda: [L.Conv2D(4, 3, **CF), L.GlobalMaxPooling2D(keepdims=True, **CF), L.GlobalAveragePooling2D(**CF)]),
+    ("batchnorm-axis1", (3, 6, 5), lambda: [L.Conv2D(4, 3, **CF), L.BatchNormalization(axis=1), L.ReLU()]),
+    ("flatten-dense", (3, 6, 5), lambda: [L.Conv2D(4, 3, **CF), L.Flatten(), L.Dense(7)]),
+    ("flatten-channels-first-dense", (3, 6, 5), lambda: [L.Conv2D(4, 3, **CF), L.Flatten(**CF), L.Dropout(0.2), L.Dense(7)]),
+    ("upsampling-padding-cropping", (3, 5, 4), lambda: [L.UpSampling2D((2, 3), **CF), L.ZeroPadding2D(((1, 2), (0, 1)), **CF), L.Cropping2D(((0, 1), (2, 1)), **CF), L.Conv2D(2, 3, **CF)]),
+    ("upsampling-1d-3d", (2, 3, 4, 2), lambda: [L.UpSampling3D(2, **CF), L.ZeroPadding3D(1, **CF), L.Cropping3D(1, **CF)]),
+]
+
+
+@pytest.mark.parametrize("case", CF_CASES, ids=[c[0] for c in CF_CASES])
+def test_channels_first_layers_match_keras(case):
+    _, shape, layers = case
+    model = seq(shape, *layers())
+    check(model, data(shape).astype("float32"), dtype="float32")
+    src = __import__("xconv").translate.module_source(model, channels_last_io=True)
+    src = src[src.rindex("class M("):]  # the model's own class (helpers above it may transpose)
+    assert "movedim(" not in src, src  # with Keras' own (N, C, *spatial) in and out, no transposes at all
+
+
+def _mixed_model():
+    inp = keras.Input((3, 12, 10), name="image")
+    x = L.Conv2D(4, 3, padding="same", activation="relu", name="stem", **CF)(inp)
+    x = L.BatchNormalization(axis=1, name="bn")(x)
+    y = L.DepthwiseConv2D(3, padding="same", name="dw", **CF)(x)
+    x = L.Concatenate(axis=1, name="cat")([x, y])
+    x = L.MaxPooling2D(name="pool", **CF)(x)
+    x = L.Conv2D(5, 3, name="last_conv")(x)  # channels_last on channels_first maps: Keras reads W as channels
+    x = L.Flatten(name="flat")(x)
+    return randomized(keras.Model(inp, L.Dense(3, name="head")(x), name="mixed"))
+
+
+def test_channels_first_mixed_with_channels_last_matches_and_runs_in_keras_order():
+    model = _mixed_model()
+    t, report = check(model, data((3, 12, 10)).astype("float32"), dtype="float32")
+    assert {r.name for r in report.layers} == {"stem", "bn", "dw", "cat", "pool", "last_conv", "flat", "head"}
+    assert isinstance(t.bn, torch.nn.BatchNorm2d) and t.cat.dim == 1  # torch's channel axis: no transposes around them
+    src = __import__("xconv").translate.module_source(model)
+    assert src.count("movedim") == 2, src  # the channels-first input into Keras' order, and into the channels_last conv
+
+
+def _channels_last_twin(model):
+    """The same network built channels_last in float64, with the same weights (TF's CPU runs it)."""
+    f64 = {"dtype": "float64"}
+    inp = keras.Input((12, 10, 3), dtype="float64")
+    x = L.Conv2D(4, 3, padding="same", activation="relu", **f64)(inp)
+    x = L.BatchNormalization(axis=-1, **f64)(x)
+    y = L.DepthwiseConv2D(3, padding="same", **f64)(x)
+    x = L.Concatenate(axis=-1, **f64)([x, y])
+    x = L.MaxPooling2D(**f64)(x)
+    x = L.Permute((3, 1, 2), **f64)(x)  # back to (C, H, W): the channels_last conv of the original reads W as channels
+    x = L.Conv2D(5, 3, **f64)(x)
+    twin = keras.Model(inp, L.Dense(3, **f64)(L.Flatten(**f64)(x)))
+    twin.set_weights([np.asarray(w, "float64") for w in model.get_weights()])
+    return twin
+
+
+def test_channels_first_model_matches_a_channels_last_twin_in_float64():
+    model = _mixed_model()
+    twin = _channels_last_twin(model)
+    x = data((3, 12, 10))
+    want = np.asarray(twin(np.moveaxis(x, 1, -1)))
+    assert want.dtype == np.float64
+    np.testing.assert_allclose(np.asarray(model(x.astype("float32"))), want, rtol=1e-4, atol=1e-5)  # the twin is the same network
+    t = keras_to_torch(model, channels_last_io=True).double()  # channels_last_io: Keras' own (N, C, H, W) input
+    with torch.no_grad():
+        got = t(torch.from_numpy(x)).numpy()
+    assert np.abs(got - want).max() <= 1e-9 * np.abs(want).max()
+
+
+def test_channels_first_planted_swapped_filter_is_named():
+    model = _mixed_model()
+    t = keras_to_torch(model)
+    with torch.no_grad():
+        t.dw.weight[[0, 1]] = t.dw.weight[[1, 0]].clone()  # two depthwise filters swapped
+    report = compare(model, t, data((3, 12, 10)).astype("float32"), dtype="float32")
+    assert not report.ok and report.first_divergence == "dw"

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import BadInputError, UnsupportedLayerError, XconvError
 from ..frameworks import framework_of
 from . import converters
-from .spec import CF, CL, KLayer, Layout
+from .spec import CF, CL, FLAT, KERAS, PLAIN, KLayer, Layout
 
 __all__ = ["keras_to_torch", "module_source", "Translation", "translate", "supported_layers", "supported_operations"]
 
@@ -68,13 +68,13 @@ def _collect_converters(graph, convs: dict) -> None:
 
 
 def _to_layout(var: str, have: Layout, want: str | None, name: str) -> str:
-    """``var`` (laid out as ``have``) as an expression in layout ``want`` ('cf', 'keras' or None)."""
+    """``var`` (laid out as ``have``) as an expression in layout ``want`` (CF, KERAS or None)."""
     if want is None:
         return var
-    if want == "keras":
+    if want == KERAS:
         if have.kind == CF:
             return f"{var}.movedim(1, -1)"
-        if have.kind == "flat":
+        if have.kind == FLAT:
             raise UnsupportedLayerError(
                 f"'{name}' works on the output of a Flatten in Keras' order, which xconv keeps in torch's order for the "
                 f"Dense after it; put the operation before the Flatten, or use a Reshape."
@@ -158,7 +158,7 @@ class _Generator:
             var[tid] = arg
             args.append(arg)
             if top and self.channels_last_io and len(shape) >= 3:
-                body.append(f"        {arg} = {arg}.movedim(-1, 1)  # channels-last in")
+                layouts[tid] = Layout(CL)  # Keras' own order: each consumer takes it as it needs
         outputs: dict[str, str] = {}
         plain: dict[str, str] = {}
         for call in graph.calls:
@@ -180,8 +180,10 @@ class _Generator:
                 continue
             conv = self.convs[call.key]
             in_layouts_now = tuple(layouts[t] for t in call.inputs)
+            # maps already in Keras' own order (after channels_first layers) stay so for a layer that keeps it
+            keep = conv.keeps_order and bool(in_layouts_now) and all(l.kind == CL for l in in_layouts_now)
             if call.is_op or first:
-                if not conv.layout_free:  # it will receive channels-first maps
+                if not conv.layout_free and not keep:  # it will receive channels-first maps
                     in_layouts_now = tuple(Layout(CF) if l.kind == CL else l for l in in_layouts_now)
                 spec = KLayer(
                     name=call.name, keras_name=call.layer.name, class_name=call.key.removeprefix("ops."),
@@ -202,7 +204,7 @@ class _Generator:
                     done[call.name] = (call, piece)
             else:
                 piece = done[call.name][1]
-            wants = piece.inputs_as or ((None if piece.expr else CF),) * len(call.inputs)
+            wants = piece.inputs_as or ((None if piece.expr is not None or keep else CF),) * len(call.inputs)
             ins = [_to_layout(var[t], layouts[t], w, call.layer.name) for t, w in zip(call.inputs, wants)]
             if piece.expr is not None:
                 consts = {}
@@ -257,8 +259,8 @@ class _Generator:
             producer = next((c for c in graph.calls if tid in c.outputs and not c.is_op), None)
             if producer is not None and attrs.get(producer.name):
                 outputs[keras_name] = attrs[producer.name][-1]
-                if layouts[tid].kind in ("plain", CL):  # e.g. a Flatten kept in Keras order: compare must not reorder it
-                    plain[keras_name] = "plain"
+                if layouts[tid].kind in (PLAIN, CL):  # e.g. a Flatten kept in Keras order: compare must not reorder it
+                    plain[keras_name] = PLAIN.value
         lines = [f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()", *init_lines]
         if top:
             lines.append("        # Keras layer -> module whose output is that layer's activation (read by xconv.compare)")

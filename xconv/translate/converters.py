@@ -26,19 +26,24 @@ class Converter:
     # takes tensors in Keras' own axis order as they come (sequence layers, attention); others
     # receive every feature map channels-first
     layout_free: bool = False
+    # given tensors that are all in Keras' own axis order (the output of channels_first layers),
+    # it computes in that order too, so they are not moved channels-first for it
+    keeps_order: bool = False
 
 
 _CONVERTERS: dict[str, Converter] = {}
 
 
-def converter(*keras_types: str, family: str, elementwise: bool = False, layout_free: bool = False):
-    """Register ``fn`` for ``keras_types``; a type registered twice is an error."""
+def converter(*keras_types: str, family: str, elementwise: bool = False, layout_free: bool = False, keeps_order: bool | None = None):
+    """Register ``fn`` for ``keras_types``; a type registered twice is an error. ``keeps_order``
+    defaults to ``elementwise`` (an element-wise layer computes in any axis order)."""
+    keeps = elementwise if keeps_order is None else keeps_order
 
     def deco(fn):
         for t in keras_types:
             if t in _CONVERTERS:
                 raise ValueError(f"Keras layer type {t!r} already has a converter (family {_CONVERTERS[t].family!r}).")
-            _CONVERTERS[t] = Converter(t, family, fn, elementwise, layout_free)
+            _CONVERTERS[t] = Converter(t, family, fn, elementwise, layout_free, keeps)
         return fn
 
     return deco

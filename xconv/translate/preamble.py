@@ -70,16 +70,16 @@ class FlattenChannelsLast(nn.Module):
 class Reshape(nn.Module):
     """Keras Reshape: reshape in Keras' channels-last order, then back to channels-first."""
 
-    def __init__(self, shape, channels_first_in):
+    def __init__(self, shape, channels_first_in, channels_first_out=True):
         super().__init__()
         self.shape = tuple(shape)
-        self.channels_first_in = channels_first_in
+        self.channels_first_in, self.channels_first_out = channels_first_in, channels_first_out
 
     def forward(self, x):
         if self.channels_first_in:
             x = x.movedim(1, -1)
         x = x.reshape(x.shape[0], *self.shape)
-        return x.movedim(-1, 1) if x.dim() > 2 else x
+        return x.movedim(-1, 1) if x.dim() > 2 and self.channels_first_out else x
 ''',
     "Permute": '''
 class Permute(nn.Module):

@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 import numpy as np
 
-# how a tensor is laid out in the translated (channels-first) module
-CF = "cf"  # rank >= 3: (N, C, *spatial), the Keras tensor was (N, *spatial, C)
-PLAIN = "plain"  # rank <= 2, or any tensor whose axes mean the same in both frameworks
-CL = "cl"  # rank >= 3 in Keras' own axis order (what operations on KerasTensors compute in)
+class LayoutKind(str, Enum):
+    """How a tensor of the translated module is laid out; a ``str`` enum, so ``"cf" == CF`` holds."""
+
+    CF = "cf"  # rank >= 3: (N, C, *spatial), the Keras tensor was (N, *spatial, C)
+    PLAIN = "plain"  # rank <= 2, or any tensor whose axes mean the same in both frameworks
+    CL = "cl"  # rank >= 3 in Keras' own axis order (operations on KerasTensors, channels_first layers)
+    FLAT = "flat"  # a torch-order flatten of channels-last maps (the Dense after it takes permuted rows)
+
+
+class InputAs(str, Enum):
+    """The layout a converter asks its inputs to arrive in (:attr:`Piece.inputs_as`; ``None``: as they come)."""
+
+    KERAS = "keras"  # Keras' own axis order
+    CF = "cf"  # feature maps channels-first (what every layer without ``layout_free`` receives)
+
+
+CF, PLAIN, CL, FLAT = LayoutKind.CF, LayoutKind.PLAIN, LayoutKind.CL, LayoutKind.FLAT
+KERAS = InputAs.KERAS
 
 
 @dataclass(frozen=True)
 class Layout:
-    kind: str  # CF, PLAIN or "flat": a torch-order flatten of channels-last maps
-    flatten_of: tuple[int, ...] | None = None  # for "flat": the channels-last shape flattened
+    kind: LayoutKind  # CF, CL, PLAIN or FLAT
+    flatten_of: tuple[int, ...] | None = None  # for FLAT: the channels-last shape flattened
 
     @staticmethod
     def for_rank(rank: int) -> "Layout":
@@ -61,15 +76,15 @@ class Piece:
 
     ``expr`` (operations) is a Python expression over the inputs ``{0}``, ``{1}`` ... and the
     piece's constant tensors ``{c0}``, ``{c1}`` ... (registered as buffers), written in place
-    of module calls. ``inputs_as`` says, per input, the layout it must arrive in: ``"keras"``
-    (Keras' own axis order), ``"cf"`` or ``None`` (as it comes). ``n_outputs`` > 1: ``expr``
+    of module calls. ``inputs_as`` says, per input, the layout it must arrive in: ``KERAS``
+    (Keras' own axis order), ``InputAs.CF`` or ``None`` (as it comes). ``n_outputs`` > 1: ``expr``
     returns a sequence. ``out_layouts`` gives each output's layout when they differ.
     """
 
     steps: tuple[Step, ...]
     out_layout: Layout
     expr: str | None = None
-    inputs_as: tuple[str | None, ...] = ()
+    inputs_as: tuple[InputAs | None, ...] = ()
     constants: tuple[np.ndarray, ...] = ()
     n_outputs: int = 1
     out_layouts: tuple[Layout, ...] = ()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...errors import UnsupportedLayerError
-from ..spec import CF, KLayer
+from ..spec import CF, CL, KERAS, KLayer, Layout, Piece
 
 
 def torch_dim(keras_axis: int, rank: int, layout_kind: str) -> int:
@@ -24,12 +24,32 @@ def single_axis(layer: KLayer, default: int = -1) -> int:
     return torch_dim(axis, len(layer.input_shapes[0]), layer.in_layouts[0].kind)
 
 
-def channels_last_only(layer: KLayer) -> None:
-    if layer.config.get("data_format", "channels_last") not in (None, "channels_last"):
-        raise UnsupportedLayerError(
-            f"Layer '{layer.keras_name}' ({layer.class_name}) uses data_format='{layer.config['data_format']}'; "
-            f"xconv translates channels_last Keras models. Rebuild the layer with data_format='channels_last'."
-        )
+def channels_first(layer: KLayer) -> bool:
+    """Does the layer use ``data_format='channels_first'`` (Keras maps (N, C, *spatial), torch's order)?"""
+    fmt_ = layer.config.get("data_format") or "channels_last"
+    if fmt_ not in ("channels_last", "channels_first"):
+        raise UnsupportedLayerError(f"Layer '{layer.keras_name}' ({layer.class_name}) has an unknown data_format {fmt_!r}.")
+    return fmt_ == "channels_first"
+
+
+def channels_of(shape: tuple, first: bool):
+    """The channel count of a Keras map shape (batch included)."""
+    return shape[1] if first else shape[-1]
+
+
+def spatial_of(shape: tuple, first: bool) -> tuple:
+    """The spatial sizes of a Keras map shape (batch included)."""
+    return tuple(shape[2:] if first else shape[1:-1])
+
+
+def map_piece(layer: KLayer, steps, out_rank: int) -> Piece:
+    """A map layer's modules, placed for its data format: channels_last layers take and give
+    channels-first maps; channels_first layers run on Keras' own (already channels-first) order."""
+    if channels_first(layer) and out_rank >= 3:
+        return Piece(tuple(steps), Layout(CL), inputs_as=(KERAS,) * max(1, len(layer.input_shapes)))
+    if channels_first(layer):  # a global pooling to (N, C)
+        return Piece(tuple(steps), Layout.for_rank(out_rank), inputs_as=(KERAS,) * max(1, len(layer.input_shapes)))
+    return Piece(tuple(steps), Layout.for_rank(out_rank))
 
 
 def fmt(value) -> str:

@@ -6,7 +6,7 @@ import numpy as np
 
 from ...errors import UnsupportedLayerError
 from ..converters import converter
-from ..spec import KLayer, Piece, Step
+from ..spec import CF, KLayer, Piece, Step
 from . import fmt, single_axis, torch_dim
 
 # Keras 3 activation name -> torch constructor ({dim} is the class axis)
@@ -101,6 +101,6 @@ def _softmax(layer: KLayer) -> Piece:
 @converter("PReLU", family="activation")
 def _prelu(layer: KLayer) -> Piece:
     alpha = layer.weights["alpha"]  # Keras shape: the non-batch shape, 1 on shared axes
-    if layer.in_layouts[0].kind == "cf":
+    if layer.in_layouts[0].kind == CF:
         alpha = np.moveaxis(alpha, -1, 0)
     return Piece((Step("", f"PReLU({fmt(tuple(alpha.shape))})", {"weight": np.ascontiguousarray(alpha)}, ("PReLU",)),), layer.in_layouts[0])

@@ -11,7 +11,7 @@ from ...errors import UnsupportedLayerError
 from ...weights import LayerContext, family_for_keras
 from ..graph import Ref
 from ..converters import converter
-from ..spec import CL, PLAIN, KLayer, Layout, Piece, Step
+from ..spec import CL, KERAS, PLAIN, KLayer, Layout, Piece, Step
 from . import fmt
 
 
@@ -64,7 +64,7 @@ def _mha(layer: KLayer) -> Piece:
     rank = len(layer.output_shape)
     # the module receives the graph's inputs; ``order`` picks query, value (and key) among them
     steps = (Step("", code, weights, ("KerasMultiHeadAttention",)),)
-    return Piece(steps, Layout(CL if rank >= 3 else PLAIN), inputs_as=("keras",) * len(layer.in_layouts))
+    return Piece(steps, Layout(CL if rank >= 3 else PLAIN), inputs_as=(KERAS,) * len(layer.in_layouts))
 
 
 @converter("Attention", family="attention", layout_free=True)
@@ -83,7 +83,7 @@ def _dot_attention(layer: KLayer) -> Piece:
     weights = {"scale": np.asarray(layer.weights["scale"]).reshape(())} if c.get("use_scale") else {}
     code = f"DotAttention({fmt(order)}, use_scale={bool(c.get('use_scale'))})"
     out = Layout(CL if len(layer.output_shape) >= 3 else PLAIN)
-    return Piece((Step("", code, weights, ("DotAttention",)),), out, inputs_as=("keras",) * len(layer.in_layouts))
+    return Piece((Step("", code, weights, ("DotAttention",)),), out, inputs_as=(KERAS,) * len(layer.in_layouts))
 
 
 def _refuse_dot(layer: KLayer, why: str) -> UnsupportedLayerError:

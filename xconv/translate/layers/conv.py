@@ -6,15 +6,15 @@ from ... import layouts
 from ...errors import UnsupportedLayerError
 from ...padding import as_tuple, causal_padding, is_symmetric, same_pads, torch_pad_arg
 from ..converters import converter
-from ..spec import KLayer, Layout, Piece, Step
-from . import channels_last_only, fmt
+from ..spec import KLayer, Piece, Step
+from . import channels_first, channels_of, fmt, map_piece, spatial_of
 from .activation import activation_step
 
 
 def padding_steps(layer: KLayer, rank: int, kernel, strides, dilation, value: float = 0.0):
     """``(pre-steps, padding= argument)`` reproducing Keras' 'valid' / 'same' / 'causal' padding."""
     mode = layer.config.get("padding", "valid")
-    spatial = tuple(layer.input_shapes[0][1:-1])
+    spatial = spatial_of(layer.input_shapes[0], channels_first(layer))
     if mode == "valid":
         return [], (0,) * rank
     if mode == "causal":
@@ -68,8 +68,9 @@ def _geometry(layer: KLayer, rank: int):
 
 
 def _with_activation(layer, steps, rank):
-    act = activation_step(layer.config.get("activation"), len(layer.output_shape), layer)
-    return Piece(tuple(steps + ([act] if act else [])), Layout.for_rank(len(layer.output_shape)))
+    # a softmax activation runs over Keras' last axis: the channels, or the last spatial axis (channels_first)
+    act = activation_step(layer.config.get("activation"), len(layer.output_shape), layer, last=channels_first(layer))
+    return map_piece(layer, steps + ([act] if act else []), len(layer.output_shape))
 
 
 @converter("Conv1D", "Conv2D", "Conv3D", family="conv")
@@ -84,11 +85,10 @@ def _depthwise(layer: KLayer) -> Piece:
 
 def _plain_or_depthwise(layer: KLayer, depthwise: bool) -> Piece:
     """A Conv, or a DepthwiseConv as the grouped Conv it is (groups = input channels)."""
-    channels_last_only(layer)
     rank = len(layer.input_shapes[0]) - 2
     k, s, d = _geometry(layer, rank)
     c = layer.config
-    cin = layer.input_shapes[0][-1]
+    cin = channels_of(layer.input_shapes[0], channels_first(layer))
     pre, padding = padding_steps(layer, rank, k, s, d)
     if depthwise:
         cout, groups = cin * int(c.get("depth_multiplier", 1)), cin
@@ -105,11 +105,10 @@ def _plain_or_depthwise(layer: KLayer, depthwise: bool) -> Piece:
 
 @converter("SeparableConv1D", "SeparableConv2D", family="conv")
 def _separable(layer: KLayer) -> Piece:
-    channels_last_only(layer)
     rank = len(layer.input_shapes[0]) - 2
     k, s, d = _geometry(layer, rank)
     c = layer.config
-    cin = layer.input_shapes[0][-1]
+    cin = channels_of(layer.input_shapes[0], channels_first(layer))
     mult = int(c.get("depth_multiplier", 1))
     pre, padding = padding_steps(layer, rank, k, s, d)
     depthwise = Step(
@@ -132,12 +131,11 @@ def _transpose(layer: KLayer) -> Piece:
     size; torch crops ``padding`` from both ends and extends by ``output_padding``. We take
     ``padding`` = TF's crop before, extend as needed, and crop any odd remainder at the end.
     """
-    channels_last_only(layer)
     rank = len(layer.input_shapes[0]) - 2
     k, s, d = _geometry(layer, rank)
     c = layer.config
-    n_in = layer.input_shapes[0][1:-1]
-    n_out = layer.output_shape[1:-1]
+    first = channels_first(layer)
+    n_in, n_out = spatial_of(layer.input_shapes[0], first), spatial_of(layer.output_shape, first)
     if any(n is None for n in (*n_in, *n_out)):
         raise UnsupportedLayerError(f"{layer.class_name} '{layer.keras_name}' needs a known input size to translate.")
     before, extend, crop_end = [], [], []
@@ -151,7 +149,7 @@ def _transpose(layer: KLayer) -> Piece:
         before.append(b)
         extend.append(op)
         crop_end.append(torch_len + op - out)
-    cin = layer.input_shapes[0][-1]
+    cin = channels_of(layer.input_shapes[0], first)
     weights = {"weight": layouts.conv_kernel_to_torch(layer.weights["kernel"])}
     bias = bool(c.get("use_bias", True))
     if bias:

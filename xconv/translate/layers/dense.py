@@ -9,7 +9,7 @@ import numpy as np
 from ... import layouts
 from ...errors import UnsupportedLayerError
 from ..converters import converter
-from ..spec import CL, KLayer, Layout, Piece, Step
+from ..spec import CF, CL, FLAT, KLayer, Layout, Piece, Step
 from .activation import activation_step
 
 
@@ -35,7 +35,7 @@ def _dense(layer: KLayer) -> Piece:
         weights["weight"] = np.ascontiguousarray(layouts.dense_kernel_to_torch(kernel).reshape(units, cin, *([1] * r)))
         code = f"nn.Conv{r}d({cin}, {units}, kernel_size=1{'' if bias else ', bias=False'})"
     else:
-        if src.kind == "flat":
+        if src.kind == FLAT:
             weights["weight"] = layouts.flatten_dense_kernel_to_torch(kernel, src.flatten_of)
         else:
             weights["weight"] = layouts.dense_kernel_to_torch(kernel)
@@ -44,7 +44,7 @@ def _dense(layer: KLayer) -> Piece:
     act = activation_step(c.get("activation"), len(layer.output_shape), layer)
     if act:
         steps.append(act)
-    return Piece(tuple(steps), Layout.for_rank(len(layer.output_shape)), inputs_as=("cf",))
+    return Piece(tuple(steps), Layout.for_rank(len(layer.output_shape)), inputs_as=(CF,))
 
 
 @converter("TimeDistributed", family="dense", layout_free=True)

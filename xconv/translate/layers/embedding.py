@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...errors import UnsupportedLayerError
 from ...weights import LayerContext, family_for_keras
 from ..converters import converter
-from ..spec import CL, PLAIN, KLayer, Layout, Piece, Step
+from ..spec import CL, KERAS, PLAIN, KLayer, Layout, Piece, Step
 
 
 @converter("Embedding", family="embedding", layout_free=True)
@@ -22,4 +22,4 @@ def _embedding(layer: KLayer) -> Piece:
     steps = [Step("", f"nn.Embedding({vocab}, {dim})", weights)]
     if layer.input_dtypes and "float" in layer.input_dtypes[0]:  # Keras casts float ids to integers
         steps.insert(0, Step("__ids", "TokenIds()", helpers=("TokenIds",)))
-    return Piece(tuple(steps), out, inputs_as=("keras",))
+    return Piece(tuple(steps), out, inputs_as=(KERAS,))

@@ -6,11 +6,11 @@ import numpy as np
 
 from ...errors import UnsupportedLayerError
 from ..converters import converter
-from ..spec import CF, CL, PLAIN, KLayer, Layout, Piece, Step
+from ..spec import CF, CL, FLAT, KERAS, PLAIN, KLayer, Layout, Piece, Step
 from . import fmt, single_axis
 
 
-@converter("BatchNormalization", family="norm")
+@converter("BatchNormalization", family="norm", keeps_order=True)  # axis=1 of Keras-order maps: torch's channels
 def _batchnorm(layer: KLayer) -> Piece:
     rank = len(layer.input_shapes[0])
     dim = single_axis(layer)
@@ -46,16 +46,16 @@ def _layernorm(layer: KLayer) -> Piece:
     src = layer.in_layouts[0]
     rms = bool(c.get("rms_scaling"))
     last = axes == (rank - 1,)
-    if last and not rms and (rank == 2 or src.kind == CL) and src.kind != "flat":
+    if last and not rms and (rank == 2 or src.kind == CL) and src.kind != FLAT:
         return Piece((Step("", f"nn.LayerNorm({shape[0]}, eps={eps})", {"weight": gamma, "bias": beta}),), src, inputs_as=(None,))
     if last and not rms and src.kind == CF:
         code = f"LayerNormChannels({shape[0]}, {eps})"
-        return Piece((Step("", code, {"weight": gamma, "bias": beta}, ("LayerNormChannels",)),), src, inputs_as=("cf",))
+        return Piece((Step("", code, {"weight": gamma, "bias": beta}, ("LayerNormChannels",)),), src, inputs_as=(CF,))
     # any other axes (or Keras' rms_scaling): normalise in Keras' own axis order
     weights = {"weight": gamma} if rms else {"weight": gamma, "bias": beta}
     code = f"LayerNormAxes({fmt(axes)}, {fmt(shape)}, {eps}, rms={rms})"
     out = Layout(CL if rank >= 3 else PLAIN)
-    return Piece((Step("", code, weights, ("LayerNormAxes",)),), out, inputs_as=("keras",))
+    return Piece((Step("", code, weights, ("LayerNormAxes",)),), out, inputs_as=(KERAS,))
 
 
 @converter("GroupNormalization", family="norm")
@@ -81,4 +81,4 @@ def _rmsnorm(layer: KLayer) -> Piece:
     scale = layer.weights["scale"].copy()
     eps = fmt(float(c.get("epsilon", 1e-6)))
     out = Layout(CL if rank >= 3 else PLAIN)
-    return Piece((Step("", f"nn.RMSNorm({scale.shape[0]}, eps={eps})", {"weight": scale}),), out, inputs_as=("keras",))
+    return Piece((Step("", f"nn.RMSNorm({scale.shape[0]}, eps={eps})", {"weight": scale}),), out, inputs_as=(KERAS,))

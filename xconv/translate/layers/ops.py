@@ -15,10 +15,8 @@ import numpy as np
 from ...errors import UnsupportedLayerError
 from ..graph import Ref
 from ..converters import op_converter
-from ..spec import CF, CL, PLAIN, KLayer, Layout, Piece
+from ..spec import CF, CL, FLAT, KERAS, PLAIN, KLayer, Layout, Piece
 from . import fmt, torch_dim
-
-KERAS = "keras"
 
 
 def _keras_layout(rank: int) -> Layout:
@@ -63,7 +61,7 @@ def _elementwise(op: KLayer, template: str, arity: int | None = None) -> Piece:
     tensors = [i for k, i in kinds if k == "t"]
     lays = {op.in_layouts[i].kind for i in tensors}
     ranks = {len(op.input_shapes[i]) for i in tensors}
-    keep = len(lays) == 1 and ranks == {rank} and "flat" not in lays
+    keep = len(lays) == 1 and ranks == {rank} and FLAT not in lays
     lay = op.in_layouts[tensors[0]] if keep else _keras_layout(rank)
     consts: list[np.ndarray] = []
     parts = []
@@ -281,7 +279,7 @@ def _axis_op(op: KLayer, template: str, axis) -> Piece:
     """An operation along one axis that keeps the shape (softmax, cumsum, flip)."""
     rank = len(op.input_shapes[0])
     src = op.in_layouts[0]
-    if src.kind in (CF, CL, PLAIN) and src.kind != "flat":
+    if src.kind in (CF, CL, PLAIN) and src.kind != FLAT:
         dim = torch_dim(int(axis), rank, src.kind)
         return Piece((), src, expr=template.format("{0}", dim=dim), inputs_as=(None,))
     return Piece((), _keras_layout(rank), expr=template.format("{0}", dim=int(axis) % rank), inputs_as=(KERAS,))

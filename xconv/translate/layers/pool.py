@@ -5,8 +5,8 @@ from __future__ import annotations
 from ...errors import UnsupportedLayerError
 from ...padding import as_tuple, is_symmetric, same_pads, torch_pad_arg
 from ..converters import converter
-from ..spec import KLayer, Layout, Piece, Step
-from . import channels_last_only, fmt
+from ..spec import KLayer, Piece, Step
+from . import channels_first, fmt, map_piece, spatial_of
 from .conv import padding_steps
 
 
@@ -19,31 +19,28 @@ def _geometry(layer: KLayer, rank: int):
 
 @converter("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", family="pool")
 def _maxpool(layer: KLayer) -> Piece:
-    channels_last_only(layer)
     rank = len(layer.input_shapes[0]) - 2
     k, s = _geometry(layer, rank)
     pre, _ = padding_steps(layer, rank, k, s, (1,) * rank, value=float("-inf"))  # max-pool pads with -inf
-    return Piece(tuple(pre + [Step("", f"nn.MaxPool{rank}d({fmt(k)}, stride={fmt(s)})")]), Layout.for_rank(rank + 2))
+    return map_piece(layer, pre + [Step("", f"nn.MaxPool{rank}d({fmt(k)}, stride={fmt(s)})")], rank + 2)
 
 
 @converter("AveragePooling1D", "AveragePooling2D", "AveragePooling3D", family="pool")
 def _avgpool(layer: KLayer) -> Piece:
-    channels_last_only(layer)
     rank = len(layer.input_shapes[0]) - 2
     k, s = _geometry(layer, rank)
-    out = Layout.for_rank(rank + 2)
     if layer.config.get("padding", "valid") == "valid":
-        return Piece((Step("", f"nn.AvgPool{rank}d({fmt(k)}, stride={fmt(s)})"),), out)
-    spatial = tuple(layer.input_shapes[0][1:-1])
+        return map_piece(layer, [Step("", f"nn.AvgPool{rank}d({fmt(k)}, stride={fmt(s)})")], rank + 2)
+    spatial = spatial_of(layer.input_shapes[0], channels_first(layer))
     if any(n is None for n in spatial):
         raise UnsupportedLayerError(f"AveragePooling '{layer.keras_name}' with 'same' padding needs a known input size.")
     pads = same_pads(spatial, k, s)
     if is_symmetric(pads) and all(b <= kk // 2 for (b, _), kk in zip(pads, k)):
         # torch leaves symmetric padding out of the count itself
         code = f"nn.AvgPool{rank}d({fmt(k)}, stride={fmt(s)}, padding={fmt(tuple(b for b, _ in pads))}, count_include_pad=False)"
-        return Piece((Step("", code),), out)
+        return map_piece(layer, [Step("", code)], rank + 2)
     code = f"AvgPoolSame({fmt(k)}, {fmt(s)}, {fmt(torch_pad_arg(pads))})"
-    return Piece((Step("", code, helpers=("AvgPoolSame",)),), out)
+    return map_piece(layer, [Step("", code, helpers=("AvgPoolSame",))], rank + 2)
 
 
 @converter(
@@ -52,7 +49,6 @@ def _avgpool(layer: KLayer) -> Piece:
     family="pool",
 )  # fmt: skip
 def _global(layer: KLayer) -> Piece:
-    channels_last_only(layer)
     mode = "max" if "Max" in layer.class_name else "avg"
     keepdims = bool(layer.config.get("keepdims", False))
-    return Piece((Step("", f'GlobalPool("{mode}", {keepdims})', helpers=("GlobalPool",)),), Layout.for_rank(len(layer.output_shape)))
+    return map_piece(layer, [Step("", f'GlobalPool("{mode}", {keepdims})', helpers=("GlobalPool",))], len(layer.output_shape))

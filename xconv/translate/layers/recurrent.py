@@ -7,7 +7,7 @@ from __future__ import annotations
 from ...errors import UnsupportedLayerError
 from ...weights import LayerContext, family_for_keras
 from ..converters import converter
-from ..spec import CL, PLAIN, KLayer, Layout, Piece, Step
+from ..spec import CL, KERAS, PLAIN, KLayer, Layout, Piece, Step
 from . import fmt
 
 _TORCH = {"LSTM": "KerasLSTM", "GRU": "KerasGRU", "SimpleRNN": "KerasRNN"}
@@ -64,7 +64,7 @@ def _rnn(layer: KLayer) -> Piece:
     code, helpers = _module(kind, cfg, int(layer.input_shapes[0][-1]), False, _keras_args(cfg, 0))
     weights = family_for_keras(kind).to_torch(layer.weights, LayerContext(layer.keras_name))
     outs = _out_layouts(layer)
-    return Piece((Step("", code, weights, helpers),), outs[0], inputs_as=("keras",) * len(layer.in_layouts), out_layouts=outs)
+    return Piece((Step("", code, weights, helpers),), outs[0], inputs_as=(KERAS,) * len(layer.in_layouts), out_layouts=outs)
 
 
 @converter("Bidirectional", family="recurrent", layout_free=True)
@@ -87,4 +87,4 @@ def _bidirectional(layer: KLayer) -> Piece:
     code, helpers = _module(kind, icfg, int(layer.input_shapes[0][-1]), True, _keras_args(icfg, merge))
     weights = family_for_keras("Bidirectional").to_torch(layer.weights, LayerContext(layer.keras_name))
     outs = _out_layouts(layer)
-    return Piece((Step("", code, weights, helpers),), outs[0], inputs_as=("keras",) * len(layer.in_layouts), out_layouts=outs)
+    return Piece((Step("", code, weights, helpers),), outs[0], inputs_as=(KERAS,) * len(layer.in_layouts), out_layouts=outs)

@@ -5,28 +5,35 @@ from __future__ import annotations
 from ...errors import UnsupportedLayerError
 from ...padding import torch_pad_arg
 from ..converters import converter
-from ..spec import CF, KLayer, Layout, Piece, Step
-from . import channels_last_only, fmt
+from ..spec import CF, CL, FLAT, KERAS, PLAIN, KLayer, Layout, Piece, Step
+from . import channels_first, fmt, map_piece
 
 
-@converter("Flatten", family="reshape")
+@converter("Flatten", family="reshape", layout_free=True)
 def _flatten(layer: KLayer) -> Piece:
     src = layer.in_layouts[0]
     shape = tuple(layer.input_shapes[0][1:])
+    if channels_first(layer) and len(shape) >= 2:
+        # Keras moves the channels (axis 1) last, then flattens: on Keras' own order, what FlattenChannelsLast does
+        return Piece((Step("", "FlattenChannelsLast()", helpers=("FlattenChannelsLast",)),), Layout(PLAIN), inputs_as=(KERAS,))
     if src.kind != CF:
-        return Piece((Step("", "nn.Flatten()"),), src)
+        # Keras' order already (vectors, sequences, channels_first maps): its flatten is torch's
+        return Piece((Step("", "nn.Flatten()"),), Layout(PLAIN) if src.kind == CL else src, inputs_as=(None,))
     if layer.feeds_only_dense and all(n is not None for n in shape):
         # torch's own order; the Dense after it takes permuted rows, so no transpose runs
-        return Piece((Step("", "nn.Flatten()"),), Layout("flat", tuple(int(n) for n in shape)))
-    return Piece((Step("", "FlattenChannelsLast()", helpers=("FlattenChannelsLast",)),), Layout("plain"))
+        return Piece((Step("", "nn.Flatten()"),), Layout(FLAT, tuple(int(n) for n in shape)), inputs_as=(None,))
+    return Piece((Step("", "FlattenChannelsLast()", helpers=("FlattenChannelsLast",)),), Layout(PLAIN), inputs_as=(None,))
 
 
-@converter("Reshape", family="reshape")
+@converter("Reshape", family="reshape", layout_free=True)
 def _reshape(layer: KLayer) -> Piece:
     target = tuple(int(n) if n is not None else -1 for n in layer.output_shape[1:])
-    cf_in = layer.in_layouts[0].kind == CF
-    code = f"Reshape({fmt(target)}, channels_first_in={cf_in})"
-    return Piece((Step("", code, helpers=("Reshape",)),), Layout.for_rank(len(layer.output_shape)))
+    kind = layer.in_layouts[0].kind
+    if kind == CL:  # Keras' own order in (after channels_first layers): it stays so
+        code = f"Reshape({fmt(target)}, channels_first_in=False, channels_first_out=False)"
+        return Piece((Step("", code, helpers=("Reshape",)),), Layout(CL if len(target) >= 2 else PLAIN), inputs_as=(None,))
+    code = f"Reshape({fmt(target)}, channels_first_in={kind == CF})"
+    return Piece((Step("", code, helpers=("Reshape",)),), Layout.for_rank(len(layer.output_shape)), inputs_as=(None,))
 
 
 @converter("Permute", family="reshape")
@@ -57,23 +64,20 @@ def _pairs(value, rank: int):
 
 @converter("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", family="reshape")
 def _zeropad(layer: KLayer) -> Piece:
-    channels_last_only(layer)
     rank = len(layer.input_shapes[0]) - 2
     pads = _pairs(layer.config["padding"], rank)
-    return Piece((Step("", f"nn.ZeroPad{rank}d({fmt(torch_pad_arg(pads))})"),), Layout(CF))
+    return map_piece(layer, [Step("", f"nn.ZeroPad{rank}d({fmt(torch_pad_arg(pads))})")], rank + 2)
 
 
 @converter("Cropping1D", "Cropping2D", "Cropping3D", family="reshape")
 def _crop(layer: KLayer) -> Piece:
-    channels_last_only(layer)
     rank = len(layer.input_shapes[0]) - 2
     crops = _pairs(layer.config["cropping"], rank)
-    return Piece((Step("", f"Crop({fmt(crops)})", helpers=("Crop",)),), Layout(CF))
+    return map_piece(layer, [Step("", f"Crop({fmt(crops)})", helpers=("Crop",))], rank + 2)
 
 
 @converter("UpSampling1D", "UpSampling2D", "UpSampling3D", family="reshape")
 def _upsample(layer: KLayer) -> Piece:
-    channels_last_only(layer)
     rank = len(layer.input_shapes[0]) - 2
     c = layer.config
     size = c.get("size", 2)
@@ -86,4 +90,4 @@ def _upsample(layer: KLayer) -> Piece:
         code = f'nn.Upsample(scale_factor={fmt(tuple(float(s) for s in size))}, mode="bilinear", align_corners=False)'
     else:
         raise UnsupportedLayerError(f"UpSampling '{layer.keras_name}' with interpolation '{mode}' is not supported; use nearest or bilinear (2D).")
-    return Piece((Step("", code),), Layout(CF))
+    return map_piece(layer, [Step("", code)], rank + 2)

@@ -425,9 +425,11 @@ _RSS_CHILD = "import resource, sys\nfrom xconv.cli.main import main\ncode = main
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [["--layout", "torch"], ["--layout", "keras"], []])
+@pytest.mark.parametrize("extra", [["--layout", "torch"], ["--layout", "keras"], [], ["to .pt"]])
 def test_streamed_conversions_hold_under_two_of_the_largest_tensor(tmp_path, extra):
     """Peak RSS over the same command's on a tiny file (the interpreter with its imports)."""
+    ext = "pt" if extra == ["to .pt"] else "safetensors"
+    extra = [] if ext == "pt" else extra
     from xconv.files import write_safetensors_stream
 
     shape = (3, 3, 512, 1024)  # 18 MiB
@@ -437,7 +439,7 @@ def test_streamed_conversions_hold_under_two_of_the_largest_tensor(tmp_path, ext
     write_tensors(tmp_path / "tiny.safetensors", {"a": np.ones((3, 3, 2, 2), np.float32)}, layout="keras")
     peaks = {}
     for name in ("tiny", "big"):
-        proc = subprocess.run([sys.executable, "-c", _RSS_CHILD, "convert", str(tmp_path / f"{name}.safetensors"), str(tmp_path / f"{name}.out.safetensors"), *extra, "--quiet"], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-c", _RSS_CHILD, "convert", str(tmp_path / f"{name}.safetensors"), str(tmp_path / f"{name}.out.{ext}"), *extra, "--quiet"], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         peaks[name] = int(proc.stdout.split()[-1])
     growth = (peaks["big"] - peaks["tiny"]) / block.nbytes

@@ -20,7 +20,8 @@ from . import layouts
 from .errors import BadInputError, MismatchedModelsError
 from .files import Outputs, detect_format, keras_model_tensors, load_keras_model, read_tensors, save_keras, write_tensor_file
 from .files.dtypes import is_float, to_numpy, to_torch
-from .files.safetensors import read_one, safetensors_header, tensor_names
+from .files.safetensors import safetensors_header, tensor_names
+from .files.stream import moved_shape, stream_layout
 from .transfer import Manifest, TransferEntry
 
 __all__ = ["convert_file", "convert_layout", "weight_map", "WeightMap"]
@@ -260,6 +261,13 @@ def _convert(src, dst, s_fmt, d_fmt, arch, module, module_kwargs, source, out: O
             result.entries = [TransferEntry(k, k, tuple(header[k]["shape"]), tuple(header[k]["shape"]), "copy") for k in tensor_names(header)]
             out.fill(dst, lambda tmp: _copy_bytes(src, tmp))
             return result
+        if s_fmt == "safetensors" and d_fmt == "torch":  # streamed: the tensors are views of the mapped file
+            from .files.torch_pt import write_torch_from_safetensors
+
+            header, _ = safetensors_header(src)
+            result.entries = [TransferEntry(k, k, tuple(header[k]["shape"]), tuple(header[k]["shape"]), "copy") for k in tensor_names(header)]
+            out.fill(dst, lambda tmp: write_torch_from_safetensors(tmp, src))
+            return result
         tf = read_tensors(src)
         for k in tf.tensors:
             shape, _ = _info(tf.tensors, k)
@@ -370,10 +378,7 @@ def _to_layout(array: np.ndarray, to: str) -> tuple[np.ndarray, str]:
 
 
 def _shape_in(shape: tuple[int, ...], to: str) -> tuple[int, ...]:
-    if len(shape) >= 3:
-        perm = layouts.kernel_permutation(len(shape) - 2, to)
-        return tuple(shape[i] for i in perm)
-    return tuple(reversed(shape)) if len(shape) == 2 else tuple(shape)
+    return moved_shape(shape, to)
 
 
 def _how(ndim: int, to: str) -> str:
@@ -387,8 +392,8 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
     permuted, matrices transposed, vectors and scalars copied. A Dense kernel that follows a
     Flatten of feature maps also needs its rows reordered, which only the architecture can
     tell: use ``convert_file(..., arch=...)`` for those. A .safetensors -> .safetensors
-    conversion (either direction) streams: one tensor in memory, the output produced in small
-    slabs and written by a second thread while the next is computed.
+    conversion (either direction) streams (:mod:`xconv.files.stream`): the input mapped, one
+    scratch tensor, the output made and written in slabs by two threads.
     """
     src, dst = os.fspath(src), os.fspath(dst)
     if to not in ("torch", "keras"):
@@ -402,7 +407,10 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
         if manifest:
             out.add(manifest, "manifest")
         if s_fmt == "safetensors" and d_fmt == "safetensors":
-            out.fill(dst, lambda tmp: _stream_layout(src, tmp, to, result, progress))
+            def entry(name, shape):
+                result.entries.append(TransferEntry(name, name, shape, _shape_in(shape, to), _how(len(shape), to)))
+
+            out.fill(dst, lambda tmp: stream_layout(src, tmp, to, entry))
         else:
             tensors = read_tensors(src).tensors
             moved = _Moved(tensors, to)
@@ -429,214 +437,3 @@ class _Moved:
 
     def __getitem__(self, name):
         return _to_layout(np.asarray(self._t[name]), self._to)[0]
-
-
-_SLAB_BYTES = 4 * 2**20  # output is produced and written in pieces of about this size (two in memory)
-
-
-def _progress(items, total: int, label: str, enabled: bool):
-    """A tqdm bar on a terminal (stderr), nothing otherwise or without tqdm."""
-    import sys
-
-    if not enabled or not sys.stderr.isatty():
-        return items
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return items
-    return tqdm(items, total=total, desc=label, unit="tensor", leave=False)
-
-
-def _stream_layout(src: str, dst: str, to: str, result: Manifest, progress: bool = False) -> None:
-    """safetensors -> safetensors in layout ``to``, in under 2 of the largest tensor's memory.
-
-    Each tensor is read into one reused buffer and moved in two cache-friendly passes a slab at
-    a time: for kernels with many output rows, a slab of output rows (whole runs of the input
-    regrouped, then a banded 2D transpose); otherwise a third of the input channels at a time
-    through a scratch a third of the tensor's size. A writer thread writes each finished slab
-    (with pwrite, at its place in the output) while the next one is computed.
-    """
-    from .files.safetensors import header_bytes
-
-    header, start = safetensors_header(src)
-    names = tensor_names(header)
-    shapes = {n: (_shape_in(tuple(header[n]["shape"]), to), _np_dtype(header[n]["dtype"])) for n in names}
-    meta = dict(header.get("__metadata__", {}), layout=to)
-    blob, out_header = header_bytes(shapes, meta)
-    largest = max((header[n]["data_offsets"][1] - header[n]["data_offsets"][0] for n in names), default=0)
-    first = np.empty(largest, np.uint8)
-    fd = os.open(dst, os.O_WRONLY | os.O_TRUNC)
-    try:
-        with open(src, "rb") as fin, _SlabWriter(fd) as fout:
-            fout.put([(0, np.frombuffer(blob, np.uint8))])
-            for name in _progress(names, len(names), os.path.basename(src), progress):
-                info = header[name]
-                fout.drain()  # the writer may still be reading the first buffer
-                array = read_one(fin, src, start, name, info, first)
-                base = len(blob) + out_header[name]["data_offsets"][0]
-                _write_layout(array, to, base, fout)
-                shape = tuple(info["shape"])
-                result.entries.append(TransferEntry(name, name, shape, _shape_in(shape, to), _how(len(shape), to)))
-    finally:
-        os.close(fd)
-
-
-class _SlabWriter:
-    """Writes lists of (offset, view) in a background thread while the next slab is computed.
-
-    A few slab buffers go round (``slab()`` hands out one that no write is using), so memory
-    stays at a few slabs however far the computation runs ahead.
-    """
-
-    _SLABS = 2
-
-    def __init__(self, fd: int):
-        import queue
-        import threading
-
-        self._fd, self._todo, self._free = fd, queue.Queue(), queue.Queue()
-        self._made = 0
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while True:
-            item = self._todo.get()
-            if item is None:
-                return
-            pieces, buf = item
-            try:
-                for offset, data in pieces if self._error is None else ():
-                    view = memoryview(data.reshape(-1).view(np.uint8))
-                    while len(view):
-                        done = os.pwrite(self._fd, view, offset)
-                        offset, view = offset + done, view[done:]
-            except BaseException as exc:  # noqa: BLE001 - raised in the main thread
-                self._error = exc
-            finally:
-                if buf is not None:
-                    self._free.put(buf)
-                self._todo.task_done()
-
-    def slab(self) -> np.ndarray:
-        if self._error is not None:
-            raise self._error
-        if self._free.empty() and self._made < self._SLABS:
-            self._made += 1
-            return np.empty(_SLAB_BYTES, np.uint8)
-        return self._free.get()
-
-    def put(self, pieces: list, buf: np.ndarray | None = None) -> None:
-        if self._error is not None:
-            raise self._error
-        self._todo.put((pieces, buf))
-
-    def drain(self) -> None:
-        self._todo.join()
-        if self._error is not None:
-            raise self._error
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            self.drain()
-        finally:
-            self._todo.put(None)
-            self._thread.join()
-
-
-def _typed(buf: np.ndarray, dtype, shape) -> np.ndarray:
-    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
-    return buf[:n].view(dtype).reshape(shape)
-
-
-def _write_layout(array: np.ndarray, to: str, base: int, fout: _SlabWriter) -> None:
-    """Queue the bytes of ``array`` in layout ``to`` at output offset ``base``.
-
-    Every move is ``(k, a, b) -> (b, a, k)`` (a conv kernel either way; a matrix is ``a = 1``).
-    """
-    if array.size == 0:
-        return
-    if array.ndim >= 3:
-        if to == "torch":
-            *kshape, a, b = array.shape
-            k = int(np.prod(kshape))
-        else:
-            b_, a, *kshape = array.shape
-            k, b = b_, int(np.prod(kshape))
-    elif array.ndim == 2:
-        k, a, b = array.shape[0], 1, array.shape[1]
-    else:
-        fout.put([(base, array)])
-        return
-    x = array.reshape(k, a, b)
-    item, dtype = array.itemsize, array.dtype
-    if k == 1 or b == 1 or a == 1:  # a plain 2D transpose, a slab of output rows at a time
-        m = x.reshape(k * a, b) if k == 1 or a == 1 else x.reshape(k, a)  # out = m.T
-        rows, cols = m.shape
-        step = max(1, _SLAB_BYTES // max(1, rows * item))
-        for o in range(0, cols, step):
-            c = min(step, cols - o)
-            if c * rows * item > _SLAB_BYTES:  # one output row larger than a slab
-                piece = np.ascontiguousarray(m[:, o : o + c].T)
-                fout.put([(base + o * rows * item, piece)])
-                continue
-            buf = fout.slab()
-            out = _typed(buf, dtype, (c, rows))
-            layouts._transpose_into(out, m[:, o : o + c])
-            fout.put([(base + o * rows * item, out)], buf)
-        return
-    if k * a <= 256:  # few (k, a) pairs: each output slab gathers long runs of x directly
-        per = max(1, _SLAB_BYTES // max(1, a * k * item))
-        for o in range(0, b, per):
-            c = min(per, b - o)
-            buf = fout.slab()
-            out = _typed(buf, dtype, (c, a, k))
-            np.copyto(out, x[:, :, o : o + c].transpose(2, 1, 0))
-            fout.put([(base + o * a * k * item, out)], buf)
-        return
-    if b >= 64 and a * k * item * 4 <= _SLAB_BYTES:  # many output rows of modest size: a slab of them at a time
-        per = max(1, _SLAB_BYTES // (a * k * item))
-        tmp = np.empty(min(per, b) * a * k, dtype)
-        for b0 in range(0, b, per):
-            c = min(per, b - b0)
-            t = tmp[: a * k * c].reshape(a, k, c)
-            np.copyto(t, x[:, :, b0 : b0 + c].transpose(1, 0, 2))  # (k, a) of c-runs -> (a, k): runs stay whole
-            buf = fout.slab()
-            out = _typed(buf, dtype, (c, a * k))
-            layouts._transpose_into(out, t.reshape(a * k, c))  # (a * k, c) -> (c, a * k): the output rows
-            fout.put([(base + b0 * a * k * item, out)], buf)
-        return
-    # a third of the input channels at a time: pass one (two threads) (k, h * b) -> (h * b, k)
-    # into a scratch of a third of the tensor, pass two moves k-element rows (h, b) -> (b, h) in slabs,
-    # each row a run of h * k elements at its place in the output (short runs: one part)
-    half = -(-a // 3)  # a third of the channels: the scratch is a third of the tensor
-    if half * k * item < 4096:
-        half = a
-    scratch = np.empty(half * b * k, dtype)
-    for a0 in range(0, a, half):
-        h = min(half, a - a0)
-        step1 = scratch[: h * b * k].reshape(h * b, k)
-        layouts._transpose_into(step1, x[:, a0 : a0 + h].reshape(k, h * b))
-        rows_in = step1.reshape(h, b, k)
-        per = max(1, _SLAB_BYTES // max(1, h * k * item))
-        for o in range(0, b, per):
-            c = min(per, b - o)
-            if c * h * k * item > _SLAB_BYTES:  # one output row larger than a slab
-                slab_arr, buf = np.empty((c, h, k), dtype), None
-            else:
-                buf = fout.slab()
-                slab_arr = _typed(buf, dtype, (c, h, k))
-            layouts._swap_rows(slab_arr, rows_in[:, o : o + c])
-            pieces = [(base + ((o + j) * a + a0) * k * item, slab_arr[j]) for j in range(c)]
-            fout.put(pieces, buf)
-    del scratch
-
-
-def _np_dtype(code: str):
-    from .files.dtypes import st_dtype
-
-    return st_dtype(code)

@@ -16,6 +16,7 @@ permutation for spatial rank ``n`` is ``(n + 1, n, 0, ..., n - 1)``. A transpose
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 
@@ -52,7 +53,8 @@ def kernel_permutation(rank: int, to: str = "torch") -> tuple[int, ...]:
 
 
 _LINE = 64  # bytes in a cache line
-_PARALLEL_BYTES = 4 * 2**20  # tensors above this are moved by two threads (the copies release the GIL)
+_PARALLEL_BYTES = 16 * 2**20  # tensors above this are moved by two threads (the copies release the GIL; below, a
+# second thread costs more than it saves, and under load it waits for a core)
 _POOL = None
 _POOL_LOCK = threading.Lock()
 
@@ -74,7 +76,7 @@ def _in_parallel(work, n: int, unit: int = 1) -> None:
     other.result()
 
 
-def _transpose_into(out: np.ndarray, matrix: np.ndarray) -> None:
+def _transpose_into(out: np.ndarray, matrix: np.ndarray, parallel: bool = True) -> None:
     """``out[...] = matrix.T``; for narrow elements, a band of input rows one cache line wide at a time.
 
     Each band writes whole cache lines of ``out`` and reads its rows front to back, so both
@@ -93,7 +95,7 @@ def _transpose_into(out: np.ndarray, matrix: np.ndarray) -> None:
         for r in range(0, n, band):
             np.copyto(dst[:, r : r + band], src[r : r + band].T)
 
-    if matrix.nbytes > _PARALLEL_BYTES:
+    if parallel and matrix.nbytes > _PARALLEL_BYTES:
         _in_parallel(work, matrix.shape[1])
     else:
         work(0, matrix.shape[1])
@@ -102,8 +104,8 @@ def _transpose_into(out: np.ndarray, matrix: np.ndarray) -> None:
 def _transpose2d(matrix: np.ndarray) -> np.ndarray:
     """A contiguous transposed copy, cache-line banded when large."""
     n, m = matrix.shape
-    if n * m * matrix.itemsize < 2**16 or min(n, m) < 2:
-        return np.ascontiguousarray(matrix.T)
+    if matrix.nbytes < _SMALL or n < 2 or m < 2:
+        return matrix.T.copy()
     out = np.empty((m, n), matrix.dtype)
     _transpose_into(out, matrix)
     return out
@@ -122,6 +124,8 @@ def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
     copies it in one go. Large tensors are split between two threads.
     scripts/bench_convert.py compares this with torch's ``permute().contiguous()`` per shape.
     """
+    if array.nbytes < _SMALL:  # fits in cache: one pass costs less than two calls
+        return array.reshape(k, a, b).transpose(2, 1, 0).copy()
     array = np.ascontiguousarray(array).reshape(k, a, b)
     if k == 1 or b == 1 or a == 1:  # one of the moves is trivial: a plain 2D transpose
         if k == 1:
@@ -129,13 +133,14 @@ def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
         if b == 1:
             return _transpose2d(array.reshape(k, a)).reshape(1, a, k)
         return _transpose2d(array.reshape(k, b)).reshape(b, 1, k)
-    if k * a * b * array.itemsize < 2**16:  # fits in cache: one pass costs less than two calls
-        return np.ascontiguousarray(array.transpose(2, 1, 0))
     step = _scratch(k * a * b, array.dtype).reshape(a * b, k)
     _transpose_into(step, array.reshape(k, a * b))
     out = np.empty((b, a, k), array.dtype)
     _swap_rows(out, step.reshape(a, b, k))
     return out
+
+
+_SMALL = 2**16  # bytes: below this one NumPy pass is cheapest
 
 
 _WIDE = 256  # bytes: rows at least this long are copied as rows (NumPy would buffer opaque ones)
@@ -163,7 +168,6 @@ def _scratch(size: int, dtype) -> np.ndarray:
 
 
 def _check_conv(array: np.ndarray, what: str) -> int:
-    array = np.asarray(array)
     if not 3 <= array.ndim <= 5:
         raise LayoutError(
             f"{what} must have 3 to 5 axes (a 1D, 2D or 3D conv kernel); received shape {array.shape}."
@@ -173,39 +177,40 @@ def _check_conv(array: np.ndarray, what: str) -> int:
 
 def conv_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
     """Keras ``(*k, in/groups, out)`` -> torch ``(out, in/groups, *k)`` (transposed conv: same permutation)."""
-    rank = _check_conv(kernel, "A Keras conv kernel")
     kernel = np.asarray(kernel)
+    _check_conv(kernel, "A Keras conv kernel")
     *k, cin, cout = kernel.shape
-    return _reverse3(kernel, int(np.prod(k)), cin, cout).reshape(cout, cin, *k)
+    return _reverse3(kernel, math.prod(k), cin, cout).reshape(cout, cin, *k)
 
 
 def conv_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
     """torch ``(out, in/groups, *k)`` -> Keras ``(*k, in/groups, out)``."""
-    rank = _check_conv(weight, "A PyTorch conv weight")
     weight = np.asarray(weight)
+    _check_conv(weight, "A PyTorch conv weight")
     cout, cin, *k = weight.shape
-    return _reverse3(weight, cout, cin, int(np.prod(k))).reshape(*k, cin, cout)
+    return _reverse3(weight, cout, cin, math.prod(k)).reshape(*k, cin, cout)
 
 
 def depthwise_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
     """Keras depthwise ``(*k, in, mult)`` -> torch ``(in * mult, 1, *k)``; output channel ``c * mult + m``."""
-    rank = _check_conv(kernel, "A Keras depthwise kernel")
+    kernel = np.asarray(kernel)
+    _check_conv(kernel, "A Keras depthwise kernel")
     *k, cin, mult = kernel.shape
-    kk = int(np.prod(k))
-    merged = np.reshape(np.asarray(kernel), (kk, cin * mult))  # C order puts c * mult + m on the last axis
+    merged = kernel.reshape(math.prod(k), cin * mult)  # C order puts c * mult + m on the last axis
     return _transpose2d(merged).reshape(cin * mult, 1, *k)
 
 
 def depthwise_kernel_to_keras(weight: np.ndarray, depth_multiplier: int = 1) -> np.ndarray:
     """torch ``(in * mult, 1, *k)`` -> Keras ``(*k, in, mult)``."""
-    rank = _check_conv(weight, "A PyTorch depthwise weight")
+    weight = np.asarray(weight)
+    _check_conv(weight, "A PyTorch depthwise weight")
     out, one, *k = weight.shape
     if one != 1 or depth_multiplier < 1 or out % depth_multiplier:
         raise LayoutError(
             f"A depthwise weight is (in * depth_multiplier, 1, *k); received shape {weight.shape} "
             f"with depth_multiplier={depth_multiplier}."
         )
-    flat = np.reshape(np.asarray(weight), (out, int(np.prod(k))))
+    flat = weight.reshape(out, math.prod(k))
     return _transpose2d(flat).reshape(*k, out // depth_multiplier, depth_multiplier)
 
 

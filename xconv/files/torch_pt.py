@@ -42,3 +42,68 @@ def write_torch(tmp: str, tensors: Mapping[str, np.ndarray]) -> None:
         state[name] = to_torch(tensors[name], f"tensor {name!r}")
     with open(tmp, "wb") as fh:  # through Python's file: a failed write keeps its OSError
         torch.save(state, fh)
+
+
+class _ReleasingWriter:
+    """A file for ``torch.save`` that drops the mapped input's pages from memory as data goes out.
+
+    torch.save writes each storage in one call, straight from the tensor's memory (here the
+    mapped safetensors file), so after every few MiB written the whole mapping is released:
+    pages already saved leave memory, and a page is only mapped while it is being written.
+    """
+
+    _EVERY = 16 * 2**20
+
+    def __init__(self, fh, release):
+        self._fh, self._release, self._since = fh, release, 0
+
+    def write(self, data) -> int:
+        n = self._fh.write(data)
+        self._since += len(memoryview(data).cast("B"))
+        if self._since >= self._EVERY:
+            self._release()
+            self._since = 0
+        return n
+
+    def flush(self):
+        self._fh.flush()
+
+
+def write_torch_from_safetensors(tmp: str, src: str) -> None:
+    """``src`` (.safetensors) as a state_dict in ``tmp``, streamed: the tensors are views of the
+    mapped file and leave memory once written, so memory stays near the largest tensor."""
+    import mmap
+    import warnings
+
+    import torch
+
+    from .safetensors import safetensors_header, tensor_names
+    from .dtypes import st_dtype
+
+    header, start = safetensors_header(src)
+    with open(src, "rb") as fin:
+        mm = mmap.mmap(fin.fileno(), 0, access=mmap.ACCESS_COPY)  # private: writable views, never written
+    try:
+        buf = np.frombuffer(mm, np.uint8)
+        state = {}
+        for name in tensor_names(header):
+            info = header[name]
+            dtype, (lo, hi) = st_dtype(info["dtype"]), info["data_offsets"]
+            if hi == lo:
+                array = np.empty(info["shape"], dtype)
+            else:
+                array = buf[start + lo : start + hi].view(dtype).reshape(info["shape"])
+            state[name] = to_torch(array, f"tensor {name!r}")
+
+        def release():
+            mm.madvise(mmap.MADV_DONTNEED, 0, len(mm))
+
+        with open(tmp, "wb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            torch.save(state, _ReleasingWriter(fh, release))
+        del state, array, buf
+    finally:
+        try:
+            mm.close()
+        except BufferError:  # a view still alive (an exception's traceback): the map goes with it
+            pass

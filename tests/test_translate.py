@@ -304,3 +304,11 @@ def test_channels_first_planted_swapped_filter_is_named():
         t.dw.weight[[0, 1]] = t.dw.weight[[1, 0]].clone()  # two depthwise filters swapped
     report = compare(model, t, data((3, 12, 10)).astype("float32"), dtype="float32")
     assert not report.ok and report.first_divergence == "dw"
+
+
+def test_input_layers_have_no_converter_and_still_translate():
+    from xconv.translate import supported_layers
+
+    assert "InputLayer" not in supported_layers()  # the graph walk makes inputs forward()'s arguments
+    model = seq((4, 4, 2), L.Conv2D(2, 3))
+    check(model, data((4, 4, 2)))

@@ -9,11 +9,6 @@ from ..spec import CF, KLayer, Layout, Piece, Step
 from . import fmt
 
 
-@converter("InputLayer", family="misc")
-def _input(layer: KLayer) -> Piece:  # never called: inputs become forward()'s arguments
-    raise AssertionError("inputs are handled by the graph walker")
-
-
 @converter("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", family="misc", elementwise=True)
 def _dropout(layer: KLayer) -> Piece:
     return Piece((Step("", f"nn.Dropout({fmt(float(layer.config.get('rate', 0.0)))})"),), layer.in_layouts[0])

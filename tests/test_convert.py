@@ -271,3 +271,42 @@ def test_truncated_safetensors_stream_leaves_no_output(tmp_path):
     with pytest.raises(BadInputError, match="truncated"):
         convert_layout(tmp_path / "cut.safetensors", tmp_path / "out.safetensors", to="torch")
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def _sequence_models():
+    import keras
+
+    rng = np.random.default_rng(5)
+    inp = keras.Input((6, 3))
+    x = keras.layers.LSTM(4, return_sequences=True, name="lstm")(inp)
+    x = keras.layers.MultiHeadAttention(2, 2, name="mha")(x, x)  # 2 x 2 = 4 features: packed in_proj_weight
+    x = keras.layers.MultiHeadAttention(2, 3, name="mha3")(x, x)  # separate q/k/v weights, packed bias
+    x = keras.layers.BatchNormalization(scale=False, name="bn")(x)
+    model = keras.Model(inp, x)
+    model.set_weights([rng.standard_normal(w.shape).astype(w.dtype) for w in model.get_weights()])  # biases nonzero too
+    return model
+
+
+def test_lstm_and_multi_head_attention_round_trip_bit_exactly(tmp_path):
+    """bias_hh zeros and BatchNorm's ones are constants, in_proj_weight draws on three Keras tensors."""
+    model = _sequence_models()
+    model.save(tmp_path / "m.keras")
+    manifest = convert_file(tmp_path / "m.keras", tmp_path / "m.safetensors")
+    how = {e.target: e.transform for e in manifest.entries}
+    assert how["mha.in_proj_weight"].startswith("concatenate mha/query/kernel + mha/key/kernel + mha/value/kernel"), how
+    assert how["mha3.in_proj_bias"].startswith("concatenate mha3/query/bias + mha3/key/bias"), how
+    assert how["lstm.bias_hh_l0"] == "constant" and how["bn.weight"] == "constant"
+    convert_file(tmp_path / "m.safetensors", tmp_path / "back.weights.h5", arch=str(tmp_path / "m.keras"))
+    fresh = _sequence_models()
+    fresh.set_weights([np.zeros_like(w) for w in fresh.get_weights()])
+    fresh.load_weights(tmp_path / "back.weights.h5")
+    assert weights_equal(model.get_weights(), fresh.get_weights())
+    # a torch file with a nonzero bias_hh cannot be moved into Keras' one bias without arithmetic: refused
+    from xconv.files import read_tensors, write_tensors
+
+    state = dict(read_tensors(tmp_path / "m.safetensors").tensors)
+    state["lstm.bias_hh_l0"] = np.ones_like(state["lstm.bias_hh_l0"])
+    write_tensors(tmp_path / "bad.safetensors", state)
+    with pytest.raises(MismatchedModelsError, match="bias_hh"):
+        convert_file(tmp_path / "bad.safetensors", tmp_path / "bad.weights.h5", arch=str(tmp_path / "m.keras"))
+    assert not (tmp_path / "bad.weights.h5").exists()

@@ -30,13 +30,54 @@ _KERAS_FILES = ("keras", "h5", "keras-weights")
 _TORCH_FILES = ("torch", "safetensors", "onnx")
 
 
+_BASE = 2**32  # index arrays count from here: a smaller value is a constant the converter wrote (0, 1)
+
+
 @dataclass
 class WeightMap:
-    """torch state key -> (Keras tensor ``layer/weight``, Keras flat index of each torch element)."""
+    """Where each element of the translated module's state_dict comes from in the Keras model.
 
-    sources: dict[str, tuple[str, np.ndarray]]
+    ``index[key]`` has the torch tensor's shape; each element holds ``_BASE`` + the place of its
+    Keras element among all the model's weights end to end (``offsets``: start, stop, name), or,
+    where the converter writes a constant (LSTM's ``bias_hh`` zeros, BatchNormalization's ones
+    without ``scale``), that constant. A torch tensor may draw on several Keras tensors
+    (MultiHeadAttention's packed ``in_proj_weight``).
+    """
+
+    index: dict[str, np.ndarray]
+    offsets: list[tuple[int, int, str]]
     keras_shapes: dict[str, tuple[int, ...]]
     epsilons: dict[str, float]  # Keras layer -> epsilon carried into torch
+
+    def parts(self, key: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
+        """(Keras tensor, flat torch positions, flat Keras indices) for each Keras tensor ``key`` draws on."""
+        flat = self.index[key].reshape(-1)
+        where = np.flatnonzero(flat >= _BASE)
+        glob = flat[where].astype(np.int64) - _BASE
+        starts = np.array([o[0] for o in self.offsets], dtype=np.int64)
+        which = np.searchsorted(starts, glob, side="right") - 1
+        out = []
+        for w in np.unique(which):
+            start, _, name = self.offsets[int(w)]
+            sel = which == w
+            out.append((name, where[sel], glob[sel] - start))
+        return out
+
+    def constants(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """Flat torch positions of ``key`` that hold constants, and the constants."""
+        flat = self.index[key].reshape(-1)
+        where = np.flatnonzero(~(flat >= _BASE))
+        return where, flat[where]
+
+    @property
+    def sources(self) -> dict[str, tuple[str, np.ndarray]]:
+        """torch key -> (Keras tensor, its flat index per torch element), for keys that are one tensor moved."""
+        out = {}
+        for key, idx in self.index.items():
+            parts = self.parts(key)
+            if len(parts) == 1 and parts[0][1].size == idx.size:
+                out[key] = (parts[0][0], parts[0][2].reshape(idx.shape))
+        return out
 
 
 def weight_map(keras_model) -> WeightMap:
@@ -45,6 +86,7 @@ def weight_map(keras_model) -> WeightMap:
     from .translate import translate
 
     offsets: list[tuple[int, int, str]] = []
+    starts: dict[str, int] = {}
     shapes: dict[str, tuple[int, ...]] = {}
     eps: dict[str, float] = {}
     cursor = 0
@@ -57,28 +99,25 @@ def weight_map(keras_model) -> WeightMap:
             if name not in shapes:
                 shapes[name] = tuple(value.shape)
                 offsets.append((cursor, cursor + value.size, name))
+                starts[name] = cursor
                 cursor += value.size
-            start = next(o for o in offsets if o[2] == name)[0]
-            out[key] = (start + np.arange(value.size, dtype=np.float64)).reshape(value.shape)
+            out[key] = (_BASE + starts[name] + np.arange(value.size, dtype=np.float64)).reshape(value.shape)
         if getattr(layer, "epsilon", None) is not None:
             eps[layer.name] = float(layer.epsilon)
         return out
 
     translation = translate(keras_model, weights_of=index_weights)
-    if cursor >= 2**53:  # float64 holds integers exactly up to here
-        raise BadInputError("The model has more than 2**53 weights; xconv cannot map it.")
-    starts = np.array([o[0] for o in offsets], dtype=np.int64)
-    sources = {}
+    if _BASE + cursor >= 2**53:  # float64 holds integers exactly up to here
+        raise BadInputError("The model has too many weights (over 2**52) for xconv to map.")
+    index = {}
     for key, idx in translation.state.items():
-        flat = idx.reshape(-1).astype(np.int64)
-        if flat.size == 0:
-            continue
-        which = int(np.searchsorted(starts, flat[0], side="right") - 1)
-        start, stop, name = offsets[which]
-        if flat.min() < start or flat.max() >= stop:  # a converter mixing tensors: not a pure permutation
-            raise AssertionError(f"torch tensor {key} draws on several Keras tensors")
-        sources[key] = (name, (flat - start).reshape(idx.shape))
-    return WeightMap(sources, shapes, eps)
+        idx = np.asarray(idx, dtype=np.float64)
+        flat = idx.reshape(-1)
+        drawn = flat[flat >= _BASE]
+        if drawn.size and (np.any(drawn != np.floor(drawn)) or np.unique(drawn).size != drawn.size):
+            raise BadInputError(f"The converter for torch tensor {key!r} computes its values instead of moving them; xconv cannot map it.")
+        index[key] = idx
+    return WeightMap(index, offsets, shapes, eps)
 
 
 def _transform(local: np.ndarray, kshape: tuple[int, ...]) -> str:
@@ -314,8 +353,19 @@ def _keras_to_torch_state(keras_model, source, out: Outputs | None = None):
         out.fill(source, _write_text(text))
     keras_tensors = keras_model_tensors(keras_model)
     result = Manifest(direction="keras->torch", matched_by="translation")
+    single = wmap.sources
     for key, value in translation.state.items():
-        name, local = wmap.sources[key]
+        if key not in single:  # several Keras tensors, or constants written by the converter
+            parts = wmap.parts(key)
+            names = [p[0] for p in parts]
+            how = "concatenate " + " + ".join(names) if len(parts) > 1 else f"gather from {names[0]}" if parts else "constant"
+            if wmap.constants(key)[0].size:
+                how += " with constants" if parts else ""
+            source = names[0] if len(names) == 1 else " + ".join(names) if names else "(constant)"
+            kshape = tuple(keras_tensors[names[0]].shape) if len(names) == 1 else ()
+            result.entries.append(TransferEntry(source, key, kshape, tuple(value.shape), how))
+            continue
+        name, local = single[key]
         layer = name.split("/")[0]
         how = _transform(local, wmap.keras_shapes[name])
         if layer in wmap.epsilons and not key.endswith(".weight") or layer in wmap.epsilons and how == "copy":
@@ -330,8 +380,8 @@ def _torch_state_into_keras(tensors, keras_model, src: str) -> Manifest:
 
     wmap = weight_map(keras_model)
     float_keys = [k for k in tensors if is_float(_info(tensors, k)[1])]
-    missing = sorted(set(wmap.sources) - set(float_keys))
-    unexpected = sorted(set(float_keys) - set(wmap.sources))
+    missing = sorted(set(wmap.index) - set(float_keys))
+    unexpected = sorted(set(float_keys) - set(wmap.index))
     if missing or unexpected:
         raise MismatchedModelsError(
             f"{src!r} does not match the architecture's translated module: missing {missing[:8]}, unexpected "
@@ -340,17 +390,32 @@ def _torch_state_into_keras(tensors, keras_model, src: str) -> Manifest:
     new: dict[str, np.ndarray] = {}
     seen = {name: np.zeros(int(np.prod(shape)), dtype=bool) for name, shape in wmap.keras_shapes.items()}
     result = Manifest(direction="torch->keras", matched_by="translation")
-    for key, (name, local) in wmap.sources.items():
+    single = wmap.sources
+    for key, idx in wmap.index.items():
         value = np.asarray(tensors[key])
-        if value.shape != local.shape:
-            raise MismatchedModelsError(f"{src!r}: '{key}' has shape {value.shape}; the architecture needs {local.shape}.")
-        if name not in new:
-            new[name] = np.empty(int(np.prod(wmap.keras_shapes[name])), dtype=value.dtype)
-        elif new[name].dtype != value.dtype:
-            raise BadInputError(f"{src!r}: '{key}' is {value.dtype} but other tensors of Keras weight {name!r} are {new[name].dtype}.")
-        new[name][local.reshape(-1)] = value.reshape(-1)
-        seen[name][local.reshape(-1)] = True
-        result.entries.append(TransferEntry(key, name, value.shape, wmap.keras_shapes[name], _transform(local, wmap.keras_shapes[name])))
+        if value.shape != idx.shape:
+            raise MismatchedModelsError(f"{src!r}: '{key}' has shape {value.shape}; the architecture needs {idx.shape}.")
+        flat = value.reshape(-1)
+        where, consts = wmap.constants(key)
+        if where.size and not np.array_equal(flat[where], consts.astype(value.dtype)):
+            raise MismatchedModelsError(
+                f"{src!r}: '{key}' holds values where the Keras architecture has none (the translation writes constants "
+                f"there, e.g. LSTM's bias_hh zeros, since Keras keeps one bias); xconv moves values without folding them. "
+                f"Fold them into the matching tensor first (bias_ih += bias_hh), or pass --module package.module:Class."
+            )
+        for name, pos, local in wmap.parts(key):
+            if name not in new:
+                new[name] = np.empty(int(np.prod(wmap.keras_shapes[name])), dtype=value.dtype)
+            elif new[name].dtype != value.dtype:
+                raise BadInputError(f"{src!r}: '{key}' is {value.dtype} but other tensors of Keras weight {name!r} are {new[name].dtype}.")
+            new[name][local] = flat[pos]
+            seen[name][local] = True
+        if key in single:
+            name, local = single[key]
+            how = _transform(local, wmap.keras_shapes[name])
+        else:
+            name, how = " + ".join(p[0] for p in wmap.parts(key)) or "(constant)", "split"
+        result.entries.append(TransferEntry(key, name, value.shape, wmap.keras_shapes.get(name, ()), how))
     for layer in ks.weighted_layers(keras_model):
         arrays = ks.layer_weights(layer)
         update = {}

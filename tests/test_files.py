@@ -444,3 +444,20 @@ def test_streamed_conversions_hold_under_two_of_the_largest_tensor(tmp_path, ext
         peaks[name] = int(proc.stdout.split()[-1])
     growth = (peaks["big"] - peaks["tiny"]) / block.nbytes
     assert growth < 2.0, f"{growth:.2f} x the largest tensor"
+
+
+def test_keras_to_torch_source_follows_the_output_rule(tmp_path):
+    """keras_to_torch(source=m.py) writes m.pt beside it: an existing one is refused unless force."""
+    pytest.importorskip("keras")
+    from xconv import keras_to_torch, zoo
+
+    k = zoo.build("two_conv", "keras")
+    (tmp_path / "m.pt").write_bytes(b"someone's weights")
+    with pytest.raises(BadInputError, match="m.pt.* exists"):
+        keras_to_torch(k, source=tmp_path / "m.py")
+    assert (tmp_path / "m.pt").read_bytes() == b"someone's weights" and sorted(os.listdir(tmp_path)) == ["m.pt"]
+    with pytest.raises(BadInputError, match="same file"):
+        keras_to_torch(k, source=tmp_path / "n.py", weights=tmp_path / "n.py")
+    assert sorted(os.listdir(tmp_path)) == ["m.pt"]
+    keras_to_torch(k, source=tmp_path / "m.py", force=True)
+    assert sorted(os.listdir(tmp_path)) == ["m.pt", "m.py"] and torch.load(tmp_path / "m.pt", weights_only=True)

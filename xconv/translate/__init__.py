@@ -358,30 +358,38 @@ def module_source(model, *, channels_last_io: bool = False) -> str:
     return translate(model, channels_last_io=channels_last_io).source
 
 
-def write_source(translation: Translation, module, source, *, weights=None, force: bool = True) -> None:
-    """Write the module's source and its state_dict beside it, both atomically."""
+def write_source(translation: Translation, module, source, *, weights=None, force: bool = False) -> None:
+    """Write the module's source and its state_dict beside it, under the output rule of
+    :class:`xconv.files.Outputs`: both or neither; an existing file only with ``force``."""
     import torch
 
-    from ..files import atomic_output
+    from ..files import Outputs
 
     source = os.fspath(source)
     weights = os.fspath(weights) if weights is not None else os.path.splitext(source)[0] + ".pt"
     text = translation.source.replace('torch.load("weights.pt"', f'torch.load("{os.path.basename(weights)}"')
-    atomic_output(weights, lambda tmp: torch.save(module.state_dict(), tmp), force=force)
-    atomic_output(source, lambda tmp: open(tmp, "w").write(text), force=force)
+    with Outputs(force=force) as out:
+        out.add(source, "source")
+        out.add(weights, f"weights beside source {source!r}")
+        out.fill(weights, lambda tmp: torch.save(module.state_dict(), tmp))
+        out.fill(source, lambda tmp: open(tmp, "w").write(text))
 
 
-def keras_to_torch(model, *, channels_last_io: bool = False, source: str | os.PathLike | None = None, weights: str | os.PathLike | None = None):
+def keras_to_torch(
+    model, *, channels_last_io: bool = False, source: str | os.PathLike | None = None, weights: str | os.PathLike | None = None,
+    force: bool = False,
+):
     """Translate a Keras 3 Sequential or functional model into an eval-mode ``torch.nn.Module``.
 
     The module's submodules carry the Keras layer names; its ``forward`` takes channels-first
     tensors (or Keras-layout tensors with ``channels_last_io=True``) with any batch size.
     ``source="model.py"`` also writes the module's Python source, importable without xconv,
-    and its weights (``weights=``, default ``model.pt`` beside it) as a state_dict.
+    and its weights (``weights=``, default ``model.pt`` beside it) as a state_dict; an existing
+    file is refused unless ``force=True``, and the two may not be the same file.
     An unsupported layer raises :class:`UnsupportedLayerError` before anything is built or written.
     """
     translation = translate(model, channels_last_io=channels_last_io)
     module = build_module(translation)
     if source is not None:
-        write_source(translation, module, source, weights=weights)
+        write_source(translation, module, source, weights=weights, force=force)
     return module

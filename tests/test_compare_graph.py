@@ -188,3 +188,64 @@ def test_repro_works_on_any_reported_layer_and_refuses_unknown_ones(tmp_path):
     with pytest.raises(BadInputError, match=r"No layer 'nope' in this report; its layers: \['down1'"):
         report.repro(tmp_path / "x.npz", layer="nope")
     assert not (tmp_path / "x.npz").exists()
+
+
+class _SecondCallShifted(twins.SharedNet):
+    """The shared conv's second call reads a shifted input: only that call (and what follows) differs."""
+
+    def forward(self, x):
+        x = self.act(self.entry(x))
+        x = self.act(self.body(x))
+        x = self.act(self.body(x + 0.05))
+        x = self.act(self.mix(x))
+        return self.out(torch.amax(x, dim=(2, 3)))
+
+
+def test_every_call_of_a_shared_layer_has_its_own_row_aligned_to_the_matching_torch_call():
+    k, t = _pair("shared_modules")
+    x = _x("shared_modules")
+    report = compare(k, t, x, mode="local")
+    names = [r.name for r in report.layers]
+    assert names.index("shared_conv") < names.index("relu_b") < names.index("shared_conv#1") < names.index("relu_c")
+    assert report.ok and report["shared_conv#1"].local_ok, str(report)
+    shifted = _SecondCallShifted().eval()
+    shifted.load_state_dict(t.state_dict())
+    bad = compare(k, shifted, x)
+    assert bad["shared_conv"].ok and bad["relu_b"].ok  # the first call is still right
+    assert bad.first_divergence == "shared_conv#1", str(bad)
+    # a filter changed in the shared conv shows at its first call, and again at its second
+    broken, layer = twins.TWINS["shared_modules"].planted["filter"](t)
+    rows = compare(k, broken, x)
+    assert rows.first_divergence == layer == "shared_conv" and not rows["shared_conv#1"].ok
+
+
+def test_repro_covers_multi_input_layers_and_later_calls(tmp_path):
+    from xconv.repro import rerun
+
+    k, t = _pair("tiny_resnet")
+    x = _x("tiny_resnet")
+    report = compare(k, t, x)
+    data = rerun(report.repro(tmp_path / "add.npz", layer="b2_add"))
+    assert data["layer"] == "b2_add" and data["recorded_torch_ok"] and data["xconv_translation_ok"], data
+    assert data["keras_reproduced_rel"] == 0.0
+    with np.load(tmp_path / "add.npz") as saved:
+        assert saved["input:0"].shape == saved["input:1"].shape == (2, 8, 8, 16)
+    # a planted bug in the residual sum: the repro records the wrong sum from Keras' own inputs
+    class Halved(twins.TinyResNet):
+        def forward(self, x):
+            x = self.relu(self.bn1(self.conv1(x)))
+            x = self.layer1(x)
+            b = self.layer2
+            out = b.bn2(b.conv2(b.relu(b.bn1(b.conv1(x)))))
+            out = b.relu(out + 0.5 * b.downsample(x))
+            return self.fc(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(out, 1), 1))
+
+    halved = Halved().eval()
+    halved.load_state_dict(t.state_dict())
+    bad = compare(k, halved, x, mode="local")
+    assert bad.first_divergence == "b2_add", str(bad)
+    bad_data = rerun(bad.repro(tmp_path / "bad_add.npz", layer="b2_add"))
+    assert not bad_data["recorded_torch_ok"] and bad_data["xconv_translation_ok"], bad_data
+    kk, tt = _pair("shared_modules")
+    later = rerun(compare(kk, tt, _x("shared_modules")).repro(tmp_path / "second.npz", layer="shared_conv#1"))
+    assert later["layer"] == "shared_conv#1" and later["recorded_torch_ok"], later

@@ -1,7 +1,7 @@
 """A minimal reproduction of one diverging layer, as a small file anyone can re-run.
 
 ``report.repro("conv4_2.npz")`` writes the first diverging layer's Keras config and weights,
-the input Keras' layer received, Keras' output, and what the PyTorch side computed *from that
+the input(s) Keras' layer received (every input of an Add or Concatenate), Keras' output, and what the PyTorch side computed *from that
 same input* (its own modules, run as in the local mode). ``xconv repro FILE`` (``rerun``)
 rebuilds the layer in Keras and, through ``keras_to_torch``, in PyTorch, and compares all three:
 if xconv's translation agrees with Keras but the recorded PyTorch output does not, the port of
@@ -41,10 +41,11 @@ def write_repro(report, path, layer: str | None = None) -> str:
     if layer not in reported:
         raise BadInputError(f"No layer '{layer}' in this report; its layers: {reported[:16]}{' ...' if len(reported) > 16 else ''}.")
     keras_model = ks.cast(kmodel, dtype)
-    keras_layer = next(l for l in ks.iter_layers(keras_model) if l.name == layer)
-    captured = ks.capture(keras_model, k_in, names=[layer], with_inputs=True)[0]
-    if len(captured.inputs) != 1:
-        raise BadInputError(f"Layer '{layer}' takes {len(captured.inputs)} inputs; repros cover one-input layers.")
+    base = layer.rsplit("#", 1)[0]  # 'conv#1': the second call of the shared layer 'conv'
+    keras_layer = next(l for l in ks.iter_layers(keras_model) if l.name == base)
+    captured = next(c for c in ks.capture(keras_model, k_in, names=[base], with_inputs=True, calls=True) if c.name == layer)
+    if not captured.inputs:
+        raise BadInputError(f"Layer '{layer}' has no input tensors Keras can show; there is nothing to feed a repro.")
     aligned = next(a for a in cap.layers if a.name == layer)
     if cap.capture == "graph":
         torch_out, modules, described = _graph_output(cap, aligned, captured)
@@ -55,9 +56,10 @@ def write_repro(report, path, layer: str | None = None) -> str:
     meta = {
         "format": _FORMAT, "layer": layer, "keras_class": type(keras_layer).__name__, "dtype": dtype,
         "weights": list(weights), "torch_modules": modules, "torch_repr": described,
-        "input_flatten_of": captured.input_flatten_of,
+        "input_flatten_of": captured.input_flatten_of, "inputs": len(captured.inputs),
     }  # fmt: skip
     arrays = {f"weight:{k}": v for k, v in weights.items()}
+    arrays.update({f"input:{i}": x for i, x in enumerate(captured.inputs)})
     arrays.update({"input": captured.inputs[0], "keras_output": captured.value, "torch_output": torch_out})
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     arrays["keras_config"] = np.frombuffer(json.dumps(config, default=str).encode(), dtype=np.uint8)
@@ -136,13 +138,14 @@ def rerun(path) -> dict:
     if meta.get("format") != _FORMAT:
         raise BadInputError(f"{path!r} is not an xconv repro file (format {meta.get('format')!r}).")
     k = keras()
-    x = data["input"]
+    xs = [data[f"input:{i}"] for i in range(int(meta.get("inputs", 1)))] if "input:0" in data else [data["input"]]
     try:
         layer = k.saving.deserialize_keras_object(config, safe_mode=True)
     except Exception as exc:  # an unknown or custom layer class
         raise BadInputError(f"Cannot rebuild Keras layer {meta['keras_class']}: {exc}") from exc
-    inp = k.Input(shape=x.shape[1:], dtype=str(x.dtype))
-    model = k.Model(inp, layer(inp), name="repro")
+    inps = [k.Input(shape=x.shape[1:], dtype=str(x.dtype)) for x in xs]
+    model = k.Model(inps if len(inps) > 1 else inps[0], layer(inps if len(inps) > 1 else inps[0]), name="repro")
+    x = xs if len(xs) > 1 else xs[0]
     by_name = {v.path.rsplit("/", 1)[-1]: v for v in layer.weights}
     for key in meta["weights"]:
         by_name[key].assign(data[f"weight:{key}"])

@@ -90,10 +90,16 @@ class KerasCall:
     index: int  # which call of the layer (0 for an unshared layer)
     inputs: tuple[tuple[str, int], ...]  # (producing layer, its call), or ('input:i', 0)
     shape: tuple  # output shape, channels-last, batch None
+    ordinal: int = 0  # which call of the layer in this model (0: its first; a later one is reported as 'name#1')
 
     @property
     def key(self) -> tuple[str, int]:
         return (self.name, self.index)
+
+    @property
+    def row(self) -> str:
+        """The report's name for this call: the layer's name, ``name#1`` for its second call."""
+        return self.name if self.ordinal == 0 else f"{self.name}#{self.ordinal}"
 
 
 @dataclass
@@ -161,6 +167,7 @@ def keras_calls(model) -> list[KerasCall]:
         return [s for t in nodes[k].input_tensors for s in sources(t, depth + 1)]
 
     calls = []
+    seen: dict[str, int] = {}
     for depth in sorted(graph._nodes_by_depth, reverse=True):
         for node in graph._nodes_by_depth[depth]:
             op = node.operation
@@ -169,7 +176,8 @@ def keras_calls(model) -> list[KerasCall]:
             index = op._inbound_nodes.index(node) if node in op._inbound_nodes else 0
             ins = tuple(s for t in node.input_tensors for s in sources(t))
             out = node.output_tensors[0] if node.output_tensors else None
-            calls.append(KerasCall(op, op.name, type(op).__name__, index, ins, tuple(out.shape) if out is not None else ()))
+            ordinal = seen[op.name] = seen.get(op.name, -1) + 1
+            calls.append(KerasCall(op, op.name, type(op).__name__, index, ins, tuple(out.shape) if out is not None else (), ordinal))
     return calls
 
 
@@ -335,7 +343,8 @@ def _separable(layer, modules) -> bool:
 
 
 def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dict[str, Match]:
-    """Match every captured Keras layer (its first call) with a node of ``graph``; returns name -> Match."""
+    """Match every captured Keras layer call with a node of ``graph``; returns row name -> Match
+    (a shared layer's later calls as ``name#1``, ...: the matching module's later calls)."""
     from ..frameworks import keras_side as ks
     from ..frameworks import torch_side as ts
 
@@ -438,25 +447,31 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
             )
         return nearest, "weights", ""
 
+    captured_rows = {c.name for c in captured}
     for call in calls:
-        layer_is_captured = call.index == 0
         in_nodes = [nodes.get(ref) for ref in call.inputs]
         # an unaligned layer without weights (a ZeroPadding2D folded into the conv's padding=)
         # passes its inputs' nodes on, so what follows it still aligns
         in_nodes = [n if n is not None else frontier.get(ref) for ref, n in zip(call.inputs, in_nodes)]
         in_nodes = [x for n in in_nodes for x in (n if isinstance(n, list) else [n])]
-        m = Match(call.name)
+        m = Match(call.row)
         missing = [ref[0] for ref in call.inputs if nodes.get(ref) is None and not frontier.get(ref)]
         act = activation_of(call.layer) if call.type not in ("ReLU", "LeakyReLU", "ELU", "Softmax", "Activation") else None
         known_in = [n for n in in_nodes if n is not None]
         end = None
-        if call.index > 0 and call.name in paired:  # a shared layer's later call: the module's next call
+        if call.ordinal > 0 and call.name in paired:  # a shared layer's later call: the module's next call
             mods = paired[call.name]
-            j, c = first_call(mods[-1], known_in)
-            if c is not None:
-                used_calls.add((mods[-1], j))
+            first_j, first_c = first_call(mods[0], known_in)
+            last_j, c = first_call(mods[-1], known_in) if len(mods) > 1 else (first_j, first_c)
+            if c is None:
+                m.why = f"the PyTorch module '{mods[-1]}' has no further call after its input (torch calls it fewer times than Keras calls '{call.name}')"
+            else:
+                used_calls.update({(mods[0], first_j), (mods[-1], last_j)})
                 end, ext = extend(G.call_end(c), act)
                 claimed.update(ext)
+                head = head_of(first_c[0])
+                m.feeds = feeds_for(head, first_c, known_in)
+                m.modules, m.how = list(mods), "shared"
         elif call.name in pins:
             target = pins[call.name]
             if target is None:
@@ -553,8 +568,8 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
                 m.layout = "cf" if G.shape(end) == cf else ("plain" if m.layout == "cf" else m.layout)
             m.input_layouts = {i: G.layout.get(i, "cf") for f in m.feeds.values() for i in f}
             m.input_shapes = {i: G.shape(i) for f in m.feeds.values() for i in f}
-        if layer_is_captured and call.name not in matches:
-            matches[call.name] = m
+        if call.row in captured_rows and call.row not in matches:
+            matches[call.row] = m
     return matches
 
 
@@ -626,6 +641,10 @@ def align_by_names(kmodel, captured, tmodule, pins: dict) -> dict[str, Match]:
     for c in captured:
         m = Match(c.name, layout="cf", how="hooks")
         target = pins.get(c.name, c.name if c.name in modules else None)
+        if "#" in c.name and c.name not in pins:
+            m.why = "a later call of a shared layer (forward hooks keep a module's first call only)"
+            out[c.name] = m
+            continue
         if c.name in pins and pins[c.name] is None:
             m.why = "an intermediate step of a translated PyTorch module"
         elif target is None and c.name in has_weights:

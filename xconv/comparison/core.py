@@ -233,7 +233,7 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
     keras_layouts = getattr(kmodel, "xconv_layouts", {})  # torch_to_keras says how each layer holds its torch value
     kmodel = ks.cast(kmodel, dtype)
     tmodule, dev, tdtype = _prepare_torch(tmodule, device, dtype)
-    k_acts = ks.capture(kmodel, k_in, names=layers, with_inputs=local)
+    k_acts = ks.capture(kmodel, k_in, names=layers, with_inputs=local, calls=True)
     if layers is not None and not k_acts:
         names = [l.name for l in ks.iter_layers(kmodel)]
         raise BadInputError(f"No layer named {list(layers)} in Keras model '{kmodel.name}'. Layers: {names}.")
@@ -283,7 +283,7 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
 
     aligned = []
     for c in k_acts:
-        m = matches[c.name]
+        m = matches.get(c.name) or al.Match(c.name, why="not found in the Keras model's graph")
         kind = declared.get(c.name) or {"cf": "cf", "flat": "flat" if c.flatten_of else "plain"}.get(m.layout, "plain")
         k_val = c.torch_view(kind)
         t_val = t_vals.get(m.node) if m.node else None

@@ -145,10 +145,13 @@ def check_inputs(model, arrays: Sequence[np.ndarray]) -> None:
             )
 
 
-def capture(model, arrays: Sequence[np.ndarray], names: Sequence[str] | None = None, with_inputs: bool = False) -> list[Captured]:
+def capture(model, arrays: Sequence[np.ndarray], names: Sequence[str] | None = None, with_inputs: bool = False, calls: bool = False) -> list[Captured]:
     """Run ``model`` once and return every (or every named) layer's output, in graph order.
 
     ``with_inputs`` also returns what each layer received (for the local-error mode).
+    ``calls`` also returns the later calls of a layer called several times (a shared layer),
+    named ``name#1``, ``name#2``, ... after the layer's first call, each right after the last of
+    the calls it reads.
     """
     k = keras()
     check_inputs(model, arrays)
@@ -166,9 +169,17 @@ def capture(model, arrays: Sequence[np.ndarray], names: Sequence[str] | None = N
             out = out[0]
         outputs.append(out)
         kept.append(layer)
+    entries = [(l.name, l, None) for l in kept]  # (row name, layer, its node: None = the first call)
+    if calls:
+        first_out = {id(l): o for l, o in zip(kept, outputs)}
+        entries = _with_later_calls(model, entries)
+        outputs = [first_out[id(l)] if node is None else node.output_tensors[0] for _, l, node in entries]
     if with_inputs:
-        for layer in kept:
-            ins = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
+        for _, layer, node in entries:
+            if node is not None:
+                ins = list(node.input_tensors)
+            else:
+                ins = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
             outputs.extend(ins)
             n_in.append(len(ins))
     sub = k.Model(inputs=model.inputs, outputs=outputs)
@@ -178,14 +189,30 @@ def capture(model, arrays: Sequence[np.ndarray], names: Sequence[str] | None = N
     if not isinstance(values, (list, tuple)):
         values = [values]
     values = [to_numpy(v) for v in values]
-    result = [Captured(l.name, type(l).__name__, v, _flatten_of_output(l)) for l, v in zip(kept, values)]
+    result = [Captured(name, type(l).__name__, v, _flatten_of_output(l)) for (name, l, _), v in zip(entries, values)]
     if with_inputs:
-        rest, out = values[len(kept) :], []
-        for c, layer, n in zip(result, kept, n_in):
+        rest, out = values[len(entries) :], []
+        for c, (_, layer, _node), n in zip(result, entries, n_in):
             out.append(Captured(c.name, c.type, c.value, c.flatten_of, tuple(rest[:n]), flatten_source_shape(layer)))
             rest = rest[n:]
         result = out
     return result
+
+
+def _with_later_calls(model, entries):
+    """``entries`` with a row for every later call of a layer called several times in ``model``,
+    each placed after every row that comes before it in the graph."""
+    by_depth = getattr(model, "_nodes_by_depth", None) or getattr(getattr(model, "_functional", None), "_nodes_by_depth", None)
+    if not by_depth:
+        return entries
+    order = {id(n): i for i, n in enumerate(n for d in sorted(by_depth, reverse=True) for n in by_depth[d])}
+    in_model = lambda layer: sorted((n for n in getattr(layer, "_inbound_nodes", []) if id(n) in order), key=lambda n: order[id(n)])  # noqa: E731
+    rows = [(name, layer, None, (in_model(layer) or [None])[0]) for name, layer, _ in entries]
+    later = [(layer, i, node) for _, layer, _ in entries for i, node in enumerate(in_model(layer)) if i > 0]
+    for layer, i, node in sorted(later, key=lambda e: order[id(e[2])]):
+        before = [j for j, row in enumerate(rows) if row[3] is not None and order[id(row[3])] < order[id(node)]]
+        rows.insert(max(before, default=-1) + 1, (f"{layer.name}#{i}", layer, node, node))
+    return [row[:3] for row in rows]
 
 
 def _flatten_of_output(layer) -> tuple[int, ...] | None:

@@ -67,8 +67,9 @@ CASES = [
     ("separable2d", (12, 10, 3), lambda: [L.SeparableConv2D(5, 3, depth_multiplier=2, padding="same", activation="swish")], "float64"),
     ("separable1d", (12, 3), lambda: [L.SeparableConv1D(4, 4, padding="same", strides=2)], "float64"),
     ("dense-after-flatten", (6, 5, 3), lambda: [L.Conv2D(4, 3), L.Flatten(), L.Dropout(0.5), L.Dense(7, activation="relu"), L.Dense(3, activation="softmax")], "float64"),
-    # Keras' exact gelu on TF rounds a constant to float32 even in float64 models: compared in float32
-    ("gelu", (8,), lambda: [L.Dense(7, activation="gelu")], "float32"),
+    # Keras' gelu on TF rounds its constants to float32 even in float64 models: mimicked (KerasGELU)
+    ("gelu", (8,), lambda: [L.Dense(7, activation="gelu"), L.Activation("gelu")], "float64"),
+    ("gelu-float32", (8,), lambda: [L.Dense(7, activation="gelu")], "float32"),
     ("dense-nd", (5, 7, 4), lambda: [L.Dense(6, activation="selu")], "float64"),
     ("flatten-output", (4, 3, 2), lambda: [L.Conv2D(2, 1), L.Flatten()], "float64"),
     ("batchnorm", (8, 8, 3), lambda: [L.Conv2D(4, 3), L.BatchNormalization(epsilon=1e-2), L.Activation("hard_sigmoid")], "float64"),

@@ -52,6 +52,8 @@ def _ops_cases():
         "augmentation-and-resizing": maps(lambda x: L.Resizing(9, 7, interpolation="nearest", dtype=F64)(L.RandomFlip(dtype=F64)(L.RandomZoom(0.2, dtype=F64)(x)))),
         "resize-nearest-non-integer-scale": maps(lambda x: ops.image.resize(x, (9, 7), interpolation="nearest")),
         "vector-ops": maps(lambda x: ops.maximum(x, 0.0) * ops.minimum(x, 1.0) + ops.exp(-ops.square(x)), shape=(5,)),
+        # TF's gelu constants are float32 even in float64 (KerasGELU's quirk, in the op's expression)
+        "gelu-both-forms-float64": maps(lambda x: ops.gelu(x, approximate=False) + ops.gelu(x * 2.0, approximate=True)),
         "layer-add-and-op-add": maps(lambda x: L.Add(dtype=F64)([x, x + 1.0]) * L.Multiply(dtype=F64)([x, x * 2.0])),
     }
 

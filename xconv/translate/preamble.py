@@ -227,6 +227,25 @@ class KerasReLU(nn.Module):
             out = torch.clamp(out, max=self.max_value)
         return out
 ''',
+    "KerasGELU": '''
+class KerasGELU(nn.Module):
+    """Keras' gelu. On TensorFlow its constants (1/sqrt(2); 0.044715 in the tanh form) are float32
+    even in a float64 model; in float64 this computes with the same rounded constants."""
+
+    SQRT_HALF = 0.7071067690849304  # float32(1 / sqrt(2))
+    TANH_COEFF = 0.044714998453855515  # float32(0.044715)
+
+    def __init__(self, approximate="none"):
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x):
+        if x.dtype != torch.float64:
+            return F.gelu(x, approximate=self.approximate)
+        if self.approximate == "tanh":
+            return 0.5 * x * (1.0 + torch.tanh(0.7978845608028654 * (x + self.TANH_COEFF * x.pow(3))))
+        return 0.5 * x * torch.erfc(-x * self.SQRT_HALF)
+''',
     "PReLU": '''
 class PReLU(nn.Module):
     """Keras PReLU: one slope per element of the non-batch shape (or shared along some axes)."""

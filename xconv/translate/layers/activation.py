@@ -20,7 +20,6 @@ _SIMPLE = {
     "silu": "nn.SiLU()",
     "hard_swish": "nn.Hardswish()",
     "hard_silu": "nn.Hardswish()",
-    "gelu": 'nn.GELU(approximate="none")',  # Keras' gelu defaults to the exact erf form
     "elu": "nn.ELU()",
     "selu": "nn.SELU()",
     "softplus": "nn.Softplus()",
@@ -47,10 +46,12 @@ def activation_step(activation, rank: int, layer: KLayer, last: bool = False) ->
         return None
     if name == "exponential":
         return Step("__act", "Exp()", helpers=("Exp",))
+    if name == "gelu":  # Keras' gelu is the exact erf form, with TF's float32 constant (KerasGELU)
+        return Step("__act", "KerasGELU()", helpers=("KerasGELU",))
     if name not in _SIMPLE:
         raise UnsupportedLayerError(
             f"Layer '{layer.keras_name}' uses activation '{name}', which xconv cannot translate. "
-            f"Supported: linear, exponential, {', '.join(sorted(_SIMPLE))}."
+            f"Supported: linear, exponential, gelu, {', '.join(sorted(_SIMPLE))}."
         )
     return Step("__act", _SIMPLE[name].format(dim=-1 if last else 1 if rank >= 2 else 0))
 

@@ -164,6 +164,10 @@ def _gelu(op: KLayer) -> Piece:
     approx = op.config.get("approximate", True)
     if len(op.args) > 1 and not isinstance(op.args[1], Ref):
         approx = bool(op.args[1])
+    if op.input_dtypes and op.input_dtypes[0] == "float64":  # TF's constants are float32 (see KerasGELU)
+        if approx:
+            return _elementwise(op, "(0.5 * {0} * (1.0 + torch.tanh(0.7978845608028654 * ({0} + 0.044714998453855515 * {0} ** 3))))", arity=1)
+        return _elementwise(op, "(0.5 * {0} * torch.erfc(-{0} * 0.7071067690849304))", arity=1)
     return _elementwise(op, f'F.gelu({{0}}, approximate="{"tanh" if approx else "none"}")', arity=1)
 
 

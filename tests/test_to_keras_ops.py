@@ -163,3 +163,20 @@ def test_layer_names_are_module_paths_and_permutes_move_no_data():
     assert "Permute" not in kinds.values()
     transposes = [op for op in k.operations if type(op).__name__ == "Transpose"]
     assert not transposes, "the permutes of a channels-last LayerNorm need no transpose"
+
+
+@pytest.mark.parametrize("n, k, s, p, same", [(9, 3, 2, 1, True), (8, 3, 2, 1, False), (10, 5, 3, 2, True), (11, 5, 3, 2, False), (7, 3, 1, 1, True), (7, 4, 1, 1, False)])
+def test_conv_says_padding_same_where_torchs_pads_are_tfs(n, k, s, p, same):
+    """A conv whose symmetric pads are TF's 'same' for this input (any stride) is one Conv2D
+    with padding='same', without a ZeroPadding step; otherwise it pads explicitly (padding.is_same)."""
+    torch.manual_seed(0)
+    conv = nn.Conv2d(2, 3, k, stride=s, padding=p).double().eval()
+    x = torch.randn(2, 2, n, n, dtype=torch.float64)
+    model = torch_to_keras(conv, example_inputs=x)
+    layer = next(l for l in model.layers if type(l).__name__ == "Conv2D")
+    assert layer.padding == ("same" if same else "valid")
+    assert any(type(l).__name__ == "ZeroPadding2D" for l in model.layers) == (not same)
+    with torch.no_grad():
+        want = conv(x).numpy()
+    got = np.asarray(model(activation_to_keras(x.numpy())))
+    np.testing.assert_allclose(activation_to_torch(got), want, rtol=1e-9, atol=1e-12)

@@ -21,7 +21,7 @@ import numpy as np
 from . import layouts
 from .errors import BadInputError
 from .frameworks import framework_of
-from .padding import as_tuple, same_pads
+from .padding import as_tuple, keras_pairs, pairs_from_torch_pad, same_pads, torch_pad_arg
 
 __all__ = ["lint", "Finding", "LintContext", "RULES", "rule"]
 
@@ -263,7 +263,7 @@ def _keras_zero_padding(layer, rank: int) -> tuple:
     if op is None:
         return ((0, 0),) * rank
     pad = op.padding
-    return tuple(tuple(int(v) for v in (p if isinstance(p, (tuple, list)) else (p, p))) for p in (pad if isinstance(pad, (tuple, list)) else (pad,) * rank))
+    return keras_pairs(pad, rank)
 
 
 def _conv_padding(layer, tname, module, explicit) -> list[Finding]:
@@ -290,7 +290,7 @@ def _conv_padding(layer, tname, module, explicit) -> list[Finding]:
         torch_pads = tuple((p, p) for p in as_tuple(tp, rank))
     got = torch_pads
     for pads in explicit:  # (left, right, top, bottom, ...): last axis first
-        pairs_ = tuple((pads[2 * i], pads[2 * i + 1]) for i in range(len(pads) // 2))[::-1][-rank:]
+        pairs_ = pairs_from_torch_pad(pads)[-rank:]  # the spatial axes: the last rank
         pairs_ = ((0, 0),) * (rank - len(pairs_)) + pairs_
         got = tuple((a + p[0], b + p[1]) for (a, b), p in zip(pairs_, got))
     if tuple(got) == tuple(want):
@@ -300,11 +300,11 @@ def _conv_padding(layer, tname, module, explicit) -> list[Finding]:
                         f"set padding=0 on '{tname}'" + (f" after padding by {want}." if any(map(any, want)) else "."))]  # fmt: skip
     if layer.padding == "causal":
         return [Finding("'causal' padding", layer.name, tname, f"Keras pads {want} (before, after): (k-1)*dilation on the left only; the port pads {got}.",
-                        f"F.pad the input by {tuple(p for pair in reversed(want) for p in pair)} and set padding=0 on '{tname}'.")]  # fmt: skip
+                        f"F.pad the input by {torch_pad_arg(want)} and set padding=0 on '{tname}'.")]  # fmt: skip
     even = any(kk % 2 == 0 for kk in k)
     trap = "even-kernel 'same' padding" if even else ("'same' padding with stride > 1" if any(ss > 1 for ss in s) else "'same' padding")
     return [Finding(trap, layer.name, tname, f"Keras pads {want} (before, after) per axis; the port pads {got}.",
-                    f"put nn.ZeroPad{rank}d({tuple(p for pair in reversed(want) for p in pair)}) before '{tname}' and set padding=0.")]  # fmt: skip
+                    f"put nn.ZeroPad{rank}d({torch_pad_arg(want)}) before '{tname}' and set padding=0.")]  # fmt: skip
 
 
 def _transpose(layer, tname, module) -> list[Finding]:

@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...padding import as_tuple, is_same
 from ...weights import LayerContext, family_for_keras, family_for_torch
 from .converters import converts
 from .values import Ctx, Out, Value, channels_last, tensor_value, to_perm
-
-
-def _tuple(v, n):
-    return (int(v),) * n if isinstance(v, int) else tuple(int(x) for x in v) * (n if len(v) == 1 else 1)
 
 
 def _const(cx: Ctx, v, what: str):
@@ -62,11 +59,11 @@ def convolution(cx: Ctx, node, args, kwargs) -> Out:
     w = _const(cx, weight, "weight")
     b = _const(cx, bias, "bias")
     rank = w.ndim - 2
-    s, p, d = _tuple(stride, rank), _tuple(padding, rank), _tuple(dilation, rank)
+    s, p, d = (as_tuple(v, rank, what, broadcast=True) for v, what in ((stride, "stride"), (padding, "padding"), (dilation, "dilation")))
     t = to_perm(cx, x, channels_last(rank + 2))
     out_shape = node.shape
     if transposed:
-        return _transposed(cx, t, w, b, s, p, d, _tuple(output_padding, rank), int(groups), out_shape)
+        return _transposed(cx, t, w, b, s, p, d, as_tuple(output_padding, rank, "output_padding", broadcast=True), int(groups), out_shape)
     return _conv(cx, t, w, b, s, p, d, int(groups), out_shape, x.shape[1])
 
 
@@ -77,8 +74,8 @@ def _conv(cx, t, w, b, s, p, d, groups, out_shape, cin, suffix=None):
     name = cx.sub(suffix) if suffix else cx.name
     if not any(p):
         padding = "valid"
-    elif all(ss == 1 for ss in s) and all(2 * pp == (kk - 1) * dd for pp, kk, dd in zip(p, k, d)):
-        padding = "same"  # symmetric and exactly TF's 'same' at stride 1
+    elif is_same(tuple(t.shape[1:-1]), k, s, d, p):
+        padding = "same"  # torch's symmetric pads are exactly what TF's 'same' adds here
     else:
         t = _pad_layer(cx, t, [(pp, pp) for pp in p])
         padding = "valid"

@@ -8,21 +8,14 @@ wrapped slices. Negative padding crops.
 
 from __future__ import annotations
 
+from ...padding import pairs_from_torch_pad
 from .converters import converts
 from .values import Ctx, Out, Value, channels_last, unflat
 
 
-def _pairs(v: Value, pad):
-    """torch's pad list (last dim first) as (before, after) per torch dim."""
-    pairs = [(0, 0)] * v.rank
-    for i in range(len(pad) // 2):
-        pairs[v.rank - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
-    return pairs
-
-
 def pad_value(cx: Ctx, v: Value, pad, mode="constant", value=0.0) -> Value:
     v = unflat(cx, v)
-    pairs = _pairs(v, pad)
+    pairs = list(pairs_from_torch_pad(pad, v.rank))  # (before, after) per torch dim
     if pairs[v.perm[0]] != (0, 0):
         raise cx.unsupported("padding the batch axis")
     shape = tuple(s + a + b for s, (a, b) in zip(v.shape, pairs))

@@ -17,16 +17,10 @@ import itertools
 
 import numpy as np
 
+from ...padding import as_tuple
 from .conv import pad_or_crop
 from .converters import converts
 from .values import Ctx, Out, Value, along_axis, channels_last, tensor_value, to_perm
-
-
-def _tuple(v, n):
-    if isinstance(v, int):
-        return (v,) * n
-    v = tuple(int(x) for x in v)
-    return v * n if len(v) == 1 else v
 
 
 def windows(n: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> tuple[int, int, int]:
@@ -63,10 +57,10 @@ def _strided(cx, t, k, s, d, out, reduce):
 
 def _max_pool(cx: Ctx, node, x: Value, kernel, stride, padding, dilation, ceil_mode, rank) -> Value:
     L = cx.layers
-    k = _tuple(kernel, rank)
-    s = _tuple(stride, rank) if stride else k
-    p = _tuple(padding, rank)
-    d = _tuple(dilation, rank)
+    k = as_tuple(kernel, rank, "kernel", broadcast=True)
+    s = as_tuple(stride, rank, "stride", broadcast=True) if stride else k
+    p = as_tuple(padding, rank, "padding", broadcast=True)
+    d = as_tuple(dilation, rank, "dilation", broadcast=True)
     spatial = x.shape[2:]
     plan = [windows(n, kk, ss, pp, dd, bool(ceil_mode)) for n, kk, ss, pp, dd in zip(spatial, k, s, p, d)]
     out = tuple(o for o, _, _ in plan)
@@ -112,9 +106,9 @@ def _divisors(n, k, s, p, out, include_pad):
 
 def _avg_pool(cx: Ctx, x: Value, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override, rank) -> Value:
     L = cx.layers
-    k = _tuple(kernel, rank)
-    s = _tuple(stride, rank) if stride not in (None, [], ()) else k
-    p = _tuple(padding, rank)
+    k = as_tuple(kernel, rank, "kernel", broadcast=True)
+    s = as_tuple(stride, rank, "stride", broadcast=True) if stride not in (None, [], ()) else k
+    p = as_tuple(padding, rank, "padding", broadcast=True)
     spatial = x.shape[2:]
     plan = [windows(n, kk, ss, pp, 1, bool(ceil_mode)) for n, kk, ss, pp in zip(spatial, k, s, p)]
     out = tuple(o for o, _, _ in plan)
@@ -159,7 +153,7 @@ def _adaptive_windows(n, o):
 
 def _adaptive(cx: Ctx, x: Value, size, rank, kind) -> Value:
     L = cx.layers
-    size = _tuple(size, rank)
+    size = as_tuple(size, rank, "output_size", broadcast=True)
     spatial = x.shape[2:]
     size = tuple(n if o is None else o for n, o in zip(spatial, size))
     t = to_perm(cx, x, channels_last(rank + 2))

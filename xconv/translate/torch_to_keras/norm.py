@@ -53,14 +53,21 @@ def _layer_norm(cx, x: Value, nshape, w, b, eps):
     return like(x, layer(x.tensor)), ((layer, weights),)
 
 
-@converts("aten::layer_norm", family="norm", note="LayerNormalization over the Keras axes of the last dims")
-def layer_norm(cx, node, args, kwargs):
-    x, nshape = args[0], args[1]
-    w = args[2] if len(args) > 2 else kwargs.get("weight")
-    b = args[3] if len(args) > 3 else kwargs.get("bias")
-    eps = args[4] if len(args) > 4 else kwargs.get("eps", 1e-5)
-    v, weights = _layer_norm(cx, x, nshape, w, b, eps)
-    return Out(v, weights)
+def _composite(build):
+    """The converter of ``aten::layer_norm`` / ``aten::group_norm``, whose arguments line up:
+    ``(input, normalized_shape | num_groups, weight=None, bias=None, eps=1e-5)``."""
+
+    def convert(cx, node, args, kwargs):
+        def arg(i, name, default=None):
+            return args[i] if len(args) > i else kwargs.get(name, default)
+
+        v, weights = build(cx, args[0], args[1], arg(2, "weight"), arg(3, "bias"), arg(4, "eps", 1e-5))
+        return Out(v, weights)
+
+    return convert
+
+
+converts("aten::layer_norm", family="norm", note="LayerNormalization over the Keras axes of the last dims")(_composite(_layer_norm))
 
 
 @converts("aten::native_layer_norm", family="norm", note="LayerNormalization")
@@ -82,14 +89,7 @@ def _group_norm(cx, x: Value, groups: int, w, b, eps, torch_type="GroupNorm"):
     return like(x, layer(x.tensor)), ((layer, weights),)
 
 
-@converts("aten::group_norm", family="norm", note="GroupNormalization(groups)")
-def group_norm(cx, node, args, kwargs):
-    x, groups = args[0], args[1]
-    w = args[2] if len(args) > 2 else kwargs.get("weight")
-    b = args[3] if len(args) > 3 else kwargs.get("bias")
-    eps = args[4] if len(args) > 4 else kwargs.get("eps", 1e-5)
-    v, weights = _group_norm(cx, x, groups, w, b, eps)
-    return Out(v, weights)
+converts("aten::group_norm", family="norm", note="GroupNormalization(groups)")(_composite(_group_norm))
 
 
 @converts("aten::native_group_norm", family="norm", note="GroupNormalization(groups)")

@@ -118,30 +118,30 @@ converts("aten::upsample_trilinear3d", family="resize", note="one interpolation 
 converts("aten::upsample_bicubic2d", family="resize", note="one cubic-convolution matrix per axis (einsum)")(_converter("bicubic", 2, True))
 
 
-@converts("aten::pixel_shuffle", family="resize", note="Reshape + transpose + Reshape (torch's channel order)")
-def pixel_shuffle(cx, node, args, kwargs):
-    x, r = args[0], int(args[1])
-    if x.rank != 4:
-        raise cx.unsupported("pixel_shuffle of a tensor that is not (N, C, H, W)")
-    n, c, h, w = x.shape
-    t = to_perm(cx, x, channels_last(4))
-    t = cx.layers.Reshape((h, w, c // (r * r), r, r), name=cx.sub("split"), dtype=cx.dtype)(t)
-    t = cx.ops.transpose(t, (0, 1, 4, 2, 5, 3))
-    t = cx.layers.Reshape((h * r, w * r, c // (r * r)), name=cx.name, dtype=cx.dtype)(t)
-    return Out(tensor_value(t, node.shape, channels_last(4), nonneg=x.nonneg))
+# (C, H, W, r) -> the channels-last split, its transpose and the merged shape: torch's channel order
+_SHUFFLES = {
+    "pixel_shuffle": lambda c, h, w, r: ((h, w, c // (r * r), r, r), (0, 1, 4, 2, 5, 3), (h * r, w * r, c // (r * r))),
+    "pixel_unshuffle": lambda c, h, w, r: ((h // r, r, w // r, r, c), (0, 1, 3, 5, 2, 4), (h // r, w // r, c * r * r)),
+}
 
 
-@converts("aten::pixel_unshuffle", family="resize", note="Reshape + transpose + Reshape (torch's channel order)")
-def pixel_unshuffle(cx, node, args, kwargs):
-    x, r = args[0], int(args[1])
-    if x.rank != 4:
-        raise cx.unsupported("pixel_unshuffle of a tensor that is not (N, C, H, W)")
-    n, c, h, w = x.shape
-    t = to_perm(cx, x, channels_last(4))
-    t = cx.layers.Reshape((h // r, r, w // r, r, c), name=cx.sub("split"), dtype=cx.dtype)(t)
-    t = cx.ops.transpose(t, (0, 1, 3, 5, 2, 4))
-    t = cx.layers.Reshape((h // r, w // r, c * r * r), name=cx.name, dtype=cx.dtype)(t)
-    return Out(tensor_value(t, node.shape, channels_last(4), nonneg=x.nonneg))
+def _shuffle(op: str, plan):
+    def convert(cx, node, args, kwargs):
+        x, r = args[0], int(args[1])
+        if x.rank != 4:
+            raise cx.unsupported(f"{op} of a tensor that is not (N, C, H, W)")
+        split, perm, merged = plan(*x.shape[1:], r)
+        t = to_perm(cx, x, channels_last(4))
+        t = cx.layers.Reshape(split, name=cx.sub("split"), dtype=cx.dtype)(t)
+        t = cx.ops.transpose(t, perm)
+        t = cx.layers.Reshape(merged, name=cx.name, dtype=cx.dtype)(t)
+        return Out(tensor_value(t, node.shape, channels_last(4), nonneg=x.nonneg))
+
+    return convert
+
+
+for _op, _plan in _SHUFFLES.items():
+    converts(f"aten::{_op}", family="resize", note="Reshape + transpose + Reshape (torch's channel order)")(_shuffle(_op, _plan))
 
 
 __all__ = ["interpolation_matrix", "nearest_index"]

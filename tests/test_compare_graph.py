@@ -249,3 +249,79 @@ def test_repro_covers_multi_input_layers_and_later_calls(tmp_path):
     kk, tt = _pair("shared_modules")
     later = rerun(compare(kk, tt, _x("shared_modules")).repro(tmp_path / "second.npz", layer="shared_conv#1"))
     assert later["layer"] == "shared_conv#1" and later["recorded_torch_ok"], later
+
+
+def _hooks_only(module_cls):
+    """A module torch.export refuses (a branch on a tensor's value), so compare falls back to hooks."""
+
+    class Untraceable(module_cls):
+        def forward(self, x):
+            if float(x.sum()) > -1e9:
+                return super().forward(x)
+            return x
+
+    return Untraceable
+
+
+def _conv_pair(act_in_keras: bool, identity: bool = False):
+    L = keras.layers
+    inp = keras.Input((8, 8, 3))
+    y = L.Conv2D(4, 3, padding="same", activation="relu" if act_in_keras else None, name="conv")(inp)
+    if not act_in_keras:
+        y = L.ReLU(name="act")(y)
+    if identity:
+        y = L.Identity(name="ident")(y)
+    k = keras.Model(inp, L.Conv2D(5, 3, padding="same", name="head")(y))
+    k.get_layer("conv").bias.assign(np.linspace(-1, 1, 4).astype("float32"))
+    return k
+
+
+class _FunctionalRelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.ident, self.head = nn.Conv2d(3, 4, 3, padding=1), nn.Identity(), nn.Conv2d(4, 5, 3, padding=1)
+
+    def forward(self, x):
+        return self.head(self.ident(torch.nn.functional.relu(self.conv(x))))
+
+
+class _InplaceRelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.act, self.head = nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(4, 5, 3, padding=1)
+
+    def forward(self, x):
+        return self.head(self.act(self.conv(x)))
+
+
+class _NoRelu(_FunctionalRelu):
+    def forward(self, x):
+        return self.head(self.ident(self.conv(x)))
+
+
+def test_hooks_follow_the_functional_activation_after_a_module_and_keep_values_before_inplace_ops():
+    x = np.random.default_rng(3).normal(size=(2, 8, 8, 3)).astype("float32")
+    k = _conv_pair(act_in_keras=True, identity=True)
+    for cls in (_FunctionalRelu, _hooks_only(_FunctionalRelu)):
+        t = cls().eval()
+        transfer_weights(k, t)
+        report = compare(k, t, x, mode="local")
+        assert report.ok and [r.name for r in report.layers] == ["conv", "ident", "head"], str(report)
+        assert not report.skipped  # nn.Identity is aligned in both captures
+    assert report.capture == "hooks" and "may be affected" not in report.verdict()
+    # Keras ReLU layer after a bias-free conv: nn.ReLU(inplace=True) must not overwrite the conv's kept value
+    k2 = _conv_pair(act_in_keras=False)
+    t2 = _hooks_only(_InplaceRelu)().eval()
+    transfer_weights(k2, t2)
+    report = compare(k2, t2, x)
+    assert report.capture == "hooks" and report.ok and {"conv", "act", "head"} <= {r.name for r in report.layers}, str(report)
+
+
+def test_hooks_name_the_rows_whose_activation_they_did_not_see():
+    x = np.random.default_rng(3).normal(size=(2, 8, 8, 3)).astype("float32")
+    k = _conv_pair(act_in_keras=True, identity=True)
+    t = _hooks_only(_NoRelu)().eval()  # a port that forgot the ReLU
+    transfer_weights(k, t)
+    report = compare(k, t, x)
+    assert report.capture == "hooks" and report.first_divergence == "conv"
+    assert "Rows that may be affected by the hook capture: 'conv'" in report.verdict()

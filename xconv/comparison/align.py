@@ -118,6 +118,7 @@ class Match:
     own_node: bool = True  # False: the layer passes its input through (a Dropout with no op of its own)
     pads: list = field(default_factory=list)  # explicit paddings (torch pad lists) before the chain's module, outermost first
     input_layout: str = ""  # layout of the value the chain's first module reads ('flat' or 'plain' before a Linear)
+    follow: tuple = ()  # hooks: torch functions (names) that continue the module's output (the fused activation)
 
 
 def activation_of(layer) -> str | None:
@@ -627,6 +628,12 @@ def _search(G: _Graph, call: KerasCall, in_nodes, claimed, batch):
     return best, heads.get(best)
 
 
+def hook_follow(act: str) -> tuple[str, ...]:
+    """Names of the torch functions that may compute the Keras activation ``act`` (``F.relu``,
+    ``torch.softmax``, ``Tensor.relu_``...), as a hook capture sees them."""
+    return tuple(sorted({op.split("::", 1)[1].lstrip("_") for op in _ACTIVATION_OPS.get(act, ())}))
+
+
 def align_by_names(kmodel, captured, tmodule, pins: dict) -> dict[str, Match]:
     """The fallback when export fails (forward hooks): pins, then modules named like the layers,
     then weighted modules that fit, in order. Values are module outputs (``node`` = module path)."""
@@ -656,6 +663,11 @@ def align_by_names(kmodel, captured, tmodule, pins: dict) -> dict[str, Match]:
             else:
                 m.node, m.modules = target, [target]
                 used.add(target)
+                act = activation_of(has_weights[c.name]) if c.name in has_weights else None
+                if act is not None and any(True for _ in modules[target].parameters(recurse=False)):
+                    # the module computes the layer without its activation: take the activation
+                    # forward applies to its output (F.relu(self.conv(x)), or an nn.ReLU after it)
+                    m.follow = hook_follow(act)
         elif not m.why:
             m.why = "no PyTorch module of its name (hooks see modules only: functional ops are not aligned)"
         out[c.name] = m

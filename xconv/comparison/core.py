@@ -247,7 +247,10 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
             graph = ts.export_graph(tmodule, tensors)
         except ExportFailedError as exc:
             capture = "hooks"
-            notes.append(f"torch.export failed, so the PyTorch side was captured with forward hooks (module outputs only; in-place ops and functional calls are not seen): {exc}")
+            notes.append(
+                "torch.export failed, so the PyTorch side was captured with forward hooks (module outputs, each copied when made, "
+                f"and the activation forward applies right after a module; other functional calls in forward are not aligned): {exc}"
+            )
         if graph is not None:
             matches = al.align_graph(kmodel, k_acts, graph, tmodule, pins, batch)
             unpaired = [m for m in matches.values() if m.how == "unpaired"]
@@ -269,7 +272,18 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
             matches = al.align_by_names(kmodel, k_acts, tmodule, pins)
             runner = _eval_copy(tmodule)
             wanted = [m.node for m in matches.values() if m.node]
-            t_vals, _ = ts.capture(runner, t_in, wanted, dev, tdtype)
+            follow = {m.node: m.follow for m in matches.values() if m.node and m.follow}
+            followed: set = set()
+            t_vals, _ = ts.capture(runner, t_in, wanted, dev, tdtype, follow=follow, followed=followed)
+            unseen = [m.name for m in matches.values() if m.node in follow and m.node not in followed]
+            if unseen:
+                notes.append(
+                    "Rows that may be affected by the hook capture: "
+                    + ", ".join(f"'{n}'" for n in unseen[:8])
+                    + (" ..." if len(unseen) > 8 else "")
+                    + " (the Keras layer includes its activation; no such call on the module's output was seen, "
+                    "so the module's bare output was measured)."
+                )
             t_local, fed = {}, set(by_name)
             if local:
                 chains = getattr(tmodule, "xconv_chains", {})
@@ -279,7 +293,7 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
                     head = chains.get(c.name, [m.node])[0] if m.node else None
                     if head is not None and c.inputs:
                         feed[head] = [layouts.activation_to_torch(x, c.input_flatten_of if x.ndim == 2 else None) for x in c.inputs]
-                t_local = ts.capture(runner, t_in, wanted, dev, tdtype, feed=feed)[0]
+                t_local = ts.capture(runner, t_in, wanted, dev, tdtype, feed=feed, follow=follow)[0]
 
     aligned = []
     for c in k_acts:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -108,17 +108,33 @@ def to_tensors(arrays: Sequence[np.ndarray], device, dtype) -> list:
     return out
 
 
-def capture(module, arrays: Sequence[np.ndarray], names: Sequence[str], device, dtype, feed: Mapping[str, Sequence[np.ndarray]] | None = None) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
+def capture(
+    module,
+    arrays: Sequence[np.ndarray],
+    names: Sequence[str],
+    device,
+    dtype,
+    feed: Mapping[str, Sequence[np.ndarray]] | None = None,
+    follow: Mapping[str, Collection[str]] | None = None,
+    followed: set | None = None,
+) -> tuple[dict[str, np.ndarray], list[np.ndarray]]:
     """Run ``module`` with forward hooks on ``names``; returns (activations by name, model outputs).
 
     ``feed`` maps a module name to the inputs it must receive instead of its own (forward
     pre-hooks): fed at the head of every layer, one forward pass measures every layer's
     *local* error.
+    ``follow`` maps a module name to torch function names (``'relu'``, ``'softmax'``): when the
+    next torch call on that module's output is one of them (``F.relu(self.conv(x))`` in
+    ``forward``, where no hook sees it), its result is kept instead, and the name is added to
+    ``followed``. Every value is copied when it is produced, so a later in-place op
+    (``nn.ReLU(inplace=True)``, ``out += identity``) cannot change what was kept.
     """
     t = torch()
     modules = dict(module.named_modules())
     store: dict[str, np.ndarray] = {}
     handles = []
+    follow = follow or {}
+    pending: dict[int, tuple[str, object]] = {}  # id(module output) -> (name, the tensor: held so the id stays its own)
     for name, values in (feed or {}).items():
         tensors = to_tensors(values, device, dtype)
         handles.append(modules[name].register_forward_pre_hook(lambda _m, _args, tensors=tensors: tuple(tensors)))
@@ -128,15 +144,18 @@ def capture(module, arrays: Sequence[np.ndarray], names: Sequence[str], device, 
             if isinstance(out, (tuple, list)):
                 out = out[0]
             if isinstance(out, t.Tensor) and name not in store:  # a shared module: keep its first call, as Keras does
-                store[name] = out.detach().cpu().numpy()
+                store[name] = out.detach().cpu().numpy().copy()
+                if name in follow:
+                    pending[id(out)] = (name, out)
 
         return hook
 
     for name in names:
         if name in modules:
             handles.append(modules[name].register_forward_hook(hook_for(name)))
+    mode = _Follow(pending, follow, store, followed) if follow else contextlib.nullcontext()
     try:
-        with t.inference_mode():
+        with t.inference_mode(), mode:
             out = module(*to_tensors(arrays, device, dtype))
     except RuntimeError as exc:
         raise BadInputError(
@@ -148,6 +167,37 @@ def capture(module, arrays: Sequence[np.ndarray], names: Sequence[str], device, 
             h.remove()
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     return store, [o.detach().cpu().numpy() for o in outs]
+
+
+def _follow_mode():
+    from torch.overrides import TorchFunctionMode
+
+    class Follow(TorchFunctionMode):
+        """Sees every torch call in ``forward`` (functional ones too): the first call on a hooked
+        module's output, if it is a wanted activation, gives that module's value."""
+
+        def __init__(self, pending, follow, store, followed):
+            super().__init__()
+            self.pending, self.follow, self.store, self.followed = pending, follow, store, followed
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            result = func(*args, **(kwargs or {}))
+            first = args[0] if args else None
+            # only a call that makes a tensor counts: .dim(), .shape, .size() on the way do not
+            if isinstance(result, torch().Tensor) and first is not None and id(first) in self.pending and self.pending[id(first)][1] is first:
+                name, _ = self.pending.pop(id(first))
+                fname = getattr(func, "__name__", "").rstrip("_")
+                if fname in self.follow[name]:
+                    self.store[name] = result.detach().cpu().numpy().copy()
+                    if self.followed is not None:
+                        self.followed.add(name)
+            return result
+
+    return Follow
+
+
+def _Follow(pending, follow, store, followed):
+    return _follow_mode()(pending, follow, store, followed)
 
 
 def versions() -> dict[str, str]:

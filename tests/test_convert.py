@@ -310,3 +310,30 @@ def test_lstm_and_multi_head_attention_round_trip_bit_exactly(tmp_path):
     with pytest.raises(MismatchedModelsError, match="bias_hh"):
         convert_file(tmp_path / "bad.safetensors", tmp_path / "bad.weights.h5", arch=str(tmp_path / "m.keras"))
     assert not (tmp_path / "bad.weights.h5").exists()
+
+
+def test_weights_h5_against_a_torch_file_lines_up_by_the_weight_maps(tmp_path, capsys):
+    """A .weights.h5 names its tensors by position (conv3d/vars/0): --arch gives them the torch names."""
+    import torch
+
+    from xconv import zoo
+    from xconv.cli.main import main
+    from xconv.convert import convert_file
+
+    k = zoo.build("conv3d_demo", "keras", random_biases=True)
+    k.save(tmp_path / "m.keras")
+    convert_file(tmp_path / "m.keras", tmp_path / "m.weights.h5")
+    convert_file(tmp_path / "m.keras", tmp_path / "m.pt")
+    assert main(["diff", str(tmp_path / "m.weights.h5"), str(tmp_path / "m.pt"), "--arch", str(tmp_path / "m.keras")]) == 0
+    out = capsys.readouterr().out
+    assert "10 of 10 tensors equal" in out and "dense_a.weight" in out and "only in" not in out
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    state["dense_a.weight"][1, 2] += 1.0  # a planted difference, behind the Flatten reorder
+    torch.save(state, tmp_path / "bad.pt")
+    assert main(["diff", str(tmp_path / "m.weights.h5"), str(tmp_path / "bad.pt"), "--arch", "zoo:conv3d_demo", "--json"]) == 1
+    rows = {r["tensor"]: r for r in json.loads(capsys.readouterr().out)["tensors"]}
+    assert [t for t, r in rows.items() if not r["ok"]] == ["dense_a.weight"]
+    assert rows["dense_a.weight"]["first"]["index"] == [1, 2]
+    # without the architecture the names cannot line up: one message saying what to give
+    assert main(["diff", str(tmp_path / "m.weights.h5"), str(tmp_path / "m.pt")]) == 2
+    assert "--arch" in capsys.readouterr().err

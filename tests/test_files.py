@@ -461,3 +461,37 @@ def test_keras_to_torch_source_follows_the_output_rule(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["m.pt"]
     keras_to_torch(k, source=tmp_path / "m.py", force=True)
     assert sorted(os.listdir(tmp_path)) == ["m.pt", "m.py"] and torch.load(tmp_path / "m.pt", weights_only=True)
+
+
+def test_convert_diff_and_describe_share_one_rank_rule(tmp_path, monkeypatch):
+    """'conv if rank >= 3, else dense' lives in files.by_rank only: a planted change there reaches all three."""
+    from xconv.cli.diff_cmd import compare_files
+    from xconv.describe import describe_file
+    from xconv.files import by_rank
+
+    rng = np.random.default_rng(0)
+    tensors = {f"t{r}": rng.standard_normal((2, 3, 4, 5, 6)[:r]).astype(np.float32) for r in range(6)}
+    write_tensors(tmp_path / "k.safetensors", tensors, layout="keras")
+    convert_layout(tmp_path / "k.safetensors", tmp_path / "t.pt", to="torch")
+    got = read_tensors(tmp_path / "t.pt").tensors
+    assert {k: got[k].shape for k in got} == {k: by_rank.moved_shape(v.shape, "torch") for k, v in tensors.items()}
+    assert all(r["ok"] for r in compare_files(tmp_path / "k.safetensors", tmp_path / "t.pt"))
+    assert [r.torch_shape for r in describe_file(tmp_path / "k.safetensors")] == [by_rank.moved_shape(v.shape, "torch") for v in tensors.values()]
+    # plant: matrices are copied instead of transposed; every user of the rule changes with it
+    monkeypatch.setattr(by_rank, "kind_by_rank", lambda shape: "conv" if len(shape) >= 3 else "vector")
+    assert [r.torch_shape for r in describe_file(tmp_path / "k.safetensors")][2] == (2, 3)
+    assert not next(r for r in compare_files(tmp_path / "k.safetensors", tmp_path / "t.pt") if r["tensor"] == "t2")["ok"]
+    convert_layout(tmp_path / "k.safetensors", tmp_path / "t2.safetensors", to="torch")
+    assert same_bits(read_tensors(tmp_path / "t2.safetensors").tensors["t2"], tensors["t2"])  # copied, as planted
+
+
+def test_convert_routes_are_one_table():
+    """Each (source, output) format pair is done by one row of convert.ROUTES, or refused."""
+    from xconv import convert
+
+    pairs = [(s, d) for s in ("zoo", "keras", "keras-weights", "h5", "torch", "safetensors", "onnx") for d in ("keras", "keras-weights", "torch", "safetensors")]
+    routed = {p: next((r for srcs, dsts, r in convert.ROUTES if p[0] in srcs and p[1] in dsts), None) for p in pairs}
+    assert routed[("safetensors", "torch")] is convert._safetensors_to_pt  # streamed, before the general copy
+    assert routed[("safetensors", "safetensors")] is convert._safetensors_copy
+    assert routed[("onnx", "keras")] is None and routed[("keras", "torch")] is convert._keras_to_torch_file
+    assert sum(r is not None for r in routed.values()) == 24

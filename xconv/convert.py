@@ -21,7 +21,8 @@ from .errors import BadInputError, MismatchedModelsError
 from .files import Outputs, detect_format, keras_model_tensors, load_keras_model, read_tensors, save_keras, write_tensor_file
 from .files.dtypes import is_float, to_numpy, to_torch
 from .files.safetensors import safetensors_header, tensor_names
-from .files.stream import moved_shape, stream_layout
+from .files.by_rank import how_by_rank, move_by_rank, moved_shape
+from .files.stream import stream_layout
 from .transfer import Manifest, TransferEntry
 
 __all__ = ["convert_file", "convert_layout", "weight_map", "WeightMap"]
@@ -250,73 +251,128 @@ def convert_file(
     return result
 
 
+@dataclass
+class _Job:
+    """One conversion's arguments, handed to the route that does it."""
+
+    src: str
+    dst: str
+    s_fmt: str
+    d_fmt: str
+    arch: str | None
+    module: str | None
+    module_kwargs: str | None
+    source: str | None
+    out: Outputs
+
+
+def _zoo_to_keras(j: _Job) -> Manifest:
+    from . import zoo
+
+    keras_model = zoo.build(j.src[4:], "keras", seed=0, random_biases=True)  # seeded weights, random biases
+    j.out.fill(j.dst, lambda tmp: save_keras(keras_model, tmp, j.d_fmt))
+    return _keras_copy_manifest(keras_model)
+
+
+def _zoo_to_torch(j: _Job) -> Manifest:
+    from . import zoo
+
+    keras_model = zoo.build(j.src[4:], "keras", seed=0, random_biases=True)
+    result, state = _keras_to_torch_state(keras_model, j.source, j.out)
+    j.out.fill(j.dst, lambda tmp: write_tensor_file(tmp, j.d_fmt, state, "torch"))
+    return result
+
+
+def _keras_to_torch_file(j: _Job) -> Manifest:
+    keras_model = _keras_source(j.src, j.s_fmt, j.arch)
+    if j.module:
+        from .transfer import transfer_weights
+
+        target = _user_module(j.module, j.module_kwargs)
+        result = transfer_weights(keras_model, target)
+        state = {k: to_numpy(v, f"{j.module}: {k!r}") for k, v in target.state_dict().items()}
+    else:
+        result, state = _keras_to_torch_state(keras_model, j.source, j.out)
+    j.out.fill(j.dst, lambda tmp: write_tensor_file(tmp, j.d_fmt, state, "torch"))
+    return result
+
+
+def _torch_to_keras_file(j: _Job) -> Manifest:
+    if not j.arch:
+        raise BadInputError("Moving PyTorch weights into Keras needs the architecture: --arch model.keras or zoo:NAME.")
+    keras_model = _keras_model_from(j.arch)
+    tensors = read_tensors(j.src).tensors
+    if j.module:
+        from .transfer import transfer_weights
+
+        target = _user_module(j.module, j.module_kwargs)
+        try:
+            target.load_state_dict({k: to_torch(tensors[k], f"{j.src!r}: {k!r}") for k in tensors})
+        except RuntimeError as exc:
+            raise MismatchedModelsError(f"{j.src!r} does not fit {j.module}: {str(exc).strip().splitlines()[0][:300]}") from exc
+        result = transfer_weights(target, keras_model)
+    else:
+        result = _torch_state_into_keras(tensors, keras_model, j.src)
+    j.out.fill(j.dst, lambda tmp: save_keras(keras_model, tmp, j.d_fmt))
+    return result
+
+
+def _copy_manifest_of_header(j: _Job) -> Manifest:
+    header, _ = safetensors_header(j.src)
+    result = Manifest(direction=f"{j.s_fmt}->{j.d_fmt}", matched_by="name")
+    result.entries = [TransferEntry(k, k, tuple(header[k]["shape"]), tuple(header[k]["shape"]), "copy") for k in tensor_names(header)]
+    return result
+
+
+def _safetensors_copy(j: _Job) -> Manifest:
+    result = _copy_manifest_of_header(j)  # validated, then copied by the kernel
+    j.out.fill(j.dst, lambda tmp: _copy_bytes(j.src, tmp))
+    return result
+
+
+def _safetensors_to_pt(j: _Job) -> Manifest:
+    from .files.torch_pt import write_torch_from_safetensors
+
+    result = _copy_manifest_of_header(j)  # streamed: the tensors are views of the mapped file
+    j.out.fill(j.dst, lambda tmp: write_torch_from_safetensors(tmp, j.src))
+    return result
+
+
+def _tensor_copy(j: _Job) -> Manifest:
+    result = Manifest(direction=f"{j.s_fmt}->{j.d_fmt}", matched_by="name")
+    tf = read_tensors(j.src)
+    for k in tf.tensors:
+        shape, _ = _info(tf.tensors, k)
+        result.entries.append(TransferEntry(k, k, shape, shape, "copy"))
+    j.out.fill(j.dst, lambda tmp: write_tensor_file(tmp, j.d_fmt, tf.tensors, tf.layout))
+    return result
+
+
+def _keras_copy(j: _Job) -> Manifest:
+    keras_model = load_keras_model(j.src)
+    j.out.fill(j.dst, lambda tmp: save_keras(keras_model, tmp, j.d_fmt))
+    return _keras_copy_manifest(keras_model)
+
+
+_TORCH_OUT = ("torch", "safetensors")
+_KERAS_OUT = ("keras-weights", "keras")
+# (source formats, output formats, route): the first row that matches does the conversion
+ROUTES = (
+    (("zoo",), _KERAS_OUT, _zoo_to_keras),
+    (("zoo",), _TORCH_OUT, _zoo_to_torch),
+    (_KERAS_FILES, _TORCH_OUT, _keras_to_torch_file),
+    (("torch", "safetensors"), _KERAS_OUT, _torch_to_keras_file),
+    (("safetensors",), ("safetensors",), _safetensors_copy),
+    (("safetensors",), ("torch",), _safetensors_to_pt),
+    (("torch", "safetensors", "onnx"), _TORCH_OUT, _tensor_copy),
+    (("keras", "h5"), _KERAS_OUT, _keras_copy),
+)
+
+
 def _convert(src, dst, s_fmt, d_fmt, arch, module, module_kwargs, source, out: Outputs) -> Manifest:
-    if s_fmt == "zoo":  # a reference model with seeded weights and random biases
-        from . import zoo
-
-        if d_fmt not in ("torch", "safetensors", "keras", "keras-weights"):
-            raise BadInputError(f"Cannot write {dst!r} from {src!r}.")
-        keras_model = zoo.build(src[4:], "keras", seed=0, random_biases=True)
-        if d_fmt in ("keras", "keras-weights"):
-            out.fill(dst, lambda tmp: save_keras(keras_model, tmp, d_fmt))
-            return _keras_copy_manifest(keras_model)
-        result, state = _keras_to_torch_state(keras_model, source, out)
-        out.fill(dst, lambda tmp: write_tensor_file(tmp, d_fmt, state, "torch"))
-        return result
-    if s_fmt in _KERAS_FILES and d_fmt in ("torch", "safetensors"):
-        keras_model = _keras_source(src, s_fmt, arch)
-        if module:
-            from .transfer import transfer_weights
-
-            target = _user_module(module, module_kwargs)
-            result = transfer_weights(keras_model, target)
-            state = {k: to_numpy(v, f"{module}: {k!r}") for k, v in target.state_dict().items()}
-        else:
-            result, state = _keras_to_torch_state(keras_model, source, out)
-        out.fill(dst, lambda tmp: write_tensor_file(tmp, d_fmt, state, "torch"))
-        return result
-    if s_fmt in ("torch", "safetensors") and d_fmt in ("keras-weights", "keras"):
-        if not arch:
-            raise BadInputError("Moving PyTorch weights into Keras needs the architecture: --arch model.keras or zoo:NAME.")
-        keras_model = _keras_model_from(arch)
-        tensors = read_tensors(src).tensors
-        if module:
-            from .transfer import transfer_weights
-
-            target = _user_module(module, module_kwargs)
-            try:
-                target.load_state_dict({k: to_torch(tensors[k], f"{src!r}: {k!r}") for k in tensors})
-            except RuntimeError as exc:
-                raise MismatchedModelsError(f"{src!r} does not fit {module}: {str(exc).strip().splitlines()[0][:300]}") from exc
-            result = transfer_weights(target, keras_model)
-        else:
-            result = _torch_state_into_keras(tensors, keras_model, src)
-        out.fill(dst, lambda tmp: save_keras(keras_model, tmp, d_fmt))
-        return result
-    if s_fmt in ("torch", "safetensors", "onnx") and d_fmt in ("torch", "safetensors"):
-        result = Manifest(direction=f"{s_fmt}->{d_fmt}", matched_by="name")
-        if s_fmt == d_fmt == "safetensors":  # validated, then copied by the kernel
-            header, _ = safetensors_header(src)
-            result.entries = [TransferEntry(k, k, tuple(header[k]["shape"]), tuple(header[k]["shape"]), "copy") for k in tensor_names(header)]
-            out.fill(dst, lambda tmp: _copy_bytes(src, tmp))
-            return result
-        if s_fmt == "safetensors" and d_fmt == "torch":  # streamed: the tensors are views of the mapped file
-            from .files.torch_pt import write_torch_from_safetensors
-
-            header, _ = safetensors_header(src)
-            result.entries = [TransferEntry(k, k, tuple(header[k]["shape"]), tuple(header[k]["shape"]), "copy") for k in tensor_names(header)]
-            out.fill(dst, lambda tmp: write_torch_from_safetensors(tmp, src))
-            return result
-        tf = read_tensors(src)
-        for k in tf.tensors:
-            shape, _ = _info(tf.tensors, k)
-            result.entries.append(TransferEntry(k, k, shape, shape, "copy"))
-        out.fill(dst, lambda tmp: write_tensor_file(tmp, d_fmt, tf.tensors, tf.layout))
-        return result
-    if s_fmt in ("keras", "h5") and d_fmt in ("keras-weights", "keras"):
-        keras_model = load_keras_model(src)
-        out.fill(dst, lambda tmp: save_keras(keras_model, tmp, d_fmt))
-        return _keras_copy_manifest(keras_model)
+    for sources, targets, route in ROUTES:
+        if s_fmt in sources and d_fmt in targets:
+            return route(_Job(src, dst, s_fmt, d_fmt, arch, module, module_kwargs, source, out))
     raise BadInputError(f"No conversion from {s_fmt} ({src!r}) to {d_fmt} ({dst!r}).")
 
 
@@ -433,23 +489,6 @@ def _torch_state_into_keras(tensors, keras_model, src: str) -> Manifest:
     return result
 
 
-def _to_layout(array: np.ndarray, to: str) -> tuple[np.ndarray, str]:
-    if array.ndim >= 3:
-        move = layouts.conv_kernel_to_torch if to == "torch" else layouts.conv_kernel_to_keras
-        return move(array), f"permute {layouts.kernel_permutation(array.ndim - 2, to)}"
-    if array.ndim == 2:
-        return layouts.dense_kernel_to_torch(array), "transpose"
-    return array, "copy"
-
-
-def _shape_in(shape: tuple[int, ...], to: str) -> tuple[int, ...]:
-    return moved_shape(shape, to)
-
-
-def _how(ndim: int, to: str) -> str:
-    return f"permute {layouts.kernel_permutation(ndim - 2, to)}" if ndim >= 3 else "transpose" if ndim == 2 else "copy"
-
-
 def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | None = None, progress: bool = False) -> Manifest:
     """Move every tensor of a plain tensor file (.pt / .safetensors) to layout ``to``.
 
@@ -473,7 +512,7 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
             out.add(manifest, "manifest")
         if s_fmt == "safetensors" and d_fmt == "safetensors":
             def entry(name, shape):
-                result.entries.append(TransferEntry(name, name, shape, _shape_in(shape, to), _how(len(shape), to)))
+                result.entries.append(TransferEntry(name, name, shape, moved_shape(shape, to), how_by_rank(len(shape), to)))
 
             out.fill(dst, lambda tmp: stream_layout(src, tmp, to, entry))
         else:
@@ -481,7 +520,7 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
             moved = _Moved(tensors, to)
             for name in tensors:
                 shape, _ = _info(tensors, name)
-                result.entries.append(TransferEntry(name, name, shape, _shape_in(shape, to), _how(len(shape), to)))
+                result.entries.append(TransferEntry(name, name, shape, moved_shape(shape, to), how_by_rank(len(shape), to)))
             out.fill(dst, lambda tmp: write_tensor_file(tmp, d_fmt, moved, to))
         if manifest:
             out.fill(manifest, _write_text(result.to_json(indent=2)))
@@ -501,4 +540,4 @@ class _Moved:
         return len(self._t)
 
     def __getitem__(self, name):
-        return _to_layout(np.asarray(self._t[name]), self._to)[0]
+        return move_by_rank(self._t[name], self._to)[0]

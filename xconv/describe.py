@@ -131,6 +131,7 @@ def describe_file(path) -> list[TensorInfo]:
     """Rows for every tensor of a weight file; a Keras model file is described exactly."""
     from . import layouts
     from .files import read_tensors
+    from .files.by_rank import kind_by_rank
 
     tf = read_tensors(path)
     if tf.model is not None:
@@ -139,7 +140,7 @@ def describe_file(path) -> list[TensorInfo]:
     for name in tf.tensors:
         value = tf.tensors[name]
         shape = tuple(value.shape)
-        kind = "conv" if len(shape) >= 3 else "dense" if len(shape) == 2 else "vector"
+        kind = kind_by_rank(shape)
         dummy = np.empty(shape, dtype=np.uint8)  # only the shape moves
         if kind == "conv":
             other = (layouts.conv_kernel_to_torch if tf.layout == "keras" else layouts.conv_kernel_to_keras)(dummy).shape

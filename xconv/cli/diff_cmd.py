@@ -14,7 +14,6 @@ import math
 
 import numpy as np
 
-from .. import layouts
 
 _TO_TORCH_NAME = {"kernel": "weight", "bias": "bias", "gamma": "weight", "beta": "bias", "moving_mean": "running_mean", "moving_variance": "running_var"}
 _CHUNK = 1 << 20  # elements compared at a time: memory stays bounded on large tensors
@@ -26,6 +25,10 @@ def add_arguments(p) -> None:
     p.add_argument("--atol", type=float, default=0.0, help="absolute tolerance (default 0: bit-exact)")
     p.add_argument("--rtol", type=float, default=0.0, help="relative tolerance, of |B| (default 0)")
     p.add_argument("--ignore-zero-sign", action="store_true", help="count -0.0 and +0.0 as equal")
+    p.add_argument(
+        "--arch", help="Keras architecture (.keras file or zoo:NAME) for a weights-only file (.weights.h5, weights .h5): "
+        "its tensors then carry the translated module's names and torch layouts, as convert writes them",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -44,11 +47,29 @@ def _common_names(tensors, layout):
 def _as_torch(array, layout):
     if layout != "keras":
         return array, ""
-    if array.ndim >= 3:
-        return layouts.conv_kernel_to_torch(array), f"permute {layouts.kernel_permutation(array.ndim - 2)}"
-    if array.ndim == 2:
-        return layouts.dense_kernel_to_torch(array), "transpose"
-    return array, ""
+    from ..files.by_rank import move_by_rank
+
+    moved, how = move_by_rank(array, "torch")
+    return moved, "" if how == "copy" else how
+
+
+def _with_arch(tf, arch: str | None, other):
+    """A weights-only Keras file loaded into ``arch``, so it is seen through the translation as a model file is."""
+    from ..errors import BadInputError
+
+    weights_only = tf.format == "keras-weights" or (tf.format == "h5" and tf.model is None)
+    if not weights_only:
+        return tf
+    if arch:
+        from ..convert import _keras_source
+
+        tf.model = _keras_source(tf.path, tf.format, arch)
+    elif other.layout == "torch":
+        raise BadInputError(
+            f"{tf.path!r} holds Keras weights without their architecture, so its tensor names cannot be lined up with "
+            f"{other.path!r}'s torch names; give the architecture with --arch model.keras or zoo:NAME."
+        )
+    return tf
 
 
 def _torch_view(tf):
@@ -196,14 +217,16 @@ def _max_abs(fx, fy, kind) -> float:
     return best
 
 
-def compare_files(a, b, atol: float = 0.0, rtol: float = 0.0, ignore_zero_sign: bool = False) -> list[dict]:
+def compare_files(a, b, atol: float = 0.0, rtol: float = 0.0, ignore_zero_sign: bool = False, arch: str | None = None) -> list[dict]:
     from ..errors import BadInputError
     from ..files import read_tensors
 
     for name, value in (("--atol", atol), ("--rtol", rtol)):
         if not (value >= 0 and math.isfinite(value)):
             raise BadInputError(f"{name} must be a finite number >= 0; received {value}.")
-    fa, fb = (_torch_view(read_tensors(p)) for p in (a, b))
+    fa, fb = (read_tensors(p) for p in (a, b))
+    fa, fb = _with_arch(fa, arch, fb), _with_arch(fb, arch, fa)
+    fa, fb = _torch_view(fa), _torch_view(fb)
     na, nb = _common_names(fa.tensors, fa.layout), _common_names(fb.tensors, fb.layout)
     rows = []
     for key in sorted(set(na) | set(nb)):
@@ -233,7 +256,7 @@ def compare_files(a, b, atol: float = 0.0, rtol: float = 0.0, ignore_zero_sign: 
 def run(args) -> int:
     import json
 
-    rows = compare_files(args.a, args.b, args.atol, args.rtol, args.ignore_zero_sign)
+    rows = compare_files(args.a, args.b, args.atol, args.rtol, args.ignore_zero_sign, arch=args.arch)
     if args.json:
         print(json.dumps({"ok": all(r["ok"] for r in rows), "tensors": rows}, indent=2))
     else:

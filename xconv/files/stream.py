@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 
 from .. import layouts
+from . import by_rank
 from .dtypes import st_dtype
 from .safetensors import header_bytes, safetensors_header, tensor_names
 
@@ -42,21 +43,14 @@ def _raw(dtype) -> np.dtype:
     return np.dtype(_RAW[item]) if item in _RAW else np.dtype((np.void, item))
 
 
-def moved_shape(shape: tuple[int, ...], to: str) -> tuple[int, ...]:
-    """The shape of a tensor after the move to layout ``to`` (by rank: conv, matrix, vector)."""
-    shape = tuple(shape)
-    if len(shape) >= 3:
-        return tuple(shape[i] for i in layouts.kernel_permutation(len(shape) - 2, to))
-    return shape[::-1] if len(shape) == 2 else shape
-
-
 def _kab(shape: tuple[int, ...], to: str) -> tuple[int, int, int] | None:
     """(k, a, b) of the move ``(k, a, b) -> (b, a, k)``, or None for a plain copy."""
-    if len(shape) >= 3:
+    kind = by_rank.kind_by_rank(shape)
+    if kind == "conv":
         if to == "torch":
             return math.prod(shape[:-2]), shape[-2], shape[-1]
         return shape[0], shape[1], math.prod(shape[2:])
-    if len(shape) == 2:
+    if kind == "dense":
         return shape[0], 1, shape[1]
     return None
 
@@ -137,7 +131,7 @@ def stream_layout(src: str, dst: str, to: str | None, on_tensor: Callable[[str, 
     """
     header, start = safetensors_header(src)
     names = tensor_names(header)
-    shapes = {n: (moved_shape(header[n]["shape"], to) if to else tuple(header[n]["shape"]), st_dtype(header[n]["dtype"])) for n in names}
+    shapes = {n: (by_rank.moved_shape(header[n]["shape"], to) if to else tuple(header[n]["shape"]), st_dtype(header[n]["dtype"])) for n in names}
     meta = dict(header.get("__metadata__", {}))
     if to:
         meta["layout"] = to

@@ -322,3 +322,30 @@ def test_bad_registrations_are_refused_clearly():
             xconv.register_module(TorchGain, keras.layers.Identity)
     finally:
         xconv.keras_plugins.unregister_layer(cls)
+
+
+def test_xconv_convert_moves_a_plugin_modules_weights_both_ways(gain_plugin, tmp_path):
+    """``xconv convert`` with the user's module (--module): .pt -> .weights.h5 and .keras -> .pt."""
+    import keras
+
+    from xconv import torch_to_keras
+    from xconv.convert import convert_file
+
+    cls, _ = gain_plugin
+    keras.saving.register_keras_serializable(package="xconv_test_plugins")(cls)
+    net = _gain_net()
+    model = torch_to_keras(net, (3, 8, 8))
+    model.save(tmp_path / "model.keras")  # net's weights
+    model.get_layer("gain").gain.assign(np.zeros(4, "float32"))
+    model.save(tmp_path / "arch.keras")  # the architecture, its gain zero: what comes back is net.pt's
+    torch.save(net.state_dict(), tmp_path / "net.pt")
+    manifest = convert_file(tmp_path / "net.pt", tmp_path / "out.weights.h5", arch=str(tmp_path / "arch.keras"),
+                            module=f"{__name__}:GainNet")  # fmt: skip
+    assert "gain.gain" in [e.source for e in manifest.entries]
+    fresh = torch_to_keras(_gain_net(), (3, 8, 8))
+    fresh.get_layer("gain").gain.assign(np.zeros(4, "float32"))
+    fresh.load_weights(tmp_path / "out.weights.h5")
+    assert fresh.get_layer("gain").gain.numpy().tobytes() == net.gain.gain.detach().numpy().tobytes()
+    convert_file(tmp_path / "model.keras", tmp_path / "back.pt", module=f"{__name__}:GainNet")  # into a fresh GainNet
+    state = torch.load(tmp_path / "back.pt")
+    assert state["gain.gain"].numpy().tobytes() == net.gain.gain.detach().numpy().tobytes()

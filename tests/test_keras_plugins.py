@@ -101,7 +101,9 @@ def test_plugin_weights_move_with_transfer_weights_both_ways(plugin):
     assert np.array_equal(module.scale_shift.scale.detach().numpy(), want)
     model2 = _model(cls)
     transfer_weights(module, model2)
-    for a, b in zip(model.get_layer("scale_shift").get_weights(), model2.get_layer("scale_shift").get_weights()):
+    want, got = model.get_layer("scale_shift").get_weights(), model2.get_layer("scale_shift").get_weights()
+    assert len(want) == len(got) == 2
+    for a, b in zip(want, got):
         assert a.tobytes() == b.tobytes()
 
 

@@ -55,8 +55,9 @@ def test_round_trip_keras_torch_keras_is_bit_exact():
     back = torch_to_keras(keras_to_torch(k), shape_of("conv3d_demo"))
     for layer in k.layers:
         if layer.weights:
-            got = back.get_layer(layer.name).get_weights()
-            assert all(a.tobytes() == b.tobytes() for a, b in zip(layer.get_weights(), got)), layer.name
+            want, got = layer.get_weights(), back.get_layer(layer.name).get_weights()
+            assert len(want) == len(got), layer.name
+            assert all(a.tobytes() == b.tobytes() for a, b in zip(want, got)), layer.name
     x = zoo.sample_input("conv3d_demo", 2)
     np.testing.assert_allclose(np.asarray(back(x)), np.asarray(k(x)), rtol=1e-5, atol=1e-7)
 

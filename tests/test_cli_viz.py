@@ -65,7 +65,7 @@ def test_image_input_is_read_converted_and_resized_only_when_asked(tmp_path, cap
         (["filters", "zoo:single_conv", "--layer", "nope"], "No layer named 'nope'"),
         (["filters", "zoo:unet_encoder", "--layer", "pool1"], "no conv kernel"),
         (["activations", "zoo:two_conv", "--layer", "conv9"], "No layer ['conv9']"),
-        (["filters", "zoo:two_conv", "--layer", "conv1", "--max-filters", "0"], "max_filters"),
+        (["filters", "zoo:two_conv", "--layer", "conv1", "--max-filters", "0"], "--max-filters, --max-channels and --max-rows must be >= 1"),
     ],
 )
 def test_bad_picture_requests_exit_two_and_write_nothing(args, message, tmp_path, capsys):

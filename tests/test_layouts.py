@@ -50,7 +50,7 @@ def _numpy_conv_keras(x, kernel, groups, stride, dilation):
     rank = kernel.ndim - 2
     *k, cin_g, cout = kernel.shape
     n, *spatial, cin = x.shape
-    out_sp = [(s - (kk - 1) * dilation - 1) // stride + 1 for s, kk in zip(spatial, k)]
+    out_sp = [(s - (kk - 1) * dilation - 1) // stride + 1 for s, kk in zip(spatial, k, strict=True)]
     out = np.zeros((n, *out_sp, cout))
     per_group = cout // groups
     for o in range(cout):
@@ -58,7 +58,7 @@ def _numpy_conv_keras(x, kernel, groups, stride, dilation):
         for pos in np.ndindex(*out_sp):
             acc = np.zeros(n)
             for kpos in np.ndindex(*k):
-                src = tuple(p * stride + q * dilation for p, q in zip(pos, kpos))
+                src = tuple(p * stride + q * dilation for p, q in zip(pos, kpos, strict=True))
                 acc += x[(slice(None), *src, slice(g * cin_g, (g + 1) * cin_g))] @ kernel[(*kpos, slice(None), o)]
             out[(slice(None), *pos, o)] = acc
     return out

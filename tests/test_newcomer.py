@@ -58,14 +58,14 @@ def test_feature_maps_are_capped_and_name_what_they_leave_out():
     from xconv.viz import plot_feature_maps
 
     model = _convs()
-    fig = plot_feature_maps(model, torch.randn(1, 1, 12, 12).numpy(), max_rows=6)
+    fig = plot_feature_maps(model, torch.randn(1, 1, 12, 12).numpy(), max_rows=9)
     drawn = {ax.get_gid().split(":")[1] for ax in fig.findobj(lambda o: hasattr(o, "get_gid") and str(o.get_gid()).startswith("map:"))}
     convs = [str(i) for i in range(0, 24, 2)]
     assert "input" in drawn and 1 < len(drawn - {"input"}) < len(convs)
     left = [c for c in convs if c not in drawn]
     title = fig._suptitle.get_text().replace("\n", " ")
     assert all(f" {c}" in title or f"{c}," in title for c in left), title
-    assert fig.get_size_inches()[1] <= 6 * 1.5 + 1.0 * 7 + 0.5
+    assert fig.get_size_inches()[1] <= 9 * 1.5 + 0.5  # 1.5 inches a row, headings counted, and the note
 
 
 def test_dead_relu_maps_look_like_zero_and_every_layer_has_a_colour_scale():
@@ -131,8 +131,10 @@ def test_picture_arguments_are_checked_before_any_model_is_built(tmp_path, monke
     monkeypatch.setattr(_sources, "kernel_source", never)
     assert main(["activations", "zoo:unet_encoder", "-o", str(tmp_path / "maps.txt")]) == 2
     assert main(["filters", "zoo:unet_encoder", "--layer", "conv1_1", "-o", str(tmp_path / "no" / "f.png")]) == 2
+    assert main(["filters", "zoo:unet_encoder", "--layer", "conv1_1", "--max-rows", "0", "-o", str(tmp_path / "f.png")]) == 2
+    assert main(["activations", "zoo:unet_encoder", "--max-rows", "0", "-o", str(tmp_path / "m.png")]) == 2
     err = capsys.readouterr().err
-    assert "maps.txt" in err and "does not exist" in err
+    assert "maps.txt" in err and "does not exist" in err and err.count("--max-rows must be >= 1") == 2
 
 
 def test_filters_without_a_layer_lists_the_models_own_conv_layers(capsys):
@@ -143,3 +145,142 @@ def test_filters_without_a_layer_lists_the_models_own_conv_layers(capsys):
     with pytest.raises(BadInputError) as exc:
         kernel_of(zoo.build("conv3d_demo", "torch"))
     assert "conv3d_a" in str(exc.value) and "conv1" not in str(exc.value).replace("conv1_", "")
+
+
+TWO_SCREENS_PX = 2 * 1080
+
+
+def _tall(fig) -> float:
+    from xconv.viz import DPI
+
+    return fig.get_size_inches()[1] * DPI
+
+
+def test_no_picture_is_taller_than_two_screens_and_each_says_what_it_left_out():
+    """Defaults on big layers: 512 x 512 filters, a deep 3D kernel, a weight change, 1000 one-channel
+    filters, a deep model's maps, one wide layer's maps. Before the caps the first was 6457 px tall."""
+    from xconv.viz import plot_feature_maps, plot_filters, plot_weights_change
+
+    rng = np.random.default_rng(0)
+    big = rng.normal(size=(512, 512, 3, 3))
+    pictures = {
+        "2d": plot_filters(big, layout="torch"),
+        "3d": plot_filters(rng.normal(size=(64, 16, 3, 3, 3)), layout="torch"),
+        "grid": plot_filters(rng.normal(size=(1000, 1, 3, 3)), layout="torch", max_filters=1000),
+        "change": plot_weights_change(big, big + 1.0, layout="torch"),
+    }
+    for name, fig in pictures.items():
+        assert _tall(fig) <= TWO_SCREENS_PX, name
+        assert "not shown: filters" in fig._suptitle.get_text(), name
+    assert "not shown: filters 20..511 and input channels 8..511" in pictures["2d"]._suptitle.get_text()
+    deep = plot_feature_maps(_convs(12, 32), np.zeros((1, 1, 8, 8), np.float32))
+    assert _tall(deep) <= TWO_SCREENS_PX and "not shown" in deep._suptitle.get_text()
+    wide = plot_feature_maps(_convs(1, 256), np.zeros((1, 1, 8, 8), np.float32), max_channels=256)
+    assert _tall(wide) <= TWO_SCREENS_PX
+    assert any("first" in sf._suptitle.get_text() and "shown" in sf._suptitle.get_text() for sf in wide.subfigs)
+
+
+def test_row_limits_are_the_cli_defaults_and_can_be_raised():
+    import argparse
+
+    from xconv import viz
+    from xconv.cli import activations_cmd, filters_cmd
+
+    for module, constant in ((filters_cmd, viz.MAX_TILE_ROWS), (activations_cmd, viz.MAX_MAP_ROWS)):
+        p = argparse.ArgumentParser()
+        module.add_arguments(p)
+        assert p.parse_args(["src", "-o", "x.png"]).max_rows == constant
+    w = np.ones((30, 2, 3, 3))
+    tiles = lambda fig: [a for a in fig.axes if str(a.get_gid()).startswith("tile:")]  # noqa: E731
+    assert len(tiles(viz.plot_filters(w, layout="torch"))) == 20 * 2
+    assert len(tiles(viz.plot_filters(w, layout="torch", max_rows=30))) == 30 * 2
+
+
+def _drawn(monkeypatch):
+    """The figures the CLI draws, kept (the picture is still written)."""
+    import xconv.viz as viz
+
+    figs, finish = [], viz._finish
+
+    def keep(fig, path):
+        figs.append(fig)
+        return finish(fig, path)
+
+    monkeypatch.setattr(viz, "_finish", keep)
+    return figs
+
+
+def test_axis_reaches_the_3d_slices_on_the_command_line(tmp_path, monkeypatch):
+    figs = _drawn(monkeypatch)
+    w = np.random.default_rng(1).normal(size=(2, 1, 3, 4, 5)).astype(np.float32)  # torch layout
+    np.save(tmp_path / "k.npy", w)
+    np.save(tmp_path / "k2.npy", w + 1)
+    base = ["filters", str(tmp_path / "k.npy"), "--layout", "torch", "-o", str(tmp_path / "s.png")]
+    assert main([*base, "--axis", "3"]) == 0
+    assert main([*base, "--axis", "2", "--after", str(tmp_path / "k2.npy")]) == 0
+    tile = next(a for a in figs[0].axes if a.get_gid() == "tile:1:0:4")  # window axis 3 has 5 slices
+    np.testing.assert_array_equal(tile.images[0].get_array(), w[1, 0, :, :, 4])
+    change = [a for a in figs[1].axes if str(a.get_gid()).startswith("change:tile:0:0:")]
+    assert len(change) == 4  # sliced along window axis 2 (4 long), not 1
+    np.testing.assert_allclose(change[0].images[0].get_array(), np.ones((3, 5)))
+
+
+# --- inspect --------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not __import__("conftest").has_keras(), reason="needs Keras")
+def test_a_batchnorm_is_named_for_the_rank_of_its_input():
+    import keras
+    from keras import layers as L
+
+    from xconv import describe
+
+    inputs = keras.Input((8, 8, 3))
+    x = L.BatchNormalization(name="bn_conv")(L.Conv2D(4, 3, name="conv")(inputs))
+    x = L.BatchNormalization(name="bn_dense")(L.Dense(5, name="dense")(L.Flatten()(x)))
+    volume = keras.Input((4, 4, 4, 2))
+    rows = describe(keras.Model(inputs, x)) + describe(keras.Model(volume, L.BatchNormalization(name="bn_3d")(volume)))
+    types = {r.layer: r.torch_type for r in rows}
+    assert (types["bn_conv"], types["bn_dense"], types["bn_3d"]) == ("BatchNorm2d", "BatchNorm1d", "BatchNorm3d")
+
+
+def test_inspect_layer_shows_that_layer_only(tmp_path, capsys):
+    import json
+
+    import torch
+
+    assert main(["inspect", "zoo:unet_encoder", "--layer", "conv5_2"]) == 0
+    out = capsys.readouterr().out
+    assert "Total parameters: 2,359,808 (1 layer with weights)" in out and "conv4_2" not in out
+    assert main(["inspect", "zoo:unet_encoder", "--layer", "conv5_2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {t["layer"] for t in data["tensors"]} == {"conv5_2"} and data["total_params"] == 3 * 3 * 512 * 512 + 512
+    torch.save({"conv.weight": torch.ones(2, 1, 3, 3), "conv.bias": torch.ones(2), "head.weight": torch.ones(3, 2)}, tmp_path / "w.pt")
+    assert main(["inspect", str(tmp_path / "w.pt"), "--layer", "conv"]) == 0
+    out = capsys.readouterr().out
+    assert "conv.weight" in out and "conv.bias" in out and "head" not in out
+    assert main(["inspect", "zoo:unet_encoder", "--layer", "conv9"]) == 2
+    err = capsys.readouterr().err
+    assert "No layer 'conv9' in 'zoo:unet_encoder'" in err and "conv5_2" in err
+
+
+def test_inspect_a_bare_zoo_name_says_how_to_write_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["inspect", "two_conv"]) == 2
+    assert "write zoo:two_conv" in capsys.readouterr().err
+
+
+def test_inspect_and_diff_read_safetensors_without_the_safetensors_package(tmp_path):
+    """A minimal install (no safetensors package) still reads the files ``convert`` writes."""
+    import torch
+
+    torch.save({"conv.weight": torch.arange(18.0).reshape(2, 1, 3, 3)}, tmp_path / "w.pt")
+    assert main(["convert", str(tmp_path / "w.pt"), str(tmp_path / "w.safetensors"), "--quiet"]) == 0
+    code = (
+        "import sys; sys.modules['safetensors'] = None\nfrom xconv.cli.main import main\n"
+        f"codes = [main(['inspect', {str(tmp_path / 'w.safetensors')!r}]), main(['diff', {str(tmp_path / 'w.safetensors')!r}, {str(tmp_path / 'w.pt')!r}])]\n"
+        "print('codes', codes)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "codes [0, 0]" in proc.stdout, proc.stderr[-2000:]
+    assert "(2, 1, 3, 3)" in proc.stdout and "Traceback" not in proc.stderr

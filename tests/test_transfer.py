@@ -25,7 +25,7 @@ def test_round_trip_keras_torch_keras_is_bit_exact(name):
     k2 = zoo.build(name, "keras", seed=11)
     manifest = transfer_weights(t, k2)
     assert manifest.direction == "torch->keras" and manifest.matched_by == "name"
-    for a, b in zip(original, _keras_weights(k2)):
+    for a, b in zip(original, _keras_weights(k2), strict=True):
         assert a.shape == b.shape and a.tobytes() == b.tobytes()
 
 
@@ -157,7 +157,7 @@ def test_manifest_json_round_trip_and_reapply():
     k2 = zoo.build("two_conv", "keras", seed=9)
     back = transfer_weights(again, k2, manifest=text)
     assert back.matched_by == "manifest"
-    assert all(a.tobytes() == b.tobytes() for a, b in zip(k.get_weights(), k2.get_weights()))
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(k.get_weights(), k2.get_weights(), strict=True))
 
 
 def test_sequence_families_transfer_both_ways_bit_exact():
@@ -191,5 +191,5 @@ def test_sequence_families_transfer_both_ways_bit_exact():
     for v in model.weights:
         v.assign(np.zeros(tuple(v.shape), "float32"))
     transfer_weights(module, model)
-    for a, b in zip(original, _keras_weights(model)):
+    for a, b in zip(original, _keras_weights(model), strict=True):
         assert a.tobytes() == b.tobytes()

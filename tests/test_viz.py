@@ -83,6 +83,22 @@ def test_1d_kernels_are_line_plots():
     np.testing.assert_array_equal(t["tile:2:1"].lines[0].get_ydata(), kernel[:, 1, 2])
 
 
+@pytest.mark.parametrize(
+    "shape, mode",
+    [((6, 3, 3, 3), "rgb"), ((10, 1, 3, 3), "grid"), ((4, 2, 3, 3), "matrix"), ((2, 2, 3, 4, 5), "slices"), ((3, 2, 5), "lines")],
+)
+def test_each_arrangement_draws_the_grid_its_figure_was_sized_for(shape, mode):
+    """The five kernel arrangements are one table: the figure's size and its tiles come from one rule."""
+    from xconv.viz import _kernel_mode, _panel_grid
+
+    out, cin, *k = shape
+    assert _kernel_mode(len(k), cin, cin == 3 and len(k) == 2) == mode
+    t = tiles(viz.plot_filters(np.random.default_rng(7).normal(size=shape), layout="torch", slice_axis=1))
+    rows = {round(ax.get_position().y0, 3) for ax in t.values()}
+    cols = {round(ax.get_position().x0, 3) for ax in t.values()}
+    assert (len(rows), len(cols)) == _panel_grid(out, cin, k, mode == "rgb", 1)
+
+
 def test_large_layers_are_capped_with_a_note():
     fig = viz.plot_filters(np.zeros((512, 512, 3, 3)) + 0.1, layout="torch", max_filters=8, max_channels=4)
     assert len(tiles(fig)) == 32
@@ -119,7 +135,7 @@ def test_two_conv_feature_maps_explain_six_not_twenty_four(twins):
     acts = k.get_layer("conv2").output
     import keras
 
-    want = keras.Model(k.inputs, acts)(x)[0, :, :, 5]
+    want = keras.Model(k.inputs, acts)([x])[0, :, :, 5]
     np.testing.assert_allclose(image(maps["map:conv2:5"]), np.asarray(want), rtol=1e-6)
     # and the PyTorch twin draws the same maps
     tmaps = tiles(viz.plot_feature_maps(t, zoo.sample_input("two_conv", layout="torch")), "map:")

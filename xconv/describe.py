@@ -50,14 +50,30 @@ def _axes(shape, layout: str, kind: str, flatten_of=None) -> str:
     return text
 
 
-def _pair_types(family, torch_type: str | None = None, keras_type: str | None = None) -> tuple[str, str]:
-    """The counterpart type name: Conv3d <-> Conv3D (same rank), BatchNorm2d -> BatchNormalization."""
+def _pair_types(family, torch_type: str | None = None, keras_type: str | None = None, spatial_rank: int | None = None) -> tuple[str, str]:
+    """The counterpart type name: Conv3d <-> Conv3D (same rank), BatchNorm2d -> BatchNormalization.
+
+    A family with one Keras type and one torch type per rank (BatchNormalization: BatchNorm1d,
+    2d, 3d) takes the torch type of ``spatial_rank``, the spatial axes of the layer's input.
+    """
     if keras_type is not None:
         i = family.keras_types.index(keras_type)
         torch_types = family.torch_types or family.pairs_with  # Bidirectional: an nn.LSTM/GRU/RNN's
-        return keras_type, torch_types[i] if len(torch_types) == len(family.keras_types) else torch_types[0]
+        if len(torch_types) == len(family.keras_types):
+            return keras_type, torch_types[i]
+        by_rank = [t for t in torch_types if t.endswith(f"{max(spatial_rank or 1, 1)}d")]
+        return keras_type, by_rank[0] if by_rank else torch_types[0]
     i = family.torch_types.index(torch_type)
     return family.keras_types[i] if len(family.torch_types) == len(family.keras_types) else family.keras_types[0], torch_type
+
+
+def _spatial_rank(layer) -> int | None:
+    """Spatial axes of a built Keras layer's input: 2 for (N, H, W, C), 1 for (N, L, C) and (N, C)."""
+    try:
+        shape = layer.input.shape
+    except (AttributeError, ValueError):  # not called in a graph, or called several times
+        return None
+    return max(len(shape) - 2, 1) if shape is not None else None
 
 
 def describe(model) -> list[TensorInfo]:
@@ -98,7 +114,7 @@ def describe(model) -> list[TensorInfo]:
             except (UnsupportedLayerError, LayoutError) as exc:
                 rows.extend(_unconverted(layer.name, type(layer).__name__, k_arrays, "keras", exc))
                 continue
-            types = _pair_types(family, keras_type=type(layer).__name__)
+            types = _pair_types(family, keras_type=type(layer).__name__, spatial_rank=_spatial_rank(layer))
             for k_key, k_val in k_arrays.items():
                 # names can be many-to-one (an LSTM's two biases, attention's stacked projections)
                 found = [t for t, k in family.names.items() if k == k_key and t in t_arrays]
@@ -197,7 +213,8 @@ def format_table(rows: list[TensorInfo]) -> str:
             f"{'':>11}  {r.torch_axes}"
         )
     total = sum(r.params for r in rows)
-    out.append(f"Total parameters: {total:,} ({len({r.layer for r in rows})} layers with weights)")
+    n = len({r.layer for r in rows})
+    out.append(f"Total parameters: {total:,} ({n} layer{'' if n == 1 else 's'} with weights)")
     return "\n".join(out)
 
 

@@ -1,10 +1,13 @@
-"""``xconv inspect SRC``: every weight in Keras and PyTorch layouts, with what each axis means."""
+"""``xconv inspect SRC [--layer NAME]``: every weight in Keras and PyTorch layouts, with what each axis means."""
 
 from __future__ import annotations
+
+import os
 
 
 def add_arguments(p) -> None:
     p.add_argument("source", help="zoo:NAME (a reference model) or a file: .keras .h5 .weights.h5 .pt .pth .safetensors .onnx")
+    p.add_argument("--layer", action="append", dest="layers", metavar="NAME", help="only this layer (repeat for more); for a tensor file, NAME or NAME.weight ...")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -20,12 +23,38 @@ def load_source(source: str, framework: str = "torch"):
     )
 
 
+def _check_not_a_bare_zoo_name(source: str) -> None:
+    """``xconv inspect two_conv``: no such file, but a zoo model of that name: say how to name it."""
+    from .. import zoo
+    from ..errors import BadInputError
+
+    if not os.path.exists(source) and source in zoo.names():
+        raise BadInputError(f"No file {source!r}; for the reference model, write zoo:{source}.")
+
+
+def select_layers(rows, names: list[str], source: str):
+    """The rows of the layers named (a tensor file's ``conv1`` also picks ``conv1.weight``, ``conv1.bias``)."""
+    from ..errors import BadInputError
+
+    def picked(row, name):
+        return row.layer == name or row.layer.startswith(name + ".")
+
+    missing = [n for n in names if not any(picked(r, n) for r in rows)]
+    if missing:
+        have = list(dict.fromkeys(r.layer for r in rows))
+        raise BadInputError(f"No layer {', '.join(map(repr, missing))} in {source!r}; its layers with weights: {have[:30]}.")
+    return [r for r in rows if any(picked(r, n) for n in names)]
+
+
 def run(args) -> int:
     from ..describe import describe, describe_file, format_table, to_json
 
     if args.source.startswith("zoo:"):
         rows = describe(load_source(args.source))  # the torch twin: no TensorFlow needed
     else:
+        _check_not_a_bare_zoo_name(args.source)
         rows = describe_file(args.source)
+    if args.layers:
+        rows = select_layers(rows, args.layers, args.source)
     print(to_json(rows) if args.json else format_table(rows))
     return 0

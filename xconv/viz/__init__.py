@@ -28,6 +28,7 @@ __all__ = [
     "plot_layer_diff",
     "save_figure",
     "check_picture_path",
+    "check_limits",
     "map_scale",
     "kernel_of",
 ]
@@ -64,7 +65,7 @@ def save_figure(fig, path: str | os.PathLike) -> str:
     path = os.fspath(path)
     ext = check_picture_path(path)
     fmt = ext.lstrip(".").replace("jpg", "jpeg")
-    return atomic_output(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=110), force=True)
+    return atomic_output(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=DPI), force=True)
 
 
 def _finish(fig, path):
@@ -93,13 +94,17 @@ def _colorbar(fig, axes, lim, cmap, label):
     fig.colorbar(ScalarMappable(Normalize(*lim), cmap), ax=axes, shrink=0.8, label=label)
 
 
-def _cap_note(n_out, n_in, shown_out, shown_in) -> str:
+def _cap_note(n_out, n_in, shown_out, shown_in, limits: tuple[int, int, int]) -> str:
+    """What a capped kernel picture leaves out, and the limits (filters, channels, rows) that cut it."""
     left = []
     if shown_out < n_out:
         left.append(f"filters {shown_out}..{n_out - 1}")
     if shown_in < n_in:
         left.append(f"input channels {shown_in}..{n_in - 1}")
-    return f"not shown: {' and '.join(left)} (raise max_filters / max_channels)" if left else ""
+    if not left:
+        return ""
+    f, c, r = limits
+    return f"not shown: {' and '.join(left)} (limits: {f} filters, {c} input channels, {r} rows of tiles; raise them to see more)"
 
 
 def slice_label(axis: int) -> str:
@@ -108,91 +113,174 @@ def slice_label(axis: int) -> str:
     return f"k{axis + 1}"
 
 
+# ---- kernel tiles: one way of laying them out per kind of kernel ----------------------------------
+#
+# A kernel (torch layout, already capped) is drawn in one of five arrangements, picked by
+# _kernel_mode from its window rank and input channels. Each arrangement is a row of _ARRANGE:
+# the grid it needs (rows, columns) and the function that fills that grid with tiles.
+
+DPI = 110  # pictures are saved at this resolution
+MAX_TILE_ROWS = 20  # rows of kernel tiles in one figure: under two 1080-pixel screens at DPI
+
+
+def _kernel_mode(rank: int, cin: int, rgb: bool) -> str:
+    """'rgb', 'grid' (one input channel), 'matrix' (filter x channel), 'slices' (3D) or 'lines' (1D)."""
+    if rank == 2:
+        return "rgb" if rgb else "grid" if cin == 1 else "matrix"
+    if rank == 3:
+        return "slices"
+    if rank == 1:
+        return "lines"
+    raise BadInputError(f"Cannot draw a kernel with {rank} window axes: expected (out, in, *k) with 1 to 3 window axes.")
+
+
+def _grid_square(out, cin, k, slice_axis):
+    return grid_shape(out)
+
+
+def _grid_matrix(out, cin, k, slice_axis):
+    return out, cin
+
+
+def _grid_slices(out, cin, k, slice_axis):
+    return out * cin, k[slice_axis]
+
+
+def _blank_rest(grid, used: int) -> None:
+    for ax in grid.flat[used:]:
+        ax.set_axis_off()
+
+
+def _fill_rgb(grid, w, lim, cmap, slice_axis):
+    axes = []
+    for o in range(w.shape[0]):
+        img = np.moveaxis(w[o], 0, -1)  # (kh, kw, 3)
+        lo, hi = lim if lim is not None else (float(img.min()), float(img.max()))
+        img = np.clip((img - lo) / ((hi - lo) or 1.0), 0, 1)
+        ax = grid.flat[o]
+        ax.imshow(img, interpolation="nearest")
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_gid(f"tile:{o}")
+        ax.set_title(f"f{o}", fontsize=7, pad=2)
+        axes.append(ax)
+    _blank_rest(grid, len(axes))
+    return axes
+
+
+def _fill_square(grid, w, lim, cmap, slice_axis):
+    axes = []
+    for o in range(w.shape[0]):
+        _tile(grid.flat[o], w[o, 0], cmap=cmap, lim=lim, gid=f"tile:{o}:0", title=f"f{o}")
+        axes.append(grid.flat[o])
+    _blank_rest(grid, len(axes))
+    return axes
+
+
+def _fill_matrix(grid, w, lim, cmap, slice_axis):
+    axes = []
+    for o in range(w.shape[0]):
+        for i in range(w.shape[1]):
+            ax = grid[o, i]
+            _tile(ax, w[o, i], cmap=cmap, lim=lim, gid=f"tile:{o}:{i}", title=f"in {i}" if o == 0 else None)
+            if i == 0:
+                ax.set_ylabel(f"f{o}", fontsize=7, rotation=0, labelpad=10)
+            axes.append(ax)
+    return axes
+
+
+def _fill_slices(grid, w, lim, cmap, slice_axis):
+    axes = []
+    out, cin, *k = w.shape
+    for o in range(out):
+        for i in range(cin):
+            for d in range(k[slice_axis]):
+                ax = grid[o * cin + i, d]
+                tile = np.take(w[o, i], d, axis=slice_axis)
+                title = f"f{o} in{i} {slice_label(slice_axis)}={d}"
+                _tile(ax, tile, cmap=cmap, lim=lim, gid=f"tile:{o}:{i}:{d}", title=title, fontsize=6)
+                axes.append(ax)
+    return axes
+
+
+def _fill_lines(grid, w, lim, cmap, slice_axis):
+    axes = []
+    out, cin, width = w.shape
+    for o in range(out):
+        for i in range(cin):
+            ax = grid[o, i]
+            ax.plot(np.arange(width), w[o, i], marker="o", lw=1, ms=2)
+            ax.axhline(0, color="0.7", lw=0.5)
+            ax.set_xticks([])
+            ax.tick_params(labelsize=6)
+            ax.set_gid(f"tile:{o}:{i}")
+            if o == 0:
+                ax.set_title(f"in {i}", fontsize=7, pad=2)
+            if i == 0:
+                ax.set_ylabel(f"f{o}", fontsize=7)
+            if lim is not None:
+                ax.set_ylim(*lim)
+            axes.append(ax)
+    return axes
+
+
+# mode -> (grid of the panel, tile filler, whether it gets a colour bar, subplot options)
+_ARRANGE = {
+    "rgb": (_grid_square, _fill_rgb, False, {}),
+    "grid": (_grid_square, _fill_square, True, {}),
+    "matrix": (_grid_matrix, _fill_matrix, True, {}),
+    "slices": (_grid_slices, _fill_slices, True, {}),
+    "lines": (_grid_matrix, _fill_lines, False, {"sharey": True}),
+}
+
+
+def _panel_grid(out: int, cin: int, k, rgb: bool, slice_axis: int) -> tuple[int, int]:
+    """(rows, columns) of tiles that _draw_kernels uses for a (capped) kernel of this shape."""
+    return _ARRANGE[_kernel_mode(len(k), cin, rgb)][0](out, cin, k, slice_axis)
+
+
 def _panel_size(so: int, si: int, k, rgb: bool, slice_axis: int) -> tuple[float, float]:
     """Inches for one panel of kernel tiles, from the grid that _draw_kernels will use."""
-    if len(k) == 2 and (rgb or si == 1):
-        rows, cols = grid_shape(so)
-    elif len(k) == 3:
-        rows, cols = so * si, k[slice_axis]
-    else:
-        rows, cols = so, si
+    rows, cols = _panel_grid(so, si, k, rgb, slice_axis)
     return cols * 0.85, rows * 0.9
 
 
+def _cap_filters(out: int, cin: int, k, rgb: bool, slice_axis: int, max_rows: int) -> tuple[int, int]:
+    """(filters, input channels) that fit in ``max_rows`` rows of tiles (at least one of each)."""
+    mode = _kernel_mode(len(k), cin, rgb)
+    if mode == "slices":  # one row per (filter, input channel)
+        cin = max(1, min(cin, max_rows))
+        return max(1, min(out, max_rows // cin)), cin
+    if mode in ("grid", "rgb"):
+        return min(out, max_rows * _grid_square(out, cin, k, slice_axis)[1]), cin
+    return min(out, max_rows), cin  # matrix and lines: one row per filter
+
+
 def _draw_kernels(fig, w, *, mode, rgb, slice_axis, name="", show_colorbar=True, label="weight"):
-    """Draw kernel tiles of ``w`` (torch layout, already capped) into ``fig`` (a figure or subfigure)."""
+    """Draw kernel tiles of ``w`` (torch layout, already capped) into ``fig`` (a figure or subfigure).
+
+    ``mode`` is the colour normalisation; the arrangement comes from the kernel (see _ARRANGE).
+    Returns the tile axes, the colour limits (None when the tiles have their own) and the colour map.
+    """
     out, cin, *k = w.shape
-    rank = len(k)
+    grid_of, fill, has_colorbar, options = _ARRANGE[_kernel_mode(len(k), cin, rgb)]
     lim = norm_limits(w, mode)
     cmap = _DIVERGING if mode == "symmetric" else _GREY
-    axes = []
-    if rank == 2 and rgb:
-        rows, cols = grid_shape(out)
-        grid = fig.subplots(rows, cols, squeeze=False)
-        for o in range(out):
-            img = np.moveaxis(w[o], 0, -1)  # (kh, kw, 3)
-            lo, hi = lim if lim is not None else (float(img.min()), float(img.max()))
-            img = np.clip((img - lo) / ((hi - lo) or 1.0), 0, 1)
-            ax = grid.flat[o]
-            ax.imshow(img, interpolation="nearest")
-            ax.set_xticks([]), ax.set_yticks([])
-            ax.set_gid(f"tile:{o}")
-            ax.set_title(f"f{o}", fontsize=7, pad=2)
-            axes.append(ax)
-        for ax in grid.flat[out:]:
-            ax.set_axis_off()
+    grid = fig.subplots(*grid_of(out, cin, k, slice_axis), squeeze=False, **options)
+    axes = fill(grid, w, lim, cmap, slice_axis)
+    if not has_colorbar:
         return axes, None, cmap
-    if rank == 2 and cin == 1:
-        rows, cols = grid_shape(out)
-        grid = fig.subplots(rows, cols, squeeze=False)
-        for o in range(out):
-            _tile(grid.flat[o], w[o, 0], cmap=cmap, lim=lim, gid=f"tile:{o}:0", title=f"f{o}")
-            axes.append(grid.flat[o])
-        for ax in grid.flat[out:]:
-            ax.set_axis_off()
-    elif rank == 2:
-        grid = fig.subplots(out, cin, squeeze=False)
-        for o in range(out):
-            for i in range(cin):
-                ax = grid[o, i]
-                _tile(ax, w[o, i], cmap=cmap, lim=lim, gid=f"tile:{o}:{i}", title=f"in {i}" if o == 0 else None)
-                if i == 0:
-                    ax.set_ylabel(f"f{o}", fontsize=7, rotation=0, labelpad=10)
-                axes.append(ax)
-    elif rank == 3:
-        depth = k[slice_axis]
-        grid = fig.subplots(out * cin, depth, squeeze=False)
-        for o in range(out):
-            for i in range(cin):
-                for d in range(depth):
-                    ax = grid[o * cin + i, d]
-                    tile = np.take(w[o, i], d, axis=slice_axis)
-                    title = f"f{o} in{i} {slice_label(slice_axis)}={d}"
-                    _tile(ax, tile, cmap=cmap, lim=lim, gid=f"tile:{o}:{i}:{d}", title=title, fontsize=6)
-                    axes.append(ax)
-    elif rank == 1:
-        grid = fig.subplots(out, cin, squeeze=False, sharey=True)
-        for o in range(out):
-            for i in range(cin):
-                ax = grid[o, i]
-                ax.plot(np.arange(k[0]), w[o, i], marker="o", lw=1, ms=2)
-                ax.axhline(0, color="0.7", lw=0.5)
-                ax.set_xticks([])
-                ax.tick_params(labelsize=6)
-                ax.set_gid(f"tile:{o}:{i}")
-                if o == 0:
-                    ax.set_title(f"in {i}", fontsize=7, pad=2)
-                if i == 0:
-                    ax.set_ylabel(f"f{o}", fontsize=7)
-                if lim is not None:
-                    ax.set_ylim(*lim)
-                axes.append(ax)
-        return axes, None, cmap
-    else:
-        raise BadInputError(f"Cannot draw a kernel of shape {w.shape}: expected (out, in, *k) with 1 to 3 window axes.")
     if show_colorbar and lim is not None:
         _colorbar(fig, axes, lim, cmap, label + (" (symmetric scale)" if mode == "symmetric" else ""))
     return axes, lim, cmap
+
+
+def check_limits(max_filters: int, max_channels: int, max_rows: int) -> None:
+    """Refuse a filter, channel or row limit below 1 (before any model is built, in the CLI)."""
+    if min(max_filters, max_channels, max_rows) < 1:
+        raise BadInputError(
+            f"max_filters, max_channels and max_rows must be >= 1; received {max_filters}, {max_channels}, {max_rows}.",
+            cli=f"--max-filters, --max-channels and --max-rows must be >= 1; received {max_filters}, {max_channels}, {max_rows}.",
+        )
 
 
 def plot_filters(
@@ -205,6 +293,7 @@ def plot_filters(
     max_channels: int = 8,
     rgb: bool | None = None,
     slice_axis: int = 0,
+    max_rows: int = MAX_TILE_ROWS,
     path: str | os.PathLike | None = None,
 ):
     """The kernels of one conv layer as a grid of tiles.
@@ -220,13 +309,14 @@ def plot_filters(
     1D kernels: one small line plot per (filter, input channel).
     ``normalize``: 'symmetric' (around zero, diverging colours; the default for signed
     weights), 'global' (min-max over the layer, grey) or 'filter' (each tile its own min-max).
+    At most ``max_filters`` filters, ``max_channels`` input channels and ``max_rows`` rows of
+    tiles are drawn (20 rows: under two screens); the title names what is left out.
     """
     w = kernel_of(source, layer, layout=layout)
     mode = normalize or ("symmetric" if float(np.min(w)) < 0 else "global")
     if mode not in NORMALIZE:
         raise BadInputError(f"normalize must be one of {NORMALIZE}; received {mode!r}.")
-    if max_filters < 1 or max_channels < 1:
-        raise BadInputError(f"max_filters and max_channels must be >= 1; received {max_filters}, {max_channels}.")
+    check_limits(max_filters, max_channels, max_rows)
     out, cin, *k = w.shape
     rank = len(k)
     if rank == 3 and slice_axis not in (0, 1, 2):
@@ -234,8 +324,8 @@ def plot_filters(
     use_rgb = (cin == 3 and rank == 2) if rgb is None else bool(rgb)
     if use_rgb and (cin != 3 or rank != 2):
         raise BadInputError(f"rgb=True needs a 2D kernel with 3 input channels; received {w.shape} (torch layout).", cli=f"--rgb needs a 2D kernel with 3 input channels; received {w.shape} (torch layout).")
-    shown = w[:max_filters, : (cin if use_rgb else max_channels)]
-    so, si = shown.shape[:2]
+    so, si = _cap_filters(min(out, max_filters), cin if use_rgb else min(cin, max_channels), k, use_rgb, slice_axis, max_rows)
+    shown = w[:so, :si]
     pw, ph = _panel_size(so, si, k, use_rgb, slice_axis)
     fig = _figure(pw + 1.8, ph + 1.1)
     _draw_kernels(fig, shown, mode=mode, rgb=use_rgb, slice_axis=slice_axis)
@@ -247,7 +337,7 @@ def plot_filters(
         sub += "; one RGB tile per filter"
     if rank == 3:
         sub += f"; rows: (filter, input channel), columns: slices along window axis {slice_label(slice_axis)}"
-    note = _cap_note(out, cin if not use_rgb else 3, so, si)
+    note = _cap_note(out, cin if not use_rgb else 3, so, si, (max_filters, max_channels, max_rows))
     fig.suptitle(f"{title}\n({sub})" + (f"\n{note}" if note else ""), fontsize=9)
     return _finish(fig, path)
 
@@ -314,7 +404,29 @@ def map_scale(maps: np.ndarray) -> tuple[tuple[float, float], str]:
 
 
 _MAPS = "viridis"
-MAX_MAP_ROWS = 16  # rows of map tiles in one figure: about two screens at the default size
+MAX_MAP_ROWS = 12  # rows of map tiles in one figure, a heading counted as 0.7 row: under two 1080-pixel screens
+_MAP_ROW_IN, _HEAD_ROWS = 1.5, 0.7  # inches per row of map tiles; rows a layer's heading takes
+
+
+def _map_blocks(items, max_channels: int, cols: int, max_rows: int):
+    """``(blocks, left_out)``: the (name, maps, rows, shown) that fit in ``max_rows`` rows, headings
+    counted, and the names of the layers that do not. The input and the first layer are always
+    drawn, cut to fit; a later layer is drawn whole or named as left out."""
+    blocks, left_out, used = [], [], 0.0
+    for name, m in items:
+        channels = len(m) if m.ndim >= 2 else 1
+        shown = min(channels, max_channels)
+        rows = int(np.ceil(shown / cols))
+        room = max_rows - used - _HEAD_ROWS
+        if rows > room:
+            if len(blocks) >= 2:
+                left_out.append(name)
+                continue
+            rows = max(1, int(room))
+            shown = min(shown, rows * cols)
+        blocks.append((name, m, rows, shown))
+        used += rows + _HEAD_ROWS
+    return blocks, left_out
 
 
 def plot_feature_maps(
@@ -332,31 +444,27 @@ def plot_feature_maps(
     ``inputs`` is one batch in the model's own layout (channels-last for Keras, channels-first
     for PyTorch); item 0 is drawn. The maps of one layer share one colour scale with a colour
     bar, in which 0 looks like 0 (see :func:`map_scale`). A volume is shown by its middle slice
-    along the last spatial axis. The figure holds at most ``max_rows`` rows of tiles: layers
-    that do not fit are named in the title (draw them with ``layers=``), so no picture is
-    taller than a screen or two.
+    along the last spatial axis. The figure holds at most ``max_rows`` rows of tiles (each
+    layer's heading counted as 0.7 of a row; 12 rows: under two screens): layers that do not
+    fit are named in the title (draw them with ``layers=``).
     """
     import textwrap
 
     if max_channels < 1 or cols < 1 or max_rows < 1:
         raise BadInputError(f"max_channels, cols and max_rows must be >= 1; received {max_channels}, {cols}, {max_rows}.")
     maps, x0, cin = _maps_of(model, inputs, layers, None)
-    blocks, left_out, used = [], [], 0
-    for name, m in [("input", x0)] + list(maps.items()):
-        rows = int(np.ceil(min(len(m), max_channels) / cols)) if m.ndim >= 2 else 1
-        if blocks and used + rows > max_rows:
-            left_out.append(name)
-            continue
-        blocks.append((name, m, rows))
-        used += rows
-    width = min(cols, max(len(m) if m.ndim >= 2 else 1 for _, m, _ in blocks)) * 1.3 + 1.4
+    blocks, left_out = _map_blocks([("input", x0)] + list(maps.items()), max_channels, cols, max_rows)
+    width = min(cols, max(shown for *_, shown in blocks)) * 1.3 + 1.4
     wrap = max(40, int(width * 12))  # characters per title line at fontsize 9
-    fig = _figure(width, sum(r for _, _, r in blocks) * 1.5 + 1.0 * len(blocks) + (0.5 if left_out else 0))
-    ratios = [r + 0.7 for _, _, r in blocks]
+    note = ""
+    if left_out:
+        note = textwrap.fill(f"not shown, to keep the picture {max_rows} rows tall: {', '.join(left_out)} (draw them with layers=[...] / --layer)", wrap)
+    rows_in = sum(rows + _HEAD_ROWS for *_, rows, _ in blocks) * _MAP_ROW_IN
+    fig = _figure(width, rows_in + (0.2 * (note.count("\n") + 1) + 0.1 if note else 0))
+    ratios = [rows + _HEAD_ROWS for *_, rows, _ in blocks]
     subs = fig.subfigures(len(blocks), 1, height_ratios=ratios) if len(blocks) > 1 else [fig]
-    for sf, (name, m, rows) in zip(np.atleast_1d(subs), blocks):
+    for sf, (name, m, rows, shown) in zip(np.atleast_1d(subs), blocks):
         channels = m.shape[0] if m.ndim >= 2 else 1
-        shown = min(channels, max_channels)
         grid = sf.subplots(rows, min(cols, shown), squeeze=False)
         lim, cmap = map_scale(m[:shown] if m.ndim >= 2 else m)
         if name == "input":
@@ -384,8 +492,8 @@ def plot_feature_maps(
         if shown < channels:
             head += f"; first {shown} shown"
         sf.suptitle(textwrap.fill(head, wrap), fontsize=9)
-    if left_out:
-        fig.suptitle(textwrap.fill(f"not shown, to keep the picture {max_rows} rows tall: {', '.join(left_out)} (draw them with layers=[...] / --layer)", wrap), fontsize=9)
+    if note:
+        fig.suptitle(note, fontsize=9)
     return _finish(fig, path)
 
 
@@ -399,6 +507,8 @@ def plot_weights_change(
     max_channels: int = 4,
     after_layer: str | None = None,
     after_layout: str | None = None,
+    slice_axis: int = 0,
+    max_rows: int = MAX_TILE_ROWS,
     path: str | os.PathLike | None = None,
 ):
     """Filters before, after, and their difference, with the greatest change in the title.
@@ -407,7 +517,10 @@ def plot_weights_change(
     with ``layout``; the same layer is drawn from each (``after_layer`` / ``after_layout`` when
     the second source names or lays it out differently). The before and after panels share one
     weight scale; the change panel has its own symmetric scale, labelled "after - before".
+    3D kernels are sliced along ``slice_axis`` as in :func:`plot_filters`; the panels hold at most
+    ``max_rows`` rows of tiles.
     """
+    check_limits(max_filters, max_channels, max_rows)
     wb = kernel_of(before, layer, layout=layout)
     wa = kernel_of(after, after_layer or layer, layout=after_layout or layout)
     if wb.shape != wa.shape:
@@ -416,22 +529,24 @@ def plot_weights_change(
     flat = int(np.argmax(np.abs(d)))
     idx = np.unravel_index(flat, d.shape)
     biggest = float(np.abs(d).reshape(-1)[flat])
-    sl = (slice(0, max_filters), slice(0, max_channels))
     out, cin, *k = wb.shape
-    so, si = wb[sl].shape[:2]
-    pw, ph = _panel_size(so, si, k, False, 0)
+    if len(k) == 3 and slice_axis not in (0, 1, 2):
+        raise BadInputError(f"slice_axis must be 0, 1 or 2 for a 3D kernel {tuple(k)}; received {slice_axis!r}.")
+    so, si = _cap_filters(min(out, max_filters), min(cin, max_channels), k, False, slice_axis, max_rows)
+    sl = (slice(0, so), slice(0, si))
+    pw, ph = _panel_size(so, si, k, False, slice_axis)
     fig = _figure(3 * pw + 2.6, ph + 1.3)
     subs = fig.subfigures(1, 3, width_ratios=[pw, pw + 1.0, pw + 1.0])
     shared = norm_limits(np.concatenate([wb[sl].ravel(), wa[sl].ravel()]), "symmetric")
     for sf, (label, w) in zip(subs, (("before", wb[sl]), ("after", wa[sl]))):
-        axes, _, _ = _draw_kernels(sf, w, mode="symmetric", rgb=False, slice_axis=0, show_colorbar=False)
+        axes, _, _ = _draw_kernels(sf, w, mode="symmetric", rgb=False, slice_axis=slice_axis, show_colorbar=False)
         for ax in axes:
             for im in ax.images:
                 im.set_clim(*shared)
             ax.set_gid(f"{label}:{ax.get_gid()}")
         sf.suptitle(label, fontsize=9)
     _colorbar(subs[1], subs[1].axes, shared, _DIVERGING, "weight")
-    axes, lim, _ = _draw_kernels(subs[2], d[sl], mode="symmetric", rgb=False, slice_axis=0, label="change, after - before")
+    axes, lim, _ = _draw_kernels(subs[2], d[sl], mode="symmetric", rgb=False, slice_axis=slice_axis, label="change, after - before")
     for ax in axes:
         ax.set_gid(f"change:{ax.get_gid()}")
     subs[2].suptitle("after - before", fontsize=9)
@@ -440,7 +555,7 @@ def plot_weights_change(
         head = f"'{layer or 'kernel'}': no weight changed (all {d.size:,} values identical)"
     else:
         head = f"'{layer or 'kernel'}': greatest change {biggest:.4g} at {where}"
-    note = _cap_note(out, cin, so, si)
+    note = _cap_note(out, cin, so, si, (max_filters, max_channels, max_rows))
     fig.suptitle(head + (f"\n{note}" if note else ""), fontsize=10)
     return _finish(fig, path)
 

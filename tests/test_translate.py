@@ -313,3 +313,34 @@ def test_input_layers_have_no_converter_and_still_translate():
     assert "InputLayer" not in supported_layers()  # the graph walk makes inputs forward()'s arguments
     model = seq((4, 4, 2), L.Conv2D(2, 3))
     check(model, data((4, 4, 2)))
+
+
+@keras.saving.register_keras_serializable("xconv_tests")
+class ScaledBlock(L.Layer):
+    """A traced block with weights of its own: ``conv(x) * gamma + beta`` (gamma used twice)."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.conv = L.Conv2D(3, 3, padding="same", name="inner_conv")
+
+    def build(self, shape):
+        self.gamma = self.add_weight(shape=(3,), initializer="random_normal", name="gamma")
+        self.beta = self.add_weight(shape=(3,), initializer="random_normal", name="beta")
+        self.steps = self.add_weight(shape=(), initializer="ones", name="steps", trainable=False)
+
+    def call(self, x):
+        y = self.conv(x) * self.gamma + self.beta
+        return y * self.steps + self.gamma
+
+
+def test_traced_block_weights_are_parameters_of_its_submodule():
+    inp = keras.Input((6, 5, 2))
+    model = randomized(keras.Model(inp, ScaledBlock(name="scaled")(L.Conv2D(2, 1, name="stem")(inp)), name="blocky"))
+    t, report = check(model, data((6, 5, 2)).astype("float32"), dtype="float32")
+    params = dict(t.named_parameters())
+    assert {"scaled.gamma", "scaled.beta", "scaled.inner_conv.weight"} <= set(params), sorted(params)
+    assert "scaled.gamma_2" not in params  # one parameter per Keras variable, however often it is used
+    assert not [n for n, _ in t.named_buffers() if "gamma" in n or "beta" in n]
+    assert isinstance(t.scaled, torch.nn.Module) and report.ok
+    # shaped to broadcast over channels-first maps, (1, 3, 1, 1): the same values
+    np.testing.assert_array_equal(params["scaled.gamma"].detach().numpy().reshape(-1), model.get_layer("scaled").gamma.numpy())

@@ -102,11 +102,47 @@ def _plain_args(value):
         return type(value)(_plain_args(v) for v in value)
     if isinstance(value, dict):
         return {k: _plain_args(v) for k, v in value.items()}
-    if hasattr(value, "path") and hasattr(value, "value") and hasattr(value, "assign"):
+    if _is_variable(value):
         return ks.to_numpy(value.value)
     if hasattr(value, "numpy") and hasattr(value, "shape") and hasattr(value, "dtype"):  # an eager backend tensor
         return np.asarray(ks.to_numpy(value))
     return value
+
+
+def _is_variable(value) -> bool:
+    return hasattr(value, "path") and hasattr(value, "value") and hasattr(value, "assign")
+
+
+def _variables(args, kwargs) -> list:
+    """The trainable float Keras variables among an operation's arguments (a custom layer's own weights)."""
+    out = []
+
+    def visit(v):
+        if isinstance(v, (list, tuple)):
+            for x in v:
+                visit(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                visit(x)
+        elif _is_variable(v) and getattr(v, "trainable", False) and "float" in str(v.dtype):
+            out.append(v)
+
+    visit(args)
+    visit(kwargs)
+    return out
+
+
+def _variable_for(value: np.ndarray, variables: list):
+    """The variable whose values ``value`` holds (a converter may reshape it or move its axes)."""
+    from ..frameworks import keras_side as ks
+
+    if value.dtype.kind != "f":
+        return None
+    for var in variables:
+        arr = np.asarray(ks.to_numpy(var.value))
+        if arr.size == value.size and np.array_equal(np.sort(arr, axis=None), np.sort(value, axis=None)):
+            return var
+    return None
 
 
 def is_layer(op) -> bool:
@@ -161,6 +197,7 @@ class _Generator:
                 layouts[tid] = Layout(CL)  # Keras' own order: each consumer takes it as it needs
         outputs: dict[str, str] = {}
         plain: dict[str, str] = {}
+        params: dict[tuple, str] = {}  # (Keras variable, array as used) -> its parameter
         for call in graph.calls:
             first = call.name not in done
             out = identifier(call.name if first else f"{call.name}_out", vtaken)
@@ -208,11 +245,23 @@ class _Generator:
             ins = [_to_layout(var[t], layouts[t], w, call.layer.name) for t, w in zip(call.inputs, wants)]
             if piece.expr is not None:
                 consts = {}
+                variables = _variables(call.args, call.kwargs) if call.is_op else []
                 for i, value in enumerate(piece.constants):
-                    attr = identifier(f"{call.name}_c{i}" if len(piece.constants) > 1 else f"{call.name}_const", taken)
+                    kvar = _variable_for(value, variables)
+                    key = (id(kvar), value.shape, value.tobytes()) if kvar is not None else None
+                    if key in params:  # the same Keras variable, used again: one parameter
+                        consts[f"c{i}"] = f"self.{params[key]}"
+                        continue
                     shape = ", ".join(str(int(n)) for n in value.shape)
-                    kind = "" if value.dtype.kind == "f" else f", dtype=torch.{np.dtype(value.dtype).name}"
-                    init_lines.append(f'        self.register_buffer("{attr}", torch.zeros(({shape}{"," if value.ndim == 1 else ""}){kind}))')
+                    shape = f"({shape}{',' if value.ndim == 1 else ''})"
+                    if kvar is not None:  # a layer's own trainable weight (x * self.gamma): a parameter of its name
+                        attr = identifier(kvar.name, taken)
+                        init_lines.append(f"        self.{attr} = nn.Parameter(torch.zeros({shape}))")
+                        params[key] = attr
+                    else:
+                        attr = identifier(f"{call.name}_c{i}" if len(piece.constants) > 1 else f"{call.name}_const", taken)
+                        kind = "" if value.dtype.kind == "f" else f", dtype=torch.{np.dtype(value.dtype).name}"
+                        init_lines.append(f'        self.register_buffer("{attr}", torch.zeros({shape}{kind}))')
                     self.state[f"{prefix}{attr}"] = np.ascontiguousarray(value)
                     consts[f"c{i}"] = f"self.{attr}"
                 expr = piece.expr.format(*ins, **consts)

@@ -245,3 +245,44 @@ def test_keras_io_text_transformer_with_float_token_ids():
     with torch.no_grad():
         got = keras_to_torch(model)(torch.from_numpy(tokens)).numpy()
     np.testing.assert_allclose(got, np.asarray(model(tokens)), rtol=1e-5, atol=1e-5)
+
+
+def test_recurrent_modules_share_one_definition_and_the_written_source_runs_alone(tmp_path):
+    """KerasLSTM, KerasGRU and KerasRNN are one mixin over nn.LSTM / nn.GRU / nn.RNN: the written
+    file holds one forward for the three, and runs without xconv, Keras or TensorFlow."""
+    import subprocess
+    import sys
+
+    import keras
+    from keras import layers as L
+
+    from xconv import keras_to_torch
+
+    i = keras.Input((5, 3), dtype=F64)
+    x = L.LSTM(4, return_sequences=True, go_backwards=True, dtype=F64)(i)
+    x = L.GRU(3, return_sequences=True, dtype=F64)(x)
+    x = L.Bidirectional(L.SimpleRNN(2, dtype=F64), merge_mode="sum", dtype=F64)(x)
+    model = _random(keras.Model(i, x, name="rnns"))
+    xs = np.random.default_rng(0).normal(size=(2, 5, 3))
+    keras_to_torch(model, source=tmp_path / "model.py", channels_last_io=True)
+    text = (tmp_path / "model.py").read_text()
+    assert "class KerasLSTM(KerasRecurrentOutputs, nn.LSTM)" in text and "class KerasRNN(KerasRecurrentOutputs, nn.RNN)" in text
+    assert text.count("def forward(self, x, *initial_state)") == 1, text
+    np.save(tmp_path / "x.npy", xs)
+    np.save(tmp_path / "want.npy", np.asarray(model(xs)))
+    code = f"""
+import sys
+for blocked in ("xconv", "tensorflow", "keras"):
+    sys.modules[blocked] = None
+sys.path.insert(0, {str(tmp_path)!r})
+import numpy as np, torch
+from model import Rnns
+m = Rnns().double()
+m.load_state_dict(torch.load({str(tmp_path / "model.pt")!r}, weights_only=True))
+with torch.no_grad():
+    got = m.eval()(torch.from_numpy(np.load({str(tmp_path / "x.npy")!r}))).numpy()
+np.testing.assert_allclose(got, np.load({str(tmp_path / "want.npy")!r}), rtol=0, atol=1e-12)
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

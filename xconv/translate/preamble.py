@@ -350,46 +350,39 @@ def initial_states(kind, given, bidirectional):
     return (tuple(stacked),) if kind == "LSTM" else (stacked[0],)
 
 
-class KerasLSTM(nn.LSTM):
+class KerasRecurrentOutputs:
+    """Mixed into a torch RNN (nn.LSTM, nn.GRU, nn.RNN): batch_first, Keras' go_backwards, and
+    Keras' outputs (``KIND`` names the Keras layer)."""
+
+    KIND = ""
+
+    def __init__(self, *args, return_sequences=False, return_state=False, go_backwards=False, merge="concat", **kwargs):
+        super().__init__(*args, batch_first=True, **kwargs)
+        self.keras = (return_sequences, return_state, go_backwards, merge)
+
+    def forward(self, x, *initial_state):
+        seqs, state, backwards, merge = self.keras
+        x = torch.flip(x, dims=(1,)) if backwards else x
+        out, st = super().forward(x, *initial_states(self.KIND, initial_state, self.bidirectional))
+        return keras_rnn_outputs(self.KIND, out, st, seqs, state, self.bidirectional, merge)
+
+
+class KerasLSTM(KerasRecurrentOutputs, nn.LSTM):
     """nn.LSTM(batch_first=True) returning what Keras' LSTM returns."""
 
-    def __init__(self, *args, return_sequences=False, return_state=False, go_backwards=False, merge="concat", **kwargs):
-        super().__init__(*args, batch_first=True, **kwargs)
-        self.keras = (return_sequences, return_state, go_backwards, merge)
-
-    def forward(self, x, *initial_state):
-        seqs, state, backwards, merge = self.keras
-        x = torch.flip(x, dims=(1,)) if backwards else x
-        out, st = super().forward(x, *initial_states("LSTM", initial_state, self.bidirectional))
-        return keras_rnn_outputs("LSTM", out, st, seqs, state, self.bidirectional, merge)
+    KIND = "LSTM"
 
 
-class KerasGRU(nn.GRU):
+class KerasGRU(KerasRecurrentOutputs, nn.GRU):
     """nn.GRU(batch_first=True) returning what Keras' GRU(reset_after=True) returns."""
 
-    def __init__(self, *args, return_sequences=False, return_state=False, go_backwards=False, merge="concat", **kwargs):
-        super().__init__(*args, batch_first=True, **kwargs)
-        self.keras = (return_sequences, return_state, go_backwards, merge)
-
-    def forward(self, x, *initial_state):
-        seqs, state, backwards, merge = self.keras
-        x = torch.flip(x, dims=(1,)) if backwards else x
-        out, st = super().forward(x, *initial_states("GRU", initial_state, self.bidirectional))
-        return keras_rnn_outputs("GRU", out, st, seqs, state, self.bidirectional, merge)
+    KIND = "GRU"
 
 
-class KerasRNN(nn.RNN):
+class KerasRNN(KerasRecurrentOutputs, nn.RNN):
     """nn.RNN(batch_first=True) returning what Keras' SimpleRNN returns."""
 
-    def __init__(self, *args, return_sequences=False, return_state=False, go_backwards=False, merge="concat", **kwargs):
-        super().__init__(*args, batch_first=True, **kwargs)
-        self.keras = (return_sequences, return_state, go_backwards, merge)
-
-    def forward(self, x, *initial_state):
-        seqs, state, backwards, merge = self.keras
-        x = torch.flip(x, dims=(1,)) if backwards else x
-        out, st = super().forward(x, *initial_states("SimpleRNN", initial_state, self.bidirectional))
-        return keras_rnn_outputs("SimpleRNN", out, st, seqs, state, self.bidirectional, merge)
+    KIND = "SimpleRNN"
 ''',
     "GRUResetBefore": '''
 class GRUResetBefore(nn.Module):

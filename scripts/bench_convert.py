@@ -81,7 +81,7 @@ def files_vs_cp(folder: str, gb: float, repeat: int) -> dict:
         "--layout torch": (["--layout", "torch"], "t.safetensors"),
         "--layout keras": (["--layout", "keras"], "k.safetensors"),
         "copy (.safetensors -> .safetensors)": ([], "c.safetensors"),
-        "to .pt (not streamed: torch.save)": ([], "p.pt"),
+        "to .pt (torch.save of the mapped file)": ([], "p.pt"),
     }
     times: dict[str, list[float]] = {"cp": []}
     rss: dict[str, int] = {}
@@ -201,6 +201,13 @@ def main() -> None:
     for label, row in result["layout_transform"].items():
         cells = "   ".join(f"{d} {v['xconv_ms']:8.3f} / {v['torch_ms']:8.3f} = {v['ratio']:.2f}" for d, v in row.items())
         print(f"  {label:24s} {cells}")
+    worst = max((v["ratio"], f"{label} {d}") for label, row in result["layout_transform"].items() for d, v in row.items())
+    print()
+    if "files" in result:
+        r = result["files"]["runs"]["--layout torch"]
+        print(f"RESULT --layout torch: {r['of_cp_throughput']:.2f} of cp's throughput (target >= 0.5); peak RSS growth {r['rss_growth_over_largest_tensor']:.2f} x the largest tensor (target < 2)")
+    print(f"RESULT in-memory transform: worst ratio to torch {worst[0]:.2f} ({worst[1]}; target <= 1)")
+    print(f"(load average {result['load_average_before'][0]:.1f} before, {result['load_average_after'][0]:.1f} after, on {os.cpu_count()} cores: compare on an idle machine)")
 
 
 if __name__ == "__main__":

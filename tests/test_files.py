@@ -495,3 +495,16 @@ def test_convert_routes_are_one_table():
     assert routed[("safetensors", "safetensors")] is convert._safetensors_copy
     assert routed[("onnx", "keras")] is None and routed[("keras", "torch")] is convert._keras_to_torch_file
     assert sum(r is not None for r in routed.values()) == 24
+
+
+@pytest.mark.slow
+def test_convert_benchmark_runs_and_reports_each_ratio(tmp_path):
+    """scripts/bench_convert.py on a small file: the figures docs/benchmarks.md quotes are all printed."""
+    script = os.path.join(os.path.dirname(__file__), "..", "scripts", "bench_convert.py")
+    proc = subprocess.run([sys.executable, script, "--gb", "0.02", "--repeat", "1", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    assert "RESULT --layout torch:" in out and "of cp's throughput" in out and "RESULT in-memory transform: worst ratio" in out
+    for shape in ("1x1 conv 2048->512", "3x3 conv 512->512", "7x7 conv 256->256", "depthwise 3x3 x512", "Conv3D 3x3x3 256->256"):
+        assert shape in out
+    assert os.listdir(tmp_path) == []  # its files are removed

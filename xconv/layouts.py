@@ -140,7 +140,7 @@ def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
     return out
 
 
-_SMALL = 2**16  # bytes: below this one NumPy pass is cheapest
+_SMALL = 2**18  # bytes: below this one NumPy pass is cheapest (measured in scripts/bench_convert.py)
 
 
 _WIDE = 256  # bytes: rows at least this long are copied as rows (NumPy would buffer opaque ones)

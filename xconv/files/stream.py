@@ -205,18 +205,29 @@ def _move_general(pool: _Pool, src: _Input, fd: int, lo: int, hi: int, base: int
     scr = scratch[: hi - lo].view(raw).reshape(k, b, a)
     one = a * b * item
     # pass one: (k, a, b) -> (k, b, a), each task a few whole input runs, released when done
-    group = max(1, _BLOCK // one)
+    if one >= 2**16:  # long runs: each split in two by output rows, so both threads have equal shares
+        halves = ((0, b // 2), (b // 2, b)) if b >= 256 else ((0, b),)
+        done = [0] * k
+        lock = threading.Lock()
 
-    def first(slab, k0):
-        k1 = min(k, k0 + group)
-        if one >= 2**16:
-            for j in range(k0, k1):
-                layouts._transpose_into(scr[j], x[j], parallel=False)
-        else:
+        def first(slab, j, b0, b1):
+            layouts._transpose_into(scr[j, b0:b1], x[j][:, b0:b1], parallel=False)
+            with lock:
+                done[j] += 1
+                last = done[j] == len(halves)
+            if last:  # this run of the input is no longer needed
+                src.release(lo + j * one, lo + (j + 1) * one)
+
+        pool.run(lambda slab, j=j, h=h: first(slab, j, *h) for j in range(k) for h in halves)
+    else:  # short runs: a few whole runs per task
+        group = max(1, _BLOCK // one)
+
+        def first_group(slab, k0):
+            k1 = min(k, k0 + group)
             np.copyto(scr[k0:k1], x[k0:k1].transpose(0, 2, 1))
-        src.release(lo + k0 * one, lo + k1 * one)
+            src.release(lo + k0 * one, lo + k1 * one)
 
-    pool.run(lambda slab, k0=k0: first(slab, k0) for k0 in range(0, k, group))
+        pool.run(lambda slab, k0=k0: first_group(slab, k0) for k0 in range(0, k, group))
     # pass two: (k, b * a) -> (b * a, k), a slab of output rows at a time
     m = scr.reshape(k, b * a)
     n = b * a

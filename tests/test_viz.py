@@ -56,6 +56,9 @@ def test_one_input_channel_gives_a_near_square_grid_of_all_filters():
     rows = {round(ax.get_position().y0, 3) for ax in t.values()}
     cols = {round(ax.get_position().x0, 3) for ax in t.values()}
     assert len(rows) == 8 and len(cols) == 12  # 96 tiles as 8 x 12, wider than tall
+    # without max_filters=96 (gallery.md's single_conv example): the first 64, and the title says so
+    fig = viz.plot_filters(np.random.default_rng(2).normal(size=(5, 5, 1, 96)), layout="keras")
+    assert len(tiles(fig)) == 64 and "not shown: filters 64..95" in fig._suptitle.get_text()
 
 
 def test_rgb_first_layer_one_colour_tile_per_filter():

@@ -342,7 +342,7 @@ def plot_filters(
     return _finish(fig, path)
 
 
-def _maps_of(model, inputs, layers, input_layout):
+def _maps_of(model, inputs, layers):
     """Channels-first activations (batch item 0) of the chosen layers, the input, and conv in-channels."""
     from ..frameworks import framework_of
 
@@ -452,7 +452,7 @@ def plot_feature_maps(
 
     if max_channels < 1 or cols < 1 or max_rows < 1:
         raise BadInputError(f"max_channels, cols and max_rows must be >= 1; received {max_channels}, {cols}, {max_rows}.")
-    maps, x0, cin = _maps_of(model, inputs, layers, None)
+    maps, x0, cin = _maps_of(model, inputs, layers)
     blocks, left_out = _map_blocks([("input", x0)] + list(maps.items()), max_channels, cols, max_rows)
     width = min(cols, max(shown for *_, shown in blocks)) * 1.3 + 1.4
     wrap = max(40, int(width * 12))  # characters per title line at fontsize 9

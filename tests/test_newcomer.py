@@ -284,3 +284,22 @@ def test_inspect_and_diff_read_safetensors_without_the_safetensors_package(tmp_p
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert "codes [0, 0]" in proc.stdout, proc.stderr[-2000:]
     assert "(2, 1, 3, 3)" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_layer_headings_fit_in_the_picture():
+    """conv3d_demo's long headings ("each of its 4 filters spans all 2 input maps ...") used to run
+    off both edges of its narrow picture; they are wrapped to the figure's width."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from xconv import zoo
+    from xconv.viz import plot_feature_maps
+
+    fig = plot_feature_maps(zoo.build("conv3d_demo", "torch"), zoo.sample_input("conv3d_demo", layout="torch"))
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    width = fig.bbox.width
+    headings = [sf._suptitle for sf in fig.subfigs]
+    assert any("spans all" in h.get_text() for h in headings)
+    for h in headings:
+        box = h.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= width, h.get_text()

@@ -325,3 +325,137 @@ def test_hooks_name_the_rows_whose_activation_they_did_not_see():
     report = compare(k, t, x)
     assert report.capture == "hooks" and report.first_divergence == "conv"
     assert "Rows that may be affected by the hook capture: 'conv'" in report.verdict()
+
+
+class _LstmPort(nn.Module):
+    """nn.LSTM returns (out, (h, c)): the port reads out (every step), out[:, -1] or h[-1]."""
+
+    def __init__(self, read: str):
+        super().__init__()
+        self.rnn, self.head, self.read = nn.LSTM(4, 5, batch_first=True), nn.Linear(5, 3), read
+
+    def forward(self, x):
+        out, (h, c) = self.rnn(x.transpose(1, 2))  # xconv feeds (N, features, steps)
+        return self.head({"seq": out, "last": out[:, -1], "h": h[-1]}[self.read])
+
+
+class _LinearWithAux(nn.Module):
+    """A custom module with its own weights that returns (value, auxiliary statistic)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.randn(3, 6)), nn.Parameter(torch.randn(3))
+
+    def forward(self, x):
+        y = torch.nn.functional.linear(x, self.weight, self.bias)
+        return y, y.square().mean(-1)
+
+
+class _AuxNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body, self.fc = nn.Linear(5, 6), _LinearWithAux()
+
+    def forward(self, x):
+        y, aux = self.fc(torch.relu(self.body(x)))
+        return y + 0 * aux[:, None]
+
+
+@pytest.mark.parametrize("read", ["seq", "last", "h"])
+def test_a_module_with_several_outputs_is_read_at_the_output_the_keras_layer_gives(read):
+    L = keras.layers
+    inp = keras.Input((6, 4))
+    y = L.LSTM(5, return_sequences=read == "seq", name="lstm")(inp)
+    k = keras.Model(inp, L.Dense(3, name="fc")(y))
+    t = _LstmPort(read).eval()
+    transfer_weights(k, t)
+    x = np.random.default_rng(4).normal(size=(2, 6, 4)).astype("float32")
+    report = compare(k, t, x)
+    assert report.ok and [r.name for r in report.layers] == ["lstm", "fc"], str(report)
+    assert report["lstm"].shape == ((2, 6, 5) if read == "seq" else (2, 5))
+    bad = copy.deepcopy(t)
+    with torch.no_grad():
+        bad.rnn.weight_hh_l0[7] += 0.5  # one gate row of the recurrent kernel
+    assert compare(k, bad, x).first_divergence == "lstm"
+
+
+def test_a_custom_module_returning_a_tuple_is_read_at_its_matching_element():
+    L = keras.layers
+    inp = keras.Input((5,))
+    k = keras.Model(inp, L.Dense(3, name="fc")(L.Dense(6, activation="relu", name="body")(inp)))
+    t = _AuxNet().eval()
+    with torch.no_grad():  # by hand, as a user does for a custom module
+        for layer, module in (("body", t.body), ("fc", t.fc)):
+            kernel, bias = k.get_layer(layer).get_weights()
+            module.weight.copy_(torch.from_numpy(kernel.T))
+            module.bias.copy_(torch.from_numpy(bias + 0.1))
+            k.get_layer(layer).bias.assign(bias + 0.1)
+    x = np.random.default_rng(4).normal(size=(4, 5)).astype("float32")
+    report = compare(k, t, x, align={"fc": "fc"})  # a custom class: xconv has no weight family for it, so it is pinned
+    assert report.ok and [r.name for r in report.layers] == ["body", "fc"], str(report)
+    with torch.no_grad():
+        t.fc.bias[1] += 0.25
+    assert compare(k, t, x, align={"fc": "fc"}).first_divergence == "fc"
+
+
+class SeparableConv2d(nn.Module):
+    """The way ports write Keras' SeparableConv2D: one module, a depthwise and a 1x1 conv inside."""
+
+    def __init__(self, cin, cout, k, multiplier=1):
+        super().__init__()
+        self.depthwise = nn.Conv2d(cin, cin * multiplier, k, padding=k // 2, groups=cin, bias=False)
+        self.pointwise = nn.Conv2d(cin * multiplier, cout, 1)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x))
+
+
+def _separable_keras():
+    L = keras.layers
+    inp = keras.Input((8, 8, 3))
+    y = L.SeparableConv2D(6, 3, padding="same", depth_multiplier=2, activation="relu", name="sep")(inp)
+    k = keras.Model(inp, L.Conv2D(4, 1, name="head")(y))
+    rng = np.random.default_rng(1)
+    k.set_weights([rng.normal(size=w.shape).astype("float32") for w in k.get_weights()])  # biases too
+    return k
+
+
+def test_separable_conv_weights_move_into_one_module_both_ways_and_compare_matches():
+    k = _separable_keras()
+
+    class Port(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.sep, self.head = SeparableConv2d(3, 6, 3, multiplier=2), nn.Conv2d(6, 4, 1)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.sep(x)))
+
+    t = Port().eval()
+    manifest = transfer_weights(k, t)
+    assert {e.target for e in manifest.entries} >= {"sep.depthwise.weight", "sep.pointwise.weight", "sep.pointwise.bias"}
+    x = np.random.default_rng(2).normal(size=(2, 8, 8, 3)).astype("float32")
+    report = compare(k, t, x)
+    assert report.ok and [r.name for r in report.layers] == ["sep", "head"], str(report)
+    back = keras.models.clone_model(k)
+    transfer_weights(t, back)
+    assert all(np.array_equal(a, b) for a, b in zip(k.get_weights(), back.get_weights()))  # bit-exact round trip
+    with torch.no_grad():
+        t.sep.depthwise.weight[4, 0, 1, 1] += 0.5  # one tap of the second multiplier of input channel 2
+    assert compare(k, t, x).first_divergence == "sep"
+
+
+@pytest.mark.parametrize("style", ["two modules", "sequential"])
+def test_separable_conv_into_two_modules_is_refused_with_the_way_to_mend_it(style):
+    k = _separable_keras()
+    dw, pw = nn.Conv2d(3, 6, 3, padding=1, groups=3, bias=False), nn.Conv2d(6, 6, 1)
+    t = nn.Module()
+    if style == "two modules":
+        t.sep_dw, t.sep_pw = dw, pw
+    else:
+        t.block = nn.Sequential(dw, pw)
+    t.head = nn.Conv2d(6, 4, 1)
+    before = {n: p.detach().clone() for n, p in t.named_parameters()}
+    with pytest.raises(MismatchedModelsError, match=r"'sep' \(SeparableConv2D\).*SeparableConv2d.*'depthwise'.*nn\.Sequential"):
+        transfer_weights(k, t)
+    assert all(torch.equal(before[n], p) for n, p in t.named_parameters())  # nothing half-written

@@ -131,6 +131,10 @@ def _pair(keras_layers, torch_modules, plan: dict[str, str] | None = None):
     how = "name, type and shape" if pairs else "type and shape"
     for layer in left_k:
         candidates = [(n, m) for n, m in left_t if n not in used and _shapes_fit(layer, m)]
+        if not candidates and type(layer).__name__.startswith("SeparableConv"):
+            from .weights.separable import refusal
+
+            raise MismatchedModelsError(refusal(layer.name, type(layer).__name__, [n for n, _ in left_t if n not in used]))
         if not candidates:
             raise MismatchedModelsError(
                 f"The models do not line up: Keras layer '{layer.name}' ({type(layer).__name__}) has no PyTorch module "

@@ -55,6 +55,7 @@ _SHAPE_OPS = frozenset(
     f"aten::{o}" for o in ("view", "reshape", "_unsafe_view", "flatten", "squeeze", "unsqueeze", "permute", "clone", "contiguous", "transpose", "alias")
 )  # fmt: skip
 _PAD_OPS = frozenset(("aten::pad", "aten::constant_pad_nd"))
+_PICK_OPS = frozenset(("getitem", "aten::select", "aten::squeeze", "aten::slice", "aten::view", "aten::reshape", "aten::flatten"))  # one output of several
 # Keras layer class (prefix) -> the ops that may compute it
 _KIND_OPS = (
     ("MaxPooling", ("max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d")),
@@ -221,7 +222,7 @@ class _Graph:
                 if path:
                     keyed.setdefault((aliases.get(str(path), str(path)), str(key)), []).append(n.name)
         for (path, key), names in sorted(keyed.items(), key=lambda kv: self.pos[kv[1][0]]):
-            self.calls.setdefault(path, []).append(names)
+            self.calls.setdefault(path, []).append(self._entry_first(names))
         self.layout = self._layouts()
 
     def shape(self, name):
@@ -264,8 +265,28 @@ class _Graph:
                 out[n.name] = first
         return out
 
-    def call_end(self, call: list[str]) -> str:
+    def _entry_first(self, call: list[str]) -> list[str]:
+        """A call's nodes with its entry first: the first node that reads a value from outside the
+        call (an LSTM makes its zero states before it reads its input)."""
+        inside = set(call)
+        entry = next((n for n in call if any(i not in inside for i in self.din[n])), call[0])
+        return [entry] + [n for n in call if n != entry]
+
+    def call_end(self, call: list[str], want: tuple = ()) -> str:
+        """The value a module call gives: with ``want`` (the Keras layer's output shapes), the
+        first of its outputs of that shape (an LSTM's ``out``, not its ``(h, c)``; the element of
+        a returned tuple that the Keras layer gives), else the first pick from an output that has
+        it (``out[:, -1]``, ``h[-1]``); else its last tensor."""
         tensors = [n for n in call if self.node[n].shape is not None]
+        if want:
+            inside = set(call)
+            outs = [n for n in tensors if n in self.g.outputs or any(c not in inside for c in self.cons.get(n, []))]
+            fit = [n for n in outs if self.shape(n) in want]
+            if fit:
+                return fit[0]
+            picks = [c for n in outs for c in self.cons.get(n, []) if c not in inside and self.op(c) in _PICK_OPS and self.shape(c) in want]
+            if picks:
+                return min(picks, key=lambda c: self.pos[c])
         return tensors[-1] if tensors else call[-1]
 
 
@@ -299,8 +320,8 @@ def _fits(layer, module) -> bool:
     from ..errors import XconvError
     from ..transfer import _shapes_fit
 
-    if type(layer).__name__ == "SeparableConv2D":
-        return False  # two torch modules: see _separable
+    if type(layer).__name__.startswith("SeparableConv") and type(module).__name__ not in ("SeparableConv1d", "SeparableConv2d"):
+        return False  # two torch modules: see _separable (one SeparableConv2d module: its weight family)
     try:
         return _shapes_fit(layer, module)
     except XconvError:
@@ -418,7 +439,7 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
     def choose_module(call: KerasCall, in_nodes) -> tuple[list[str] | None, str, str]:
         layer = call.layer
         free = {n: m for n, m in weighted.items() if n not in used_modules}
-        if call.type == "SeparableConv2D":
+        if call.type == "SeparableConv2D" and not any(_fits(layer, m) for m in free.values()):
             order = sorted(free, key=lambda n: G.pos[G.calls[n][0][0]])
             options = [[a, b] for a, b in zip(order, order[1:]) if _separable(layer, (free[a], free[b])) and G.is_ancestor(G.calls[a][0][-1], G.calls[b][0][0])]
             options = [o for o in options if all(G.is_ancestor(i, G.calls[o[0]][0][0]) for i in in_nodes)]
@@ -459,6 +480,7 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
         missing = [ref[0] for ref in call.inputs if nodes.get(ref) is None and not frontier.get(ref)]
         act = activation_of(call.layer) if call.type not in ("ReLU", "LeakyReLU", "ELU", "Softmax", "Activation") else None
         known_in = [n for n in in_nodes if n is not None]
+        want = _torch_shapes(call.shape, batch) if call.shape and None not in call.shape[1:] else ()
         end = None
         if call.ordinal > 0 and call.name in paired:  # a shared layer's later call: the module's next call
             mods = paired[call.name]
@@ -468,7 +490,7 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
                 m.why = f"the PyTorch module '{mods[-1]}' has no further call after its input (torch calls it fewer times than Keras calls '{call.name}')"
             else:
                 used_calls.update({(mods[0], first_j), (mods[-1], last_j)})
-                end, ext = extend(G.call_end(c), act)
+                end, ext = extend(G.call_end(c, want), act)
                 claimed.update(ext)
                 head = head_of(first_c[0])
                 m.feeds = feeds_for(head, first_c, known_in)
@@ -490,7 +512,7 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
                 else:
                     used_calls.add((target, j))
                     used_modules.add(target)
-                    end, ext = extend(G.call_end(c), act)
+                    end, ext = extend(G.call_end(c, want), act)
                     claimed.update(c)
                     claimed.update(ext)
                     head = _pinned_head(G, tmodule, call.name, c, known_in, weighted, head_of)
@@ -517,7 +539,7 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
                     used_calls.update({(mods[0], first_j), (mods[-1], last_j)})
                     used_modules.update(mods)
                     paired[call.name] = mods
-                    end, ext = extend(G.call_end(last_c), act)
+                    end, ext = extend(G.call_end(last_c, want), act)
                     claimed.update(ext)
                     head = head_of(first_c[0])
                     claimed.add(head)

@@ -17,7 +17,7 @@ def torch():
 
 # modules whose children's weights are part of their own (nn.MultiheadAttention's out_proj):
 # they are one weighted module, with dotted names for the children's tensors
-_WHOLE = ("MultiheadAttention", "KerasMultiHeadAttention")
+_WHOLE = ("MultiheadAttention", "KerasMultiHeadAttention", "SeparableConv1d", "SeparableConv2d")  # the last: xconv/weights/separable.py
 
 
 def weighted_modules(module) -> list[tuple[str, object]]:

@@ -113,7 +113,7 @@ def unregister(name: str) -> None:
 
 def _load() -> None:
     # importing the family modules registers them (pure numpy: cheap)
-    from . import attention, conv, dense, embedding, norm, rnn  # noqa: F401
+    from . import attention, conv, dense, embedding, norm, rnn, separable  # noqa: F401
 
 
 def families() -> tuple[WeightFamily, ...]:

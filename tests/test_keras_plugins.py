@@ -322,6 +322,9 @@ def test_bad_registrations_are_refused_clearly():
             xconv.torch_to_keras(_gain_net(), (3, 8, 8))
         with pytest.raises(BadInputError, match="'TorchGain' already has a converter to Keras"):
             xconv.register_module(TorchGain, keras.layers.Identity)
+        with pytest.raises(BadInputError, match=r"registered both ways by register_layer\('Gain'\); call unregister_layer\('Gain'\) first"):
+            xconv.register_module(TorchGain, keras.layers.Identity, replace=True)
+        assert xconv.keras_plugins.registered_modules() == {"TorchGain": "Gain"}  # the refusal changed nothing
     finally:
         xconv.keras_plugins.unregister_layer(cls)
 

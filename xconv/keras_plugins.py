@@ -205,10 +205,16 @@ def register_module(
         raise BadInputError(f"{what}: keras_layer must be a Keras layer class or a function returning a Keras layer; received {keras_layer!r}.")
     to_torch, to_keras, names = _weight_maps(what, weights)
     tname = torch_module.__name__
-    if tname in _MODULES and replace:
-        unregister_module(tname)
+    both_ways = _MODULES.get(tname, {}).get("family", "") is None
+    if both_ways and replace:  # its weight family is the pair's: a takeover would leave the Keras side without one
+        raise BadInputError(
+            f"{what}: torch module type '{tname}' is registered both ways by register_layer('{_MODULES[tname]['keras']}'); "
+            f"call unregister_layer('{_MODULES[tname]['keras']}') first."
+        )
     if torch_converters.has_unit(tname) and not replace:
         raise BadInputError(f"{what}: torch module type '{tname}' already has a converter to Keras; pass replace=True to take it over.")
+    if tname in _MODULES and replace:
+        unregister_module(tname)
     # a built-in Keras class keeps its own family for Keras -> torch; a class of the user's is named
     own = isinstance(keras_layer, type) and not _is_builtin_keras(keras_layer)
     family = WeightFamily(
@@ -289,8 +295,9 @@ def unregister_layer(keras_type) -> None:
     if entry is None:
         raise BadInputError(f"No plug-in is registered for Keras layer type '{name}'. Registered: {sorted(_PLUGINS)}.")
     converters.remove(name)
-    if entry["both"]:
-        unregister_module(entry["torch_module"])
+    tname = entry["torch_module"].__name__
+    if entry["both"] and _MODULES.get(tname, {}).get("keras") == name and _MODULES[tname]["family"] is None:
+        unregister_module(tname)  # unless register_module has taken the torch side over since
     unregister(entry["family"])
 
 

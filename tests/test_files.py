@@ -425,11 +425,12 @@ _RSS_CHILD = "import resource, sys\nfrom xconv.cli.main import main\ncode = main
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [["--layout", "torch"], ["--layout", "keras"], [], ["to .pt"]])
+@pytest.mark.parametrize("extra", [["--layout", "torch"], ["--layout", "keras"], [], ["to .pt"], ["from .pt"]])
 def test_streamed_conversions_hold_under_two_of_the_largest_tensor(tmp_path, extra):
     """Peak RSS over the same command's on a tiny file (the interpreter with its imports)."""
     ext = "pt" if extra == ["to .pt"] else "safetensors"
-    extra = [] if ext == "pt" else extra
+    src_ext = "pt" if extra == ["from .pt"] else "safetensors"
+    extra = [] if extra in (["to .pt"], ["from .pt"]) else extra
     from xconv.files import write_safetensors_stream
 
     shape = (3, 3, 512, 1024)  # 18 MiB
@@ -437,9 +438,12 @@ def test_streamed_conversions_hold_under_two_of_the_largest_tensor(tmp_path, ext
     shapes = {f"b{i}/kernel": (shape, np.float32) for i in range(12)}
     write_safetensors_stream(str(tmp_path / "big.safetensors"), ((n, block) for n in shapes), shapes, {"layout": "keras"})
     write_tensors(tmp_path / "tiny.safetensors", {"a": np.ones((3, 3, 2, 2), np.float32)}, layout="keras")
+    if src_ext == "pt":
+        for name in ("tiny", "big"):
+            torch.save({k: torch.from_numpy(np.asarray(v)) for k, v in read_tensors(tmp_path / f"{name}.safetensors").tensors.items()}, tmp_path / f"{name}.pt")
     peaks = {}
     for name in ("tiny", "big"):
-        proc = subprocess.run([sys.executable, "-c", _RSS_CHILD, "convert", str(tmp_path / f"{name}.safetensors"), str(tmp_path / f"{name}.out.{ext}"), *extra, "--quiet"], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-c", _RSS_CHILD, "convert", str(tmp_path / f"{name}.{src_ext}"), str(tmp_path / f"{name}.out.{ext}"), *extra, "--quiet"], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         peaks[name] = int(proc.stdout.split()[-1])
     growth = (peaks["big"] - peaks["tiny"]) / block.nbytes

@@ -338,6 +338,19 @@ def _safetensors_to_pt(j: _Job) -> Manifest:
     return result
 
 
+def _pt_to_safetensors(j: _Job) -> Manifest:
+    from .files.torch_pt import write_safetensors_from_torch
+
+    result = Manifest(direction=f"{j.s_fmt}->{j.d_fmt}", matched_by="name")
+
+    def write(tmp):  # streamed: the tensors are views of the mapped .pt
+        for k, (shape, _) in write_safetensors_from_torch(tmp, j.src).items():
+            result.entries.append(TransferEntry(k, k, shape, shape, "copy"))
+
+    j.out.fill(j.dst, write)
+    return result
+
+
 def _tensor_copy(j: _Job) -> Manifest:
     result = Manifest(direction=f"{j.s_fmt}->{j.d_fmt}", matched_by="name")
     tf = read_tensors(j.src)
@@ -364,6 +377,7 @@ ROUTES = (
     (("torch", "safetensors"), _KERAS_OUT, _torch_to_keras_file),
     (("safetensors",), ("safetensors",), _safetensors_copy),
     (("safetensors",), ("torch",), _safetensors_to_pt),
+    (("torch",), ("safetensors",), _pt_to_safetensors),
     (("torch", "safetensors", "onnx"), _TORCH_OUT, _tensor_copy),
     (("keras", "h5"), _KERAS_OUT, _keras_copy),
 )

@@ -11,13 +11,20 @@ from ..errors import BadInputError
 from .dtypes import to_numpy, to_torch
 
 
-def read_torch(path: str) -> dict[str, np.ndarray]:
+def read_torch(path: str, *, mmap: bool = False) -> dict[str, np.ndarray]:
+    """A state_dict's tensors as NumPy arrays; with ``mmap`` they are views of the mapped file
+    (a zip written by torch.save; an older file is read whole)."""
     import pickle
 
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        except RuntimeError as exc:
+            if not mmap or "mmap" not in str(exc):
+                raise
+            state = torch.load(path, map_location="cpu", weights_only=True)  # the legacy format cannot be mapped
     except pickle.UnpicklingError as exc:
         raise BadInputError(
             f"{path!r} was refused: it holds pickled Python objects that are not tensors (a whole model or code), "
@@ -107,3 +114,37 @@ def write_torch_from_safetensors(tmp: str, src: str) -> None:
             mm.close()
         except BufferError:  # a view still alive (an exception's traceback): the map goes with it
             pass
+
+
+def _drop_pages(array: np.ndarray) -> None:
+    """Release the (clean, file-backed) pages under ``array`` from memory; they are read again if touched."""
+    import ctypes
+    import mmap as _mmap
+
+    if array.nbytes < _mmap.PAGESIZE:
+        return
+    start = array.__array_interface__["data"][0]
+    lo = start - start % _mmap.PAGESIZE
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.madvise(ctypes.c_void_p(lo), ctypes.c_size_t(start + array.nbytes - lo), 4)  # MADV_DONTNEED
+
+
+def write_safetensors_from_torch(tmp: str, src: str) -> dict:
+    """``src`` (.pt) as safetensors in ``tmp``, streamed where the file can be mapped: each tensor is a
+    view of the mapped file, written, then released, so memory stays near the largest tensor."""
+    import sys
+
+    from .safetensors import write_safetensors_stream
+
+    tensors = read_torch(src, mmap=True)
+    shapes = {k: (tuple(v.shape), v.dtype) for k, v in tensors.items()}
+    mappable = sys.platform.startswith("linux")
+
+    def items():
+        for name, array in tensors.items():
+            yield name, array
+            if mappable:
+                _drop_pages(array)
+
+    write_safetensors_stream(tmp, items(), shapes, {"layout": "torch"})
+    return shapes

@@ -223,8 +223,9 @@ def convert_file(
     - ``.pt`` / ``.safetensors`` -> ``.weights.h5`` / ``.keras``: into the Keras architecture
       ``arch`` (a .keras file or ``zoo:NAME``), from the translated module's names, or from
       ``module``'s state_dict through transfer_weights.
-    - same framework (``.pt`` <-> ``.safetensors``, ``.keras`` -> ``.weights.h5``): tensors copied,
-      a safetensors-to-safetensors copy streamed.
+    - same framework (``.pt`` <-> ``.safetensors``, ``.keras`` -> ``.weights.h5``): tensors copied;
+      every path from a ``.safetensors`` streams, and so does ``.pt`` -> ``.safetensors`` (the
+      route table ``ROUTES`` says which function does each pair).
 
     Every file written (output, manifest, source and the weights beside it) follows the rule of
     :class:`xconv.files.Outputs`: checked before any work, never an input, all or nothing.
@@ -509,9 +510,10 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
     Without an architecture the rule is the tensor's rank: conv kernels (rank >= 3) are
     permuted, matrices transposed, vectors and scalars copied. A Dense kernel that follows a
     Flatten of feature maps also needs its rows reordered, which only the architecture can
-    tell: use ``convert_file(..., arch=...)`` for those. A .safetensors -> .safetensors
-    conversion (either direction) streams (:mod:`xconv.files.stream`): the input mapped, one
-    scratch tensor, the output made and written in slabs by two threads.
+    tell: use ``convert_file(..., arch=...)`` for those. A .safetensors input streams, in either
+    direction (:mod:`xconv.files.stream`): the input mapped, one scratch tensor, the output made
+    and written in slabs by two threads; a .pt output is then saved from views of that
+    intermediate file (hidden beside the output, removed at the end).
     """
     src, dst = os.fspath(src), os.fspath(dst)
     if to not in ("torch", "keras"):
@@ -524,11 +526,14 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
         out.add(dst, "output")
         if manifest:
             out.add(manifest, "manifest")
-        if s_fmt == "safetensors" and d_fmt == "safetensors":
+        if s_fmt == "safetensors":
             def entry(name, shape):
                 result.entries.append(TransferEntry(name, name, shape, moved_shape(shape, to), how_by_rank(len(shape), to)))
 
-            out.fill(dst, lambda tmp: stream_layout(src, tmp, to, entry))
+            if d_fmt == "safetensors":
+                out.fill(dst, lambda tmp: stream_layout(src, tmp, to, entry))
+            else:  # streamed into a hidden safetensors beside the output, then saved from its mapped views
+                out.fill(dst, lambda tmp: _layout_via_safetensors(src, tmp, to, entry))
         else:
             tensors = read_tensors(src).tensors
             moved = _Moved(tensors, to)
@@ -539,6 +544,25 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
         if manifest:
             out.fill(manifest, _write_text(result.to_json(indent=2)))
     return result
+
+
+def _layout_via_safetensors(src: str, tmp: str, to: str, entry) -> None:
+    from .files.output import TEMP_SUFFIX, _track, _untrack
+    from .files.torch_pt import write_torch_from_safetensors
+
+    middle = tmp[: -len(TEMP_SUFFIX)] + ".st" + TEMP_SUFFIX if tmp.endswith(TEMP_SUFFIX) else tmp + ".st.partial"
+    _track(middle)
+    try:
+        with open(middle, "xb"):
+            pass
+        stream_layout(src, middle, to, entry)
+        write_torch_from_safetensors(tmp, middle)
+    finally:
+        _untrack(middle)
+        try:
+            os.unlink(middle)
+        except FileNotFoundError:
+            pass
 
 
 class _Moved:

@@ -53,8 +53,8 @@ def kernel_permutation(rank: int, to: str = "torch") -> tuple[int, ...]:
 
 
 _LINE = 64  # bytes in a cache line
-_PARALLEL_BYTES = 16 * 2**20  # tensors above this are moved by two threads (the copies release the GIL; below, a
-# second thread costs more than it saves, and under load it waits for a core)
+_PARALLEL_BYTES = 4 * 2**20  # tensors above this are moved by two threads (the copies release the GIL; below, a
+# second thread costs more than it saves; torch splits its copies of this size too)
 _POOL = None
 _POOL_LOCK = threading.Lock()
 

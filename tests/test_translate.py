@@ -344,3 +344,57 @@ def test_traced_block_weights_are_parameters_of_its_submodule():
     assert isinstance(t.scaled, torch.nn.Module) and report.ok
     # shaped to broadcast over channels-first maps, (1, 3, 1, 1): the same values
     np.testing.assert_array_equal(params["scaled.gamma"].detach().numpy().reshape(-1), model.get_layer("scaled").gamma.numpy())
+
+
+@pytest.mark.parametrize(
+    "keras_type, layers, shape",
+    [
+        ("Conv2D", lambda: [L.Conv2D(3, 3)], (5, 5, 2)),
+        ("DepthwiseConv2D", lambda: [L.DepthwiseConv2D(3)], (5, 5, 2)),
+        ("Conv2DTranspose", lambda: [L.Conv2DTranspose(2, 3)], (4, 4, 2)),
+        ("Dense", lambda: [L.Conv2D(2, 1), L.Flatten(), L.Dense(3)], (3, 3, 2)),
+        ("BatchNormalization", lambda: [L.BatchNormalization()], (4, 4, 2)),
+        ("LayerNormalization", lambda: [L.LayerNormalization()], (4, 3)),
+        ("GroupNormalization", lambda: [L.GroupNormalization(groups=2)], (4, 4, 2)),
+    ],
+)
+def test_converters_map_weights_through_the_weight_families(monkeypatch, keras_type, layers, shape):
+    """One weight map per layer type: the converter's arrays are what the family's to_torch gives."""
+    import dataclasses
+
+    from xconv import weights
+    from xconv.translate import translate
+
+    family = weights.family_for_keras(keras_type)
+    seen = []
+
+    def marked(w, ctx):  # the family's own map, then every array negated: visible in the state_dict
+        seen.append(ctx.name)
+        return {k: -v for k, v in family.to_torch(w, ctx).items()}
+
+    model = seq(shape, *layers())
+    plain = translate(model).state
+    monkeypatch.setitem(weights._BY_KERAS, keras_type, dataclasses.replace(family, to_torch=marked))
+    state = translate(model).state
+    assert seen, f"the {keras_type} converter did not use its weight family"
+    name = next(l.name for l in model.layers if type(l).__name__ == keras_type)
+    keys = [k for k in plain if k.split(".")[0] == name]
+    assert keys and all(np.array_equal(state[k], -plain[k]) for k in keys), keys
+
+
+def test_translate_runs_in_named_phases():
+    """read (graph and converters: unknown types refused before any work), emit, render."""
+    from xconv.translate import _Generator, _read, _render
+    from xconv.translate.spec import Layout
+
+    bad = keras.Sequential([keras.Input((5, 6, 6, 3)), L.ConvLSTM2D(4, 3)], name="rnn")
+    with pytest.raises(UnsupportedLayerError, match="ConvLSTM2D"):
+        _read(bad)
+    model = seq((4, 4, 2), L.Conv2D(2, 3, name="conv"), L.Flatten(name="flat"), L.Dense(3, name="head"))
+    graph, convs = _read(model)
+    assert set(convs) == {"Conv2D", "Flatten", "Dense"}
+    gen = _Generator(convs, None, False)
+    outputs, _, _, _ = gen.emit(graph, "M", [Layout.for_rank(4)], "", top=True)
+    assert outputs == {"conv": "conv", "flat": "flat", "head": "head"} and len(gen.classes) == 1
+    src = _render(model, "M", gen, False)
+    assert src.index("class M(nn.Module)") > src.index("import torch") and "self.head = nn.Linear(8, 3)" in src

@@ -177,127 +177,155 @@ class _Generator:
         return identifier(_class_name(type(layer).__name__), self.class_names)
 
     def emit(self, graph, cls: str, in_layouts: list[Layout], prefix: str, top: bool):
-        """Append the class for ``graph``; return (outputs mapping, output layouts, chains, plain)."""
+        """Append the class for ``graph``; return (outputs mapping, output layouts, chains, plain).
+
+        Phases: each call converted and written (``__init__`` lines and a ``forward`` line),
+        the returns, the alignment tables ``compare`` reads, and the class's text."""
+        k = _Class(graph, prefix, top)
+        for (tid, arg, shape), given in zip(graph.inputs, in_layouts):
+            k.var[tid] = arg
+            # channels_last_io: Keras' own order comes in, and each consumer takes it as it needs
+            k.layouts[tid] = Layout(CL) if top and self.channels_last_io and len(shape) >= 3 else given
+        for call in graph.calls:
+            if call.block is not None:
+                self._emit_block(k, call)
+            else:
+                self._emit_call(k, call)
+        out_layouts = self._emit_return(k)
+        outputs, plain, chains = self._alignment(k)
+        self.classes.append(self._render_class(k, cls, outputs, plain, chains))
+        return outputs, out_layouts, chains, plain
+
+    def _emit_block(self, k: "_Class", call) -> None:
+        """A traced custom layer: a class of its own (emitted first), a submodule of the layer's name."""
+        first = call.name not in k.done
+        out = k.result_name(call, first)
+        if first:
+            sub_cls = self._block_class(call.layer)
+            sub_in = [Layout(CF) if k.layouts[t].kind == CL else k.layouts[t] for t in call.inputs]
+            _, sub_layouts, _, _ = self.emit(call.block, sub_cls, sub_in, f"{k.prefix}{call.name}.", top=False)
+            k.init_lines.append(f"        self.{call.name} = {sub_cls}()")
+            k.block_outs[call.name] = sub_layouts
+            k.attrs[call.name] = [call.name]
+            k.done[call.name] = call
+        ins = [_to_layout(k.var[t], k.layouts[t], CF, call.layer.name) for t in call.inputs]
+        k.body.append(f"        {out} = self.{call.name}({', '.join(ins)})")
+        self._bind(call, out, k.block_outs[call.name], k.var, k.layouts)
+
+    def _convert(self, k: "_Class", call, conv, keep: bool):
+        """The converter's piece for one call (a layer called again reuses its first piece)."""
+        in_layouts = tuple(k.layouts[t] for t in call.inputs)
+        if not conv.layout_free and not keep:  # it will receive channels-first maps
+            in_layouts = tuple(Layout(CF) if l.kind == CL else l for l in in_layouts)
+        spec = KLayer(
+            name=call.name, keras_name=call.layer.name, class_name=call.key.removeprefix("ops."),
+            config=_config(call.layer), weights={} if call.is_op else self._weights(call.layer),
+            input_shapes=call.input_shapes, output_shape=call.output_shape, in_layouts=in_layouts,
+            feeds_only_dense=_feeds_only_dense(k.graph, call.outputs[0], self.convs),
+            args=_plain_args(call.args), kwargs=_plain_args(call.kwargs), output_shapes=call.output_shapes,
+            input_dtypes=call.input_dtypes, output_dtypes=call.output_dtypes, layer=call.layer,
+        )  # fmt: skip
+        try:
+            return conv.fn(spec)
+        except XconvError:
+            raise
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+            what = "operation" if call.is_op else "layer"
+            raise BadInputError(f"Cannot translate {what} '{call.layer.name}' ({spec.class_name}): {exc!r}") from exc
+
+    def _emit_call(self, k: "_Class", call) -> None:
+        """A layer or operation: converted, then written as modules (``__init__``) or an expression."""
+        first = call.name not in k.done
+        out = k.result_name(call, first)
+        conv = self.convs[call.key]
+        # maps already in Keras' own order (after channels_first layers) stay so for a layer that keeps it
+        here = [k.layouts[t] for t in call.inputs]
+        keep = conv.keeps_order and bool(here) and all(l.kind == CL for l in here)
+        if call.is_op or first:
+            piece = self._convert(k, call, conv, keep)
+            if not call.is_op:
+                k.done[call.name] = (call, piece)
+        else:
+            piece = k.done[call.name][1]
+        wants = piece.inputs_as or ((None if piece.expr is not None or keep else CF),) * len(call.inputs)
+        ins = [_to_layout(k.var[t], k.layouts[t], w, call.layer.name) for t, w in zip(call.inputs, wants)]
+        if piece.expr is not None:
+            expr = piece.expr.format(*ins, **self._constants(k, call, piece))
+            if k.graph.batch is not None:  # traced with a stand-in batch size: read the real one
+                expr = re.sub(rf"\b{k.graph.batch}\b", f"{k.graph.inputs[0][1]}.shape[0]", expr)
+            k.attrs.setdefault(call.name, [])
+        else:
+            if first:
+                self._modules(k, call, piece)
+            expr = ", ".join(ins)
+            for attr in k.attrs[call.name]:
+                expr = f"self.{attr}({expr})"
+        k.body.append(f"        {out} = {expr}")
+        out_l = piece.out_layouts or (piece.out_layout,) * max(piece.n_outputs, len(call.outputs))
+        self._bind(call, out, out_l, k.var, k.layouts, several=piece.n_outputs > 1 or len(call.outputs) > 1)
+
+    def _modules(self, k: "_Class", call, piece) -> None:
+        """``self.<name>[__suffix] = <module>`` for each step, and its weights in the state_dict."""
         from .graph import identifier
 
-        layouts: dict[int, Layout] = {tid: lay for (tid, _, _), lay in zip(graph.inputs, in_layouts)}
-        taken = {c.name for c in graph.calls} | {n for _, n, _ in graph.inputs}
-        vtaken: set[str] = {n for _, n, _ in graph.inputs} | {"self", "torch", "nn", "F", "math"}
-        init_lines: list[str] = []
-        body: list[str] = []
-        attrs: dict[str, list[str]] = {}
-        block_outs: dict[str, tuple[Layout, ...]] = {}
-        done: dict[str, object] = {}
-        var: dict[int, str] = {}
-        args = []
-        for tid, arg, shape in graph.inputs:
-            var[tid] = arg
-            args.append(arg)
-            if top and self.channels_last_io and len(shape) >= 3:
-                layouts[tid] = Layout(CL)  # Keras' own order: each consumer takes it as it needs
-        outputs: dict[str, str] = {}
-        plain: dict[str, str] = {}
-        params: dict[tuple, str] = {}  # (Keras variable, array as used) -> its parameter
-        for call in graph.calls:
-            first = call.name not in done
-            out = identifier(call.name if first else f"{call.name}_out", vtaken)
-            if call.block is not None:
-                if first:
-                    sub_cls = self._block_class(call.layer)
-                    sub_in = [Layout(CF) if layouts[t].kind == CL else layouts[t] for t in call.inputs]
-                    _, sub_layouts, _, _ = self.emit(call.block, sub_cls, sub_in, f"{prefix}{call.name}.", top=False)
-                    init_lines.append(f"        self.{call.name} = {sub_cls}()")
-                    block_outs[call.name] = sub_layouts
-                    attrs[call.name] = [call.name]
-                    done[call.name] = call
-                ins = [_to_layout(var[t], layouts[t], CF, call.layer.name) for t in call.inputs]
-                body.append(f"        {out} = self.{call.name}({', '.join(ins)})")
-                outs_l = block_outs[call.name]
-                self._bind(call, out, outs_l, var, layouts)
+        k.attrs[call.name] = []
+        for step in piece.steps:
+            attr = call.name if step.suffix == "" else identifier(f"{call.name}{step.suffix}", k.taken)
+            k.attrs[call.name].append(attr)
+            k.init_lines.append(f"        self.{attr} = {step.code}")
+            self.helpers.extend(step.helpers)
+            for key, value in step.weights.items():
+                self.state[f"{k.prefix}{attr}.{key}"] = np.ascontiguousarray(value)
+
+    def _constants(self, k: "_Class", call, piece) -> dict[str, str]:
+        """An expression's constant tensors: a layer's own trainable weights (``x * self.gamma``)
+        become parameters named after the variable (one per variable), other constants buffers."""
+        from .graph import identifier
+
+        consts = {}
+        variables = _variables(call.args, call.kwargs) if call.is_op else []
+        for i, value in enumerate(piece.constants):
+            kvar = _variable_for(value, variables)
+            key = (id(kvar), value.shape, value.tobytes()) if kvar is not None else None
+            if key in k.params:  # the same Keras variable, used again: one parameter
+                consts[f"c{i}"] = f"self.{k.params[key]}"
                 continue
-            conv = self.convs[call.key]
-            in_layouts_now = tuple(layouts[t] for t in call.inputs)
-            # maps already in Keras' own order (after channels_first layers) stay so for a layer that keeps it
-            keep = conv.keeps_order and bool(in_layouts_now) and all(l.kind == CL for l in in_layouts_now)
-            if call.is_op or first:
-                if not conv.layout_free and not keep:  # it will receive channels-first maps
-                    in_layouts_now = tuple(Layout(CF) if l.kind == CL else l for l in in_layouts_now)
-                spec = KLayer(
-                    name=call.name, keras_name=call.layer.name, class_name=call.key.removeprefix("ops."),
-                    config=_config(call.layer), weights={} if call.is_op else self._weights(call.layer),
-                    input_shapes=call.input_shapes, output_shape=call.output_shape, in_layouts=in_layouts_now,
-                    feeds_only_dense=_feeds_only_dense(graph, call.outputs[0], self.convs),
-                    args=_plain_args(call.args), kwargs=_plain_args(call.kwargs), output_shapes=call.output_shapes,
-                    input_dtypes=call.input_dtypes, output_dtypes=call.output_dtypes, layer=call.layer,
-                )  # fmt: skip
-                try:
-                    piece = conv.fn(spec)
-                except XconvError:
-                    raise
-                except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
-                    what = "operation" if call.is_op else "layer"
-                    raise BadInputError(f"Cannot translate {what} '{call.layer.name}' ({spec.class_name}): {exc!r}") from exc
-                if not call.is_op:
-                    done[call.name] = (call, piece)
+            shape = ", ".join(str(int(n)) for n in value.shape)
+            shape = f"({shape}{',' if value.ndim == 1 else ''})"
+            if kvar is not None:
+                attr = identifier(kvar.name, k.taken)
+                k.init_lines.append(f"        self.{attr} = nn.Parameter(torch.zeros({shape}))")
+                k.params[key] = attr
             else:
-                piece = done[call.name][1]
-            wants = piece.inputs_as or ((None if piece.expr is not None or keep else CF),) * len(call.inputs)
-            ins = [_to_layout(var[t], layouts[t], w, call.layer.name) for t, w in zip(call.inputs, wants)]
-            if piece.expr is not None:
-                consts = {}
-                variables = _variables(call.args, call.kwargs) if call.is_op else []
-                for i, value in enumerate(piece.constants):
-                    kvar = _variable_for(value, variables)
-                    key = (id(kvar), value.shape, value.tobytes()) if kvar is not None else None
-                    if key in params:  # the same Keras variable, used again: one parameter
-                        consts[f"c{i}"] = f"self.{params[key]}"
-                        continue
-                    shape = ", ".join(str(int(n)) for n in value.shape)
-                    shape = f"({shape}{',' if value.ndim == 1 else ''})"
-                    if kvar is not None:  # a layer's own trainable weight (x * self.gamma): a parameter of its name
-                        attr = identifier(kvar.name, taken)
-                        init_lines.append(f"        self.{attr} = nn.Parameter(torch.zeros({shape}))")
-                        params[key] = attr
-                    else:
-                        attr = identifier(f"{call.name}_c{i}" if len(piece.constants) > 1 else f"{call.name}_const", taken)
-                        kind = "" if value.dtype.kind == "f" else f", dtype=torch.{np.dtype(value.dtype).name}"
-                        init_lines.append(f'        self.register_buffer("{attr}", torch.zeros({shape}{kind}))')
-                    self.state[f"{prefix}{attr}"] = np.ascontiguousarray(value)
-                    consts[f"c{i}"] = f"self.{attr}"
-                expr = piece.expr.format(*ins, **consts)
-                if graph.batch is not None:  # traced with a stand-in batch size: read the real one
-                    expr = re.sub(rf"\b{graph.batch}\b", f"{graph.inputs[0][1]}.shape[0]", expr)
-                body.append(f"        {out} = {expr}")
-                attrs.setdefault(call.name, [])
-            else:
-                if first:
-                    attrs[call.name] = []
-                    for step in piece.steps:
-                        attr = call.name if step.suffix == "" else identifier(f"{call.name}{step.suffix}", taken)
-                        attrs[call.name].append(attr)
-                        init_lines.append(f"        self.{attr} = {step.code}")
-                        self.helpers.extend(step.helpers)
-                        for key, value in step.weights.items():
-                            self.state[f"{prefix}{attr}.{key}"] = np.ascontiguousarray(value)
-                expr = ", ".join(ins)
-                for attr in attrs[call.name]:
-                    expr = f"self.{attr}({expr})"
-                body.append(f"        {out} = {expr}")
-            out_l = piece.out_layouts or (piece.out_layout,) * max(piece.n_outputs, len(call.outputs))
-            self._bind(call, out, out_l, var, layouts, several=piece.n_outputs > 1 or len(call.outputs) > 1)
-        results = []
-        out_layouts = []
-        for t in graph.outputs:
-            name, lay = var[t], layouts[t]
-            if top:
+                attr = identifier(f"{call.name}_c{i}" if len(piece.constants) > 1 else f"{call.name}_const", k.taken)
+                kind = "" if value.dtype.kind == "f" else f", dtype=torch.{np.dtype(value.dtype).name}"
+                k.init_lines.append(f'        self.register_buffer("{attr}", torch.zeros({shape}{kind}))')
+            self.state[f"{k.prefix}{attr}"] = np.ascontiguousarray(value)
+            consts[f"c{i}"] = f"self.{attr}"
+        return consts
+
+    def _emit_return(self, k: "_Class") -> tuple[Layout, ...]:
+        """``forward``'s return line; the model's outputs in the layout its I/O promises."""
+        results, out_layouts = [], []
+        for t in k.graph.outputs:
+            name, lay = k.var[t], k.layouts[t]
+            if k.top:
                 if self.channels_last_io and lay.kind == CF:
                     name = f"{name}.movedim(1, -1)"
                 elif not self.channels_last_io and lay.kind == CL:
                     name, lay = f"{name}.movedim(-1, 1)", Layout(CF)
             results.append(name)
             out_layouts.append(lay)
-        body.append(f"        return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")
+        k.body.append(f"        return {results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'}")
+        return tuple(out_layouts)
 
+    @staticmethod
+    def _alignment(k: "_Class"):
+        """What ``compare`` reads: Keras layer -> module whose output it is, activations kept in
+        Keras order, and layers written as several modules (their chains)."""
+        graph, attrs = k.graph, k.attrs
+        outputs: dict[str, str] = {}
+        plain: dict[str, str] = {}
         chains = {}
         for call in graph.calls:
             if call.is_op or call.layer.name not in graph.layer_outputs:
@@ -308,19 +336,23 @@ class _Generator:
             producer = next((c for c in graph.calls if tid in c.outputs and not c.is_op), None)
             if producer is not None and attrs.get(producer.name):
                 outputs[keras_name] = attrs[producer.name][-1]
-                if layouts[tid].kind in (PLAIN, CL):  # e.g. a Flatten kept in Keras order: compare must not reorder it
+                if k.layouts[tid].kind in (PLAIN, CL):  # e.g. a Flatten kept in Keras order: compare must not reorder it
                     plain[keras_name] = PLAIN.value
-        lines = [f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()", *init_lines]
-        if top:
+        return outputs, plain, chains
+
+    @staticmethod
+    def _render_class(k: "_Class", cls: str, outputs, plain, chains) -> str:
+        lines = [f"class {cls}(nn.Module):", "    def __init__(self):", "        super().__init__()", *k.init_lines]
+        if k.top:
             lines.append("        # Keras layer -> module whose output is that layer's activation (read by xconv.compare)")
             lines.append(f"        self.xconv_outputs = {outputs!r}")
             if plain:
                 lines.append(f"        self.xconv_layouts = {plain!r}")
             if chains:
                 lines.append(f"        self.xconv_chains = {chains!r}")
-        lines += ["", f"    def forward(self, {', '.join(args)}):", *body, ""]
-        self.classes.append("\n".join(lines))
-        return outputs, tuple(out_layouts), chains, plain
+        args = [arg for _, arg, _ in k.graph.inputs]
+        lines += ["", f"    def forward(self, {', '.join(args)}):", *k.body, ""]
+        return "\n".join(lines)
 
     @staticmethod
     def _bind(call, out, out_layouts, var, layouts, several=None):
@@ -330,28 +362,63 @@ class _Generator:
             layouts[t] = out_layouts[i] if i < len(out_layouts) else out_layouts[-1]
 
 
+class _Class:
+    """What one generated class accumulates while its graph's calls are written."""
+
+    def __init__(self, graph, prefix: str, top: bool):
+        self.graph, self.prefix, self.top = graph, prefix, top
+        self.layouts: dict[int, Layout] = {}
+        self.var: dict[int, str] = {}  # tensor id -> the Python expression holding it in forward
+        self.taken = {c.name for c in graph.calls} | {n for _, n, _ in graph.inputs}  # attribute names
+        self.vtaken: set[str] = {n for _, n, _ in graph.inputs} | {"self", "torch", "nn", "F", "math"}  # local names
+        self.init_lines: list[str] = []
+        self.body: list[str] = []
+        self.attrs: dict[str, list[str]] = {}  # call name -> its modules, in order
+        self.block_outs: dict[str, tuple[Layout, ...]] = {}
+        self.done: dict[str, object] = {}  # layers already converted (a shared layer is one module)
+        self.params: dict[tuple, str] = {}  # (Keras variable, array as used) -> its parameter
+
+    def result_name(self, call, first: bool) -> str:
+        from .graph import identifier
+
+        return identifier(call.name if first else f"{call.name}_out", self.vtaken)
+
+
 def translate(model, *, channels_last_io: bool = False, class_name: str | None = None, weights_of=None) -> Translation:
     """Read the Keras graph, convert every layer and operation, and generate the module's source.
 
     ``weights_of(layer)`` replaces the layer's arrays (``convert`` passes index arrays to
     learn where every Keras weight element lands). Custom layers with no converter are traced
     into blocks: each becomes a class of its own, kept as a submodule under the layer's name.
+    Phases: :func:`_read` (graph and converters), naming the class, :meth:`_Generator.emit`
+    (convert and write each class), :func:`_render` (the file).
     """
+    graph, convs = _read(model)
+    gen = _Generator(convs, weights_of, channels_last_io)
+    cls = class_name or _class_name(model.name)
+    gen.class_names.add(cls)
+    outputs, _, _, _ = gen.emit(graph, cls, [Layout.for_rank(len(shape)) for _, _, shape in graph.inputs], "", top=True)
+    src = _render(model, cls, gen, channels_last_io)
+    return Translation(cls, src, gen.state, outputs, gen.dtype or _input_dtype(model))
+
+
+def _read(model):
+    """The model's graph and every call's converter: an unknown type fails before any work."""
     from .graph import _expand_default, walk
 
     if framework_of(model) != "keras":
         raise BadInputError(f"keras_to_torch takes a Keras model; received {type(model).__name__}.")
     graph = walk(model, expand=_expand_default)
     convs: dict = {}
-    _collect_converters(graph, convs)  # every type must be known before anything is built or written
-    gen = _Generator(convs, weights_of, channels_last_io)
-    cls = class_name or _class_name(model.name)
-    gen.class_names.add(cls)
-    outputs, _, _, _ = gen.emit(graph, cls, [Layout.for_rank(len(shape)) for _, _, shape in graph.inputs], "", top=True)
-    dtype = gen.dtype or _input_dtype(model)
+    _collect_converters(graph, convs)
+    return graph, convs
+
+
+def _render(model, cls: str, gen: "_Generator", channels_last_io: bool) -> str:
+    """The file: a docstring saying how to load it, the helpers it uses, then the classes."""
     from .preamble import source as preamble
 
-    src = "\n".join(
+    return "\n".join(
         [
             f'"""{cls}: translated by xconv from the Keras model \'{model.name}\'.',
             "",
@@ -367,7 +434,6 @@ def translate(model, *, channels_last_io: bool = False, class_name: str | None =
             *gen.classes,
         ]
     )
-    return Translation(cls, src, gen.state, outputs, dtype)
 
 
 def _input_dtype(model) -> str:

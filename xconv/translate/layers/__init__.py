@@ -52,6 +52,15 @@ def map_piece(layer: KLayer, steps, out_rank: int) -> Piece:
     return Piece(tuple(steps), Layout.for_rank(out_rank))
 
 
+def torch_weights(layer: KLayer, arrays=None, keras_type: str | None = None, **context) -> dict:
+    """The layer's arrays (Keras short names) as torch's, through its weight family (xconv/weights):
+    the one map that transfer_weights, convert and inspect use too."""
+    from ...weights import LayerContext, family_for_keras
+
+    family = family_for_keras(keras_type or layer.class_name, layer.keras_name)
+    return family.to_torch(layer.weights if arrays is None else arrays, LayerContext(layer.keras_name, **context))
+
+
 def fmt(value) -> str:
     """A Python literal for generated code: tuples stay tuples, floats keep every digit."""
     if isinstance(value, float):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from ... import layouts
 from ...errors import UnsupportedLayerError
 from ...padding import as_tuple, causal_padding, is_symmetric, same_pads, torch_pad_arg
 from ..converters import converter
 from ..spec import KLayer, Piece, Step
-from . import channels_first, channels_of, fmt, map_piece, spatial_of
+from . import channels_first, channels_of, fmt, map_piece, spatial_of, torch_weights
 from .activation import activation_step
 
 
@@ -90,15 +89,15 @@ def _plain_or_depthwise(layer: KLayer, depthwise: bool) -> Piece:
     c = layer.config
     cin = channels_of(layer.input_shapes[0], channels_first(layer))
     pre, padding = padding_steps(layer, rank, k, s, d)
+    bias = bool(c.get("use_bias", True))
+    arrays = {"kernel": layer.weights.get("kernel", layer.weights.get("depthwise_kernel"))}
+    if bias:
+        arrays["bias"] = layer.weights["bias"]
+    weights = torch_weights(layer, arrays)  # the conv or depthwise family
     if depthwise:
         cout, groups = cin * int(c.get("depth_multiplier", 1)), cin
-        weights = {"weight": layouts.depthwise_kernel_to_torch(layer.weights.get("kernel", layer.weights.get("depthwise_kernel")))}
     else:
         cout, groups = c["filters"], int(c.get("groups", 1))
-        weights = {"weight": layouts.conv_kernel_to_torch(layer.weights["kernel"])}
-    bias = bool(c.get("use_bias", True))
-    if bias:
-        weights["bias"] = layer.weights["bias"].copy()
     code = conv_code(rank, cin, cout, k, s, padding, d, groups, bias)
     return _with_activation(layer, pre + [Step("", code, weights)], rank)
 
@@ -111,14 +110,13 @@ def _separable(layer: KLayer) -> Piece:
     cin = channels_of(layer.input_shapes[0], channels_first(layer))
     mult = int(c.get("depth_multiplier", 1))
     pre, padding = padding_steps(layer, rank, k, s, d)
-    depthwise = Step(
-        "__depthwise",
-        conv_code(rank, cin, cin * mult, k, s, padding, d, cin, False),
-        {"weight": layouts.depthwise_kernel_to_torch(layer.weights["depthwise_kernel"])},
-    )
-    weights = {"weight": layouts.conv_kernel_to_torch(layer.weights["pointwise_kernel"])}
+    # a depthwise conv, then a 1x1 conv: the depthwise and conv families' maps
+    dw = torch_weights(layer, {"kernel": layer.weights["depthwise_kernel"]}, keras_type=f"DepthwiseConv{rank}D", depth_multiplier=mult)
+    depthwise = Step("__depthwise", conv_code(rank, cin, cin * mult, k, s, padding, d, cin, False), dw)
+    arrays = {"kernel": layer.weights["pointwise_kernel"]}
     if c.get("use_bias", True):
-        weights["bias"] = layer.weights["bias"].copy()
+        arrays["bias"] = layer.weights["bias"]
+    weights = torch_weights(layer, arrays, keras_type=f"Conv{rank}D")
     pointwise = Step("", conv_code(rank, cin * mult, c["filters"], (1,) * rank, (1,) * rank, (0,) * rank, (1,) * rank, 1, bool(c.get("use_bias", True))), weights)
     return _with_activation(layer, pre + [depthwise, pointwise], rank)
 
@@ -150,10 +148,8 @@ def _transpose(layer: KLayer) -> Piece:
         extend.append(op)
         crop_end.append(torch_len + op - out)
     cin = channels_of(layer.input_shapes[0], first)
-    weights = {"weight": layouts.conv_kernel_to_torch(layer.weights["kernel"])}
     bias = bool(c.get("use_bias", True))
-    if bias:
-        weights["bias"] = layer.weights["bias"].copy()
+    weights = torch_weights(layer, {"kernel": layer.weights["kernel"], **({"bias": layer.weights["bias"]} if bias else {})})
     parts = [str(cin), str(c["filters"]), f"kernel_size={fmt(k)}"]
     for label, value, default in (("stride", s, 1), ("padding", tuple(before), 0), ("output_padding", tuple(extend), 0), ("dilation", d, 1)):
         if any(v != default for v in value):

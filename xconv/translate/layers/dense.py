@@ -6,10 +6,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from ... import layouts
 from ...errors import UnsupportedLayerError
 from ..converters import converter
 from ..spec import CF, CL, FLAT, KLayer, Layout, Piece, Step
+from . import torch_weights
 from .activation import activation_step
 
 
@@ -21,24 +21,19 @@ def _dense(layer: KLayer) -> Piece:
     bias = bool(c.get("use_bias", True))
     src = layer.in_layouts[0]
     rank = len(layer.input_shapes[0])
-    weights = {}
-    if bias:
-        weights["bias"] = layer.weights["bias"].copy()
+    arrays = {"kernel": kernel, **({"bias": layer.weights["bias"]} if bias else {})}
+    # the dense family's map; after a Flatten kept in torch's order, its rows permuted
+    weights = torch_weights(layer, arrays, keras_type="Dense", flatten_of=src.flatten_of if src.kind == FLAT and rank < 3 else None)
     if rank >= 3 and src.kind == CL:  # a sequence in Keras' order: features last, as nn.Linear wants
-        weights["weight"] = layouts.dense_kernel_to_torch(kernel)
         steps = [Step("", f"nn.Linear({cin}, {units}{'' if bias else ', bias=False'})", weights)]
         act = activation_step(c.get("activation"), len(layer.output_shape), layer, last=True)
         return Piece(tuple(steps + ([act] if act else [])), Layout(CL), inputs_as=(None,))
     if rank >= 3:
         # Keras applies Dense to the last (channel) axis: a 1x1 convolution over channels-first maps
         r = rank - 2
-        weights["weight"] = np.ascontiguousarray(layouts.dense_kernel_to_torch(kernel).reshape(units, cin, *([1] * r)))
+        weights["weight"] = np.ascontiguousarray(weights["weight"].reshape(units, cin, *([1] * r)))
         code = f"nn.Conv{r}d({cin}, {units}, kernel_size=1{'' if bias else ', bias=False'})"
     else:
-        if src.kind == FLAT:
-            weights["weight"] = layouts.flatten_dense_kernel_to_torch(kernel, src.flatten_of)
-        else:
-            weights["weight"] = layouts.dense_kernel_to_torch(kernel)
         code = f"nn.Linear({cin}, {units}{'' if bias else ', bias=False'})"
     steps = [Step("", code, weights)]
     act = activation_step(c.get("activation"), len(layer.output_shape), layer)

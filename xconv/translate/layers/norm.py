@@ -7,7 +7,7 @@ import numpy as np
 from ...errors import UnsupportedLayerError
 from ..converters import converter
 from ..spec import CF, CL, FLAT, KERAS, PLAIN, KLayer, Layout, Piece, Step
-from . import fmt, single_axis
+from . import fmt, single_axis, torch_weights
 
 
 @converter("BatchNormalization", family="norm", keeps_order=True)  # axis=1 of Keras-order maps: torch's channels
@@ -16,12 +16,9 @@ def _batchnorm(layer: KLayer) -> Piece:
     dim = single_axis(layer)
     w = layer.weights
     channels = w["moving_mean"].shape[0]
-    weights = {
-        "weight": w.get("gamma", np.ones(channels, w["moving_mean"].dtype)).copy(),
-        "bias": w.get("beta", np.zeros(channels, w["moving_mean"].dtype)).copy(),
-        "running_mean": w["moving_mean"].copy(),
-        "running_var": w["moving_variance"].copy(),
-    }
+    ones, zeros = np.ones(channels, w["moving_mean"].dtype), np.zeros(channels, w["moving_mean"].dtype)
+    # scale=False / center=False: torch's module still has them, as ones and zeros
+    weights = torch_weights(layer, {"gamma": ones, "beta": zeros, **w})
     eps = fmt(float(layer.config.get("epsilon", 1e-3)))
     if dim != 1:  # not the channel axis: no nn.BatchNorm normalises there
         return Piece((Step("", f"BatchNormAxis({dim}, {channels}, {eps})", weights, ("BatchNormAxis",)),), layer.in_layouts[0])
@@ -41,8 +38,8 @@ def _layernorm(layer: KLayer) -> Piece:
     w = layer.weights
     shape = tuple(int(layer.input_shapes[0][a]) for a in axes)
     dtype = next(iter(w.values())).dtype if w else np.float32
-    gamma = w.get("gamma", np.ones(shape, dtype)).copy()
-    beta = w.get("beta", np.zeros(shape, dtype)).copy()
+    affine = torch_weights(layer, {"gamma": np.ones(shape, dtype), "beta": np.zeros(shape, dtype), **w})
+    gamma, beta = affine["weight"], affine["bias"]
     src = layer.in_layouts[0]
     rms = bool(c.get("rms_scaling"))
     last = axes == (rank - 1,)
@@ -65,7 +62,7 @@ def _groupnorm(layer: KLayer) -> Piece:
         raise UnsupportedLayerError(f"GroupNormalization '{layer.keras_name}' must group the channel axis.")
     channels = layer.input_shapes[0][-1]
     w = layer.weights
-    weights = {"weight": w.get("gamma", np.ones(channels, np.float32)).copy(), "bias": w.get("beta", np.zeros(channels, np.float32)).copy()}
+    weights = torch_weights(layer, {"gamma": np.ones(channels, np.float32), "beta": np.zeros(channels, np.float32), **w})
     code = f"nn.GroupNorm({int(c.get('groups', 32))}, {channels}, eps={fmt(float(c.get('epsilon', 1e-3)))})"
     return Piece((Step("", code, weights),), layer.in_layouts[0])
 
@@ -78,7 +75,7 @@ def _rmsnorm(layer: KLayer) -> Piece:
     axes = tuple(sorted(int(a) % rank for a in (axes if isinstance(axes, (list, tuple)) else [axes])))
     if axes != (rank - 1,):
         raise UnsupportedLayerError(f"RMSNormalization '{layer.keras_name}' over axes {c.get('axis')}; xconv translates the last axis.")
-    scale = layer.weights["scale"].copy()
+    scale = torch_weights(layer)["weight"]
     eps = fmt(float(c.get("epsilon", 1e-6)))
     out = Layout(CL if rank >= 3 else PLAIN)
     return Piece((Step("", f"nn.RMSNorm({scale.shape[0]}, eps={eps})", {"weight": scale}),), out, inputs_as=(KERAS,))

@@ -282,8 +282,11 @@ class _Graph:
             inside = set(call)
             outs = [n for n in tensors if n in self.g.outputs or any(c not in inside for c in self.cons.get(n, []))]
             fit = [n for n in outs if self.shape(n) in want]
-            if fit:
-                return fit[0]
+            first_item = [n for n in fit if self.op(n) == "getitem" and self.node[n].args[1:2] == (0,)]
+            if first_item:  # an op's tuple (aten::lstm): its element 0, as Keras' first output
+                return first_item[0]
+            if fit:  # the module's last value where it fits (MultiheadAttention: the output, not the weights)
+                return tensors[-1] if tensors[-1] in fit else fit[0]
             picks = [c for n in outs for c in self.cons.get(n, []) if c not in inside and self.op(c) in _PICK_OPS and self.shape(c) in want]
             if picks:
                 return min(picks, key=lambda c: self.pos[c])
@@ -591,7 +594,7 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
                 m.layout = "cf" if G.shape(end) == cf else ("plain" if m.layout == "cf" else m.layout)
             m.input_layouts = {i: G.layout.get(i, "cf") for f in m.feeds.values() for i in f}
             m.input_shapes = {i: G.shape(i) for f in m.feeds.values() for i in f}
-        if call.row in captured_rows and call.row not in matches:
+        if (call.row in captured_rows or (not captured_rows and call.ordinal == 0)) and call.row not in matches:  # lint passes no captures: every first call
             matches[call.row] = m
     return matches
 

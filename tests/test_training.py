@@ -138,7 +138,7 @@ def test_callers_models_are_not_changed(bn_pair, batch):
     before_k = [w.copy() for w in bn_pair.get_weights()]
     before_t = {n: v.clone() for n, v in t.state_dict().items()}
     _train(bn_pair, t, x, y, loss=SCCE, optimizer="sgd:learning_rate=0.5", steps=1)
-    assert all(np.array_equal(a, b) for a, b in zip(before_k, bn_pair.get_weights()))
+    assert all(np.array_equal(a, b) for a, b in zip(before_k, bn_pair.get_weights(), strict=True))
     assert all(np.array_equal(before_t[n].numpy(), v.numpy()) for n, v in t.state_dict().items())
 
 

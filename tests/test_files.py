@@ -512,3 +512,27 @@ def test_convert_benchmark_runs_and_reports_each_ratio(tmp_path):
     for shape in ("1x1 conv 2048->512", "3x3 conv 512->512", "7x7 conv 256->256", "depthwise 3x3 x512", "Conv3D 3x3x3 256->256"):
         assert shape in out
     assert os.listdir(tmp_path) == []  # its files are removed
+
+
+def test_layout_progress_bar_counts_every_tensor(tmp_path, monkeypatch):
+    """convert_layout(progress=True) on a terminal: one tqdm step per streamed tensor."""
+    tqdm = pytest.importorskip("tqdm")
+    from xconv import convert
+
+    steps = []
+
+    class Bar:
+        def __init__(self, total, **kw):
+            steps.append(("total", total))
+
+        def update(self, n):
+            steps.append(("step", n))
+
+        def close(self):
+            steps.append(("closed", 0))
+
+    monkeypatch.setattr(tqdm, "tqdm", Bar)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    write_tensors(tmp_path / "k.safetensors", {f"t{i}": np.ones((3, 3, 2, 2), np.float32) for i in range(3)}, layout="keras")
+    convert.convert_layout(tmp_path / "k.safetensors", tmp_path / "t.safetensors", to="torch", progress=True)
+    assert steps == [("total", 3), ("step", 1), ("step", 1), ("step", 1), ("closed", 0)]

@@ -527,13 +527,19 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
         if manifest:
             out.add(manifest, "manifest")
         if s_fmt == "safetensors":
+            bar = _progress_bar(len(tensor_names(safetensors_header(src)[0])), os.path.basename(src), progress)
+
             def entry(name, shape):
                 result.entries.append(TransferEntry(name, name, shape, moved_shape(shape, to), how_by_rank(len(shape), to)))
+                if bar is not None:
+                    bar.update(1)
 
             if d_fmt == "safetensors":
                 out.fill(dst, lambda tmp: stream_layout(src, tmp, to, entry))
             else:  # streamed into a hidden safetensors beside the output, then saved from its mapped views
                 out.fill(dst, lambda tmp: _layout_via_safetensors(src, tmp, to, entry))
+            if bar is not None:
+                bar.close()
         else:
             tensors = read_tensors(src).tensors
             moved = _Moved(tensors, to)
@@ -544,6 +550,19 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
         if manifest:
             out.fill(manifest, _write_text(result.to_json(indent=2)))
     return result
+
+
+def _progress_bar(total: int, label: str, enabled: bool):
+    """A tqdm bar on a terminal (stderr); None otherwise or without tqdm."""
+    import sys
+
+    if not enabled or not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc=label, unit="tensor", leave=False)
 
 
 def _layout_via_safetensors(src: str, tmp: str, to: str, entry) -> None:

@@ -255,3 +255,16 @@ def test_repro_refuses_what_it_cannot_do(twins, tmp_path):
 
         rerun(tmp_path / "junk.npz")
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_the_allowed_column_is_the_number_a_layer_may_differ_by():
+    from xconv.comparison.report import LayerDiff, Report
+
+    ok = LayerDiff("c1", "Conv2D", (1, 2, 3, 3), 1e-5, 1e-5 / 2.0, (0, 0, 0, 0), 1e-6, 1e-4, True, scale=2.0)
+    bad = LayerDiff("c2", "Conv2D", (1, 2, 3, 3), 3e-4, 3e-4 / 2.0, (0, 1, 2, 2), 1e-6, 1e-4, False, scale=2.0)
+    table = Report("keras", "torch", "cpu", "float32", False, [ok, bad]).table()
+    head, _, row1, row2 = table.splitlines()[:4]
+    assert "allowed abs" in head and "|a|" not in table
+    cell = lambda row, title: float(row[head.index(title):].split()[0])  # noqa: E731 - columns are left-aligned
+    assert cell(row1, "allowed abs") == pytest.approx(1e-6 + 1e-4 * 2.0, rel=1e-3)
+    assert cell(row1, "max abs") <= cell(row1, "allowed abs") and cell(row2, "max abs") > cell(row2, "allowed abs")

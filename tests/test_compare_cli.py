@@ -69,6 +69,7 @@ def test_the_module_first_with_weights_moved_from_keras(files, capsys):
         (["{k}", "corpus.twins:FunctionalNet", "--input", "{tmp}/missing.npy"], "No such file"),
         (["{k}", "{tmp}/nothing.keras"], "nothing.keras"),
         (["{k}", "weights.bin"], "Cannot use 'weights.bin' as a side of compare"),
+        (["two_conv", "{k}"], "write zoo:two_conv"),
         (["{k}"], "compare takes two models"),
     ],
 )

@@ -225,6 +225,10 @@ def load_side(source: str, framework_hint: str | None, kwargs_json: str | None =
         return "onnx", source
     if is_module_spec(source):
         return "torch", build_user_module(source, kwargs_json)
+    from .. import zoo
+
+    if source in zoo.names():
+        raise BadInputError(f"Cannot use {source!r} as a side of compare: write zoo:{source} for the zoo model.")
     raise BadInputError(
         f"Cannot use {source!r} as a side of compare: give zoo:NAME, a Keras model file ({', '.join(MODEL_EXTS)}), "
         f"an .onnx file, or a PyTorch module as path/to/file.py:Class or package.module:Class."

@@ -536,3 +536,22 @@ def test_layout_progress_bar_counts_every_tensor(tmp_path, monkeypatch):
     write_tensors(tmp_path / "k.safetensors", {f"t{i}": np.ones((3, 3, 2, 2), np.float32) for i in range(3)}, layout="keras")
     convert.convert_layout(tmp_path / "k.safetensors", tmp_path / "t.safetensors", to="torch", progress=True)
     assert steps == [("total", 3), ("step", 1), ("step", 1), ("step", 1), ("closed", 0)]
+
+
+def test_kernel_transform_without_torch_is_numpy_and_exact():
+    """Where torch is not loaded, layouts moves kernels with its own NumPy passes, bit for bit."""
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        from xconv import layouts
+        rng = np.random.default_rng(1)
+        for shape in [(3, 3, 128, 128), (1, 1, 600, 700), (3, 3, 3, 64, 64), (7, 7, 300, 1)]:
+            k = rng.integers(0, 256, size=(*shape[:-1], shape[-1] * 4), dtype=np.uint8).view(np.float32)
+            want = np.ascontiguousarray(k.transpose(*layouts.kernel_permutation(len(shape) - 2)))
+            got = layouts.conv_kernel_to_torch(k)
+            assert got.tobytes() == want.tobytes() and layouts.conv_kernel_to_keras(got).tobytes() == k.tobytes()
+        assert "torch" not in sys.modules
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

@@ -106,6 +106,9 @@ def _transpose2d(matrix: np.ndarray) -> np.ndarray:
     n, m = matrix.shape
     if matrix.nbytes < _SMALL or n < 2 or m < 2:
         return matrix.T.copy()
+    moved = _torch_permute(np.ascontiguousarray(matrix), (1, 0))
+    if moved is not None:
+        return moved
     out = np.empty((m, n), matrix.dtype)
     _transpose_into(out, matrix)
     return out
@@ -127,6 +130,9 @@ def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
     if array.nbytes < _SMALL:  # fits in cache: one pass costs less than two calls
         return array.reshape(k, a, b).transpose(2, 1, 0).copy()
     array = np.ascontiguousarray(array).reshape(k, a, b)
+    moved = _torch_permute(array, (2, 1, 0))
+    if moved is not None:
+        return moved
     if k == 1 or b == 1 or a == 1:  # one of the moves is trivial: a plain 2D transpose
         if k == 1:
             return _transpose2d(array.reshape(a, b)).reshape(b, a, 1)
@@ -141,6 +147,30 @@ def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
 
 
 _SMALL = 2**18  # bytes: below this one NumPy pass is cheapest (measured in scripts/bench_convert.py)
+_INT_OF_SIZE = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}
+
+
+def _torch_permute(array: np.ndarray, perm: tuple[int, ...]) -> np.ndarray | None:
+    """``array.transpose(perm)`` as a new C-contiguous array by torch's copy, where torch is already imported.
+
+    On the development machine, idle, torch's permute copy (split between its threads) beat
+    NumPy's banded passes at every size above 256 KiB (scripts/bench_convert.py), so it is
+    used whenever the caller has loaded torch; this module never imports it. Dtypes torch
+    lacks (bfloat16 from ml_dtypes, float8) move as integers of the same size: bits exact.
+    None where torch is not loaded or cannot take the array (the NumPy passes then run).
+    """
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is None or not array.flags.writeable or array.itemsize not in _INT_OF_SIZE:
+        return None
+    native = array.dtype.kind in "iufc" and array.dtype.isnative  # bool as uint8: torch would normalise its bytes
+    raw = array if native else array.view(_INT_OF_SIZE[array.itemsize])
+    try:
+        moved = torch.from_numpy(raw).permute(*perm).contiguous().numpy()
+    except (TypeError, RuntimeError, AttributeError):  # a dtype or torch build without NumPy support
+        return None
+    return moved if native else moved.view(array.dtype)
 
 
 _WIDE = 256  # bytes: rows at least this long are copied as rows (NumPy would buffer opaque ones)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...errors import UnsupportedLayerError
-from ...padding import torch_pad_arg
+from ...padding import keras_pairs, torch_pad_arg
 from ..converters import converter
 from ..spec import CF, CL, FLAT, KERAS, PLAIN, KLayer, Layout, Piece, Step
 from . import channels_first, fmt, map_piece
@@ -49,30 +49,17 @@ def _repeat(layer: KLayer) -> Piece:
     return Piece((Step("", f"RepeatVector({int(layer.config['n'])})", helpers=("RepeatVector",)),), Layout(CF))
 
 
-def _pairs(value, rank: int):
-    """Keras padding/cropping argument -> ((before, after), ...) per spatial axis."""
-    if isinstance(value, int):
-        return ((value, value),) * rank
-    value = tuple(value)
-    if rank == 1 and len(value) == 2 and all(isinstance(v, int) for v in value):
-        return (tuple(value),)
-    out = []
-    for v in value:
-        out.append((v, v) if isinstance(v, int) else tuple(v))
-    return tuple(out)
-
-
 @converter("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", family="reshape")
 def _zeropad(layer: KLayer) -> Piece:
     rank = len(layer.input_shapes[0]) - 2
-    pads = _pairs(layer.config["padding"], rank)
+    pads = keras_pairs(layer.config["padding"], rank)
     return map_piece(layer, [Step("", f"nn.ZeroPad{rank}d({fmt(torch_pad_arg(pads))})")], rank + 2)
 
 
 @converter("Cropping1D", "Cropping2D", "Cropping3D", family="reshape")
 def _crop(layer: KLayer) -> Piece:
     rank = len(layer.input_shapes[0]) - 2
-    crops = _pairs(layer.config["cropping"], rank)
+    crops = keras_pairs(layer.config["cropping"], rank, "cropping")
     return map_piece(layer, [Step("", f"Crop({fmt(crops)})", helpers=("Crop",))], rank + 2)
 
 

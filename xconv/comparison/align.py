@@ -381,6 +381,7 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
             layer = kmodel.get_layer(c.name)
             calls.append(KerasCall(layer, c.name, c.type, 0, (prev,), (None, *c.value.shape[1:])))
             prev = (c.name, 0)
+    calls = _with_inner_calls(calls, captured)
     modules = dict(tmodule.named_modules())
     weighted = {name: m for name, m in ts.weighted_modules(tmodule) if name in G.calls}
     claimed: set[str] = set()
@@ -393,7 +394,7 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
     for i, name in enumerate(graph.inputs):
         nodes[(f"input:{i}", 0)] = name
     matches: dict[str, Match] = {}
-    has_weights = {l.name for l in ks.weighted_layers(kmodel)}
+    has_weights = {l.name for l in ks.weighted_layers(kmodel)} | {c.name for c in captured if c.block and c.layer.weights}
     paired: dict[str, list[str]] = {}  # keras layer -> its module(s)
     frontier: dict[tuple[str, int], list[str]] = {}  # unaligned layer without weights -> its inputs' nodes
 
@@ -597,6 +598,35 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
         if (call.row in captured_rows or (not captured_rows and call.ordinal == 0)) and call.row not in matches:  # lint passes no captures: every first call
             matches[call.row] = m
     return matches
+
+
+def _with_inner_calls(calls: list[KerasCall], captured) -> list[KerasCall]:
+    """``calls`` with a call for each inner row of a traced block (``block/inner``, from
+    ``keras_side.capture(..., blocks=...)``), placed before the block's call: inner layers claim
+    their torch nodes before the block's row takes the block's whole call."""
+    inner: dict[str, list] = {}
+    for c in captured:
+        if c.block:
+            inner.setdefault(c.block, []).append(c)
+    if not inner:
+        return calls
+    out = []
+    for call in calls:
+        if call.ordinal == 0 and call.name in inner:
+            for c in inner.pop(call.name):
+                ins = tuple(ref for s in c.sources for ref in _inner_refs(s, call))
+                out.append(KerasCall(c.layer, c.name, c.type, 0, tuple(dict.fromkeys(ins)), (None, *c.shape[1:]) if c.shape else ()))
+        out.append(call)
+    return out
+
+
+def _inner_refs(source, block_call: KerasCall) -> tuple:
+    """An inner row's input: another inner row, or ('in', i), the block's input i (where the
+    block reads one producer per input; else all of the block's inputs)."""
+    if not isinstance(source, tuple):
+        return ((source, 0),)
+    i = source[1]
+    return (block_call.inputs[i],) if len(block_call.inputs) > i else block_call.inputs
 
 
 def _pinned_head(G: _Graph, tmodule, name, call_nodes, in_nodes, weighted, head_of):

@@ -233,7 +233,9 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
     keras_layouts = getattr(kmodel, "xconv_layouts", {})  # torch_to_keras says how each layer holds its torch value
     kmodel = ks.cast(kmodel, dtype)
     tmodule, dev, tdtype = _prepare_torch(tmodule, device, dtype)
-    k_acts = ks.capture(kmodel, k_in, names=layers, with_inputs=local, calls=True)
+    # a translated custom layer (a traced block) pins its inner layers as 'block/inner': capture those too
+    blocks = sorted({k.split("/", 1)[0] for k in pins if "/" in k and k.split("/", 1)[0] in keras_names})
+    k_acts = ks.capture(kmodel, k_in, names=layers, with_inputs=local, calls=True, blocks=blocks)
     if layers is not None and not k_acts:
         names = [l.name for l in ks.iter_layers(kmodel)]
         raise BadInputError(f"No layer named {list(layers)} in Keras model '{kmodel.name}'. Layers: {names}.")

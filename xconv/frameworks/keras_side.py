@@ -110,6 +110,12 @@ class Captured:
     flatten_of: tuple[int, ...] | None
     inputs: tuple[np.ndarray, ...] = ()  # what the layer received (capture(..., with_inputs=True))
     input_flatten_of: tuple[int, ...] | None = None
+    # an inner layer of a traced block (capture(..., blocks=...)): the block's row, the inner layer,
+    # its output shape, and where its inputs come from: inner rows' names, or ('in', i) for the block's input i
+    block: str = ""
+    layer: object = None
+    shape: tuple = ()
+    sources: tuple = ()
 
     def torch_view(self, kind: str | None = None) -> np.ndarray:
         """The activation in torch layout, as a *view* where it can be (moveaxis costs nothing
@@ -145,13 +151,19 @@ def check_inputs(model, arrays: Sequence[np.ndarray]) -> None:
             )
 
 
-def capture(model, arrays: Sequence[np.ndarray], names: Sequence[str] | None = None, with_inputs: bool = False, calls: bool = False) -> list[Captured]:
+def capture(
+    model, arrays: Sequence[np.ndarray], names: Sequence[str] | None = None, with_inputs: bool = False, calls: bool = False,
+    blocks: Sequence[str] = (),
+) -> list[Captured]:
     """Run ``model`` once and return every (or every named) layer's output, in graph order.
 
     ``with_inputs`` also returns what each layer received (for the local-error mode).
     ``calls`` also returns the later calls of a layer called several times (a shared layer),
     named ``name#1``, ``name#2``, ... after the layer's first call, each right after the last of
     the calls it reads.
+    ``blocks`` names custom layers (traced into blocks by the translation) whose inner layers get
+    rows too, ``block/inner``, just before the block's row: the traced graph
+    (:func:`xconv.translate.graph.trace_block`) replayed on the input the block received.
     """
     k = keras()
     check_inputs(model, arrays)
@@ -174,6 +186,12 @@ def capture(model, arrays: Sequence[np.ndarray], names: Sequence[str] | None = N
         first_out = {id(l): o for l, o in zip(kept, outputs)}
         entries = _with_later_calls(model, entries)
         outputs = [first_out[id(l)] if node is None else node.output_tensors[0] for _, l, node in entries]
+    traced = _traced_blocks(model, [l for _, l, node in entries if node is None], blocks)
+    n_block_in = []
+    for layer, _graph in traced:  # what each traced block received, to replay its graph on
+        ins = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
+        outputs.extend(ins)
+        n_block_in.append(len(ins))
     if with_inputs:
         for _, layer, node in entries:
             if node is not None:
@@ -188,15 +206,107 @@ def capture(model, arrays: Sequence[np.ndarray], names: Sequence[str] | None = N
     values = sub(feed, training=False)  # sub was built on the list model.inputs
     if not isinstance(values, (list, tuple)):
         values = [values]
+    values = list(values)
+    block_in = []
+    for n in n_block_in:  # taken from the end, before the with_inputs values
+        block_in.append(values[len(entries) : len(entries) + n])
+        del values[len(entries) : len(entries) + n]
     values = [to_numpy(v) for v in values]
     result = [Captured(name, type(l).__name__, v, _flatten_of_output(l)) for (name, l, _), v in zip(entries, values)]
+    if traced:
+        result = _with_block_rows(result, traced, block_in, with_inputs)
     if with_inputs:
         rest, out = values[len(entries) :], []
-        for c, (_, layer, _node), n in zip(result, entries, n_in):
+        own = iter(zip(entries, n_in))
+        for c in result:
+            if c.block:  # an inner row: its inputs came with it
+                out.append(c)
+                continue
+            (_, layer, _node), n = next(own)
             out.append(Captured(c.name, c.type, c.value, c.flatten_of, tuple(rest[:n]), flatten_source_shape(layer)))
             rest = rest[n:]
         result = out
     return result
+
+
+def _traced_blocks(model, layers, wanted: Sequence[str]) -> list:
+    """(layer, traced graph) for each of ``layers`` named in ``wanted`` that traces (first call only)."""
+    if not wanted:
+        return []
+    from ..errors import XconvError
+    from ..translate.graph import trace_block
+
+    wanted = set(wanted)
+    out = []
+    for layer in layers:
+        if layer.name not in wanted or not hasattr(layer, "call"):
+            continue
+        nodes = [n for n in getattr(layer, "_inbound_nodes", []) if n.operation is layer]
+        try:
+            graph = trace_block(layer, nodes[0] if nodes else None)
+        except (XconvError, IndexError):
+            continue  # not traceable: the block keeps its one row
+        if graph.batch is None:  # a stand-in batch size is baked into the trace: no replay
+            out.append((layer, graph))
+    return out
+
+
+def _with_block_rows(result: list[Captured], traced, block_in, with_inputs: bool) -> list[Captured]:
+    """``result`` with each traced block's inner rows inserted before the block's own row."""
+    by_name = {c.name: i for i, c in enumerate(result)}
+    inserts = {}
+    for (layer, graph), ins in zip(traced, block_in):
+        if layer.name not in by_name:
+            continue
+        rows: list[Captured] = []
+        _replay(graph, list(ins), [("in", i) for i in range(len(ins))], f"{layer.name}/", layer.name, rows, with_inputs)
+        inserts[layer.name] = rows
+    out = []
+    for c in result:
+        out.extend(inserts.get(c.name, ()))
+        out.append(c)
+    return out
+
+
+def _replay(graph, inputs, in_sources, prefix: str, block: str, rows: list, with_inputs: bool):
+    """Run a traced block's calls eagerly on ``inputs``; append a row per inner layer call (first
+    call of each layer); return the graph's output values."""
+    from keras import tree
+
+    from ..translate.graph import Ref
+
+    vals = {tid: v for (tid, _, _), v in zip(graph.inputs, inputs)}
+    sources = {tid: (s,) for (tid, _, _), s in zip(graph.inputs, in_sources)}
+    seen = set()
+    for call in graph.calls:
+        ins = [vals[t] for t in call.inputs]
+        srcs = tuple(dict.fromkeys(s for t in call.inputs for s in sources.get(t, ())))
+        name = f"{prefix}{call.layer.name}"
+        if call.block is not None and call.block.batch is None:
+            inner: list[Captured] = []
+            outs = _replay(call.block, ins, [("in", i) for i in range(len(ins))], name + "/", block, inner, with_inputs)
+            for r in inner:  # the nested block's inputs are this call's sources
+                src = tuple(x for s in r.sources for x in (srcs if isinstance(s, tuple) else (s,)))
+                rows.append(Captured(r.name, r.type, r.value, r.flatten_of, r.inputs, r.input_flatten_of, block, r.layer, r.shape, src))
+        else:
+            def fill(a):
+                return ins[a.index] if isinstance(a, Ref) else a
+
+            args = tree.map_structure(fill, tuple(call.args))
+            kwargs = tree.map_structure(fill, dict(call.kwargs))
+            if not call.is_op and getattr(call.layer, "_call_has_training_arg", False):
+                kwargs["training"] = False
+            out = call.layer(*args, **kwargs)
+            outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        for t, v in zip(call.outputs, outs):
+            vals[t] = v
+            sources[t] = srcs if call.is_op else (name,)  # an op is looked through, as keras_calls does
+        if not call.is_op and id(call.layer) not in seen:
+            seen.add(id(call.layer))
+            value = to_numpy(outs[0])
+            taken = tuple(to_numpy(x) for x in ins) if with_inputs else ()
+            rows.append(Captured(name, type(call.layer).__name__, value, None, taken, None, block, call.layer, tuple(call.output_shape), srcs))
+    return [vals[t] for t in graph.outputs]
 
 
 def _with_later_calls(model, entries):
@@ -248,12 +358,18 @@ def cast(model, dtype: str):
         return type(layer).from_config(config)
 
     inputs = [k.Input(shape=t.shape[1:], dtype=in_dtype(t), name=t.name) for t in model.inputs]
+    # the layers a custom layer builds in its __init__ take the global policy, not the layer's dtype:
+    # rebuild under ``dtype`` so that a custom block computes in it all through
+    saved = k.config.dtype_policy()
     try:
+        k.config.set_dtype_policy(dtype)
         clone = k.models.clone_model(
             model, input_tensors=inputs if len(inputs) > 1 else inputs[0], clone_function=clone_layer
         )
     except Exception as exc:  # Keras raises many types here; say what we tried
         raise MismatchedModelsError(f"Could not rebuild Keras model '{model.name}' in {dtype}: {exc}") from exc
+    finally:
+        k.config.set_dtype_policy(saved)
     clone.set_weights([np.asarray(w, dtype=dtype) for w in model.get_weights()])
     for layer in iter_layers(clone):
         if hasattr(layer, "finalize_state"):  # e.g. Normalization derives its mean/variance tensors here

@@ -203,8 +203,9 @@ class _Generator:
         if first:
             sub_cls = self._block_class(call.layer)
             sub_in = [Layout(CF) if k.layouts[t].kind == CL else k.layouts[t] for t in call.inputs]
-            _, sub_layouts, _, _ = self.emit(call.block, sub_cls, sub_in, f"{k.prefix}{call.name}.", top=False)
+            sub_outs, sub_layouts, sub_chains, sub_plain = self.emit(call.block, sub_cls, sub_in, f"{k.prefix}{call.name}.", top=False)
             k.init_lines.append(f"        self.{call.name} = {sub_cls}()")
+            k.block_tables[call.layer.name] = (call.name, sub_outs, sub_chains, sub_plain)
             k.block_outs[call.name] = sub_layouts
             k.attrs[call.name] = [call.name]
             k.done[call.name] = call
@@ -338,6 +339,11 @@ class _Generator:
                 outputs[keras_name] = attrs[producer.name][-1]
                 if k.layouts[tid].kind in (PLAIN, CL):  # e.g. a Flatten kept in Keras order: compare must not reorder it
                     plain[keras_name] = PLAIN.value
+        # a traced block's inner layers, as 'block/inner' -> 'block.module' (compare aligns inside the block)
+        for keras_name, (attr, sub_outs, sub_chains, sub_plain) in k.block_tables.items():
+            outputs.update({f"{keras_name}/{n}": f"{attr}.{m}" for n, m in sub_outs.items()})
+            chains.update({f"{keras_name}/{n}": [f"{attr}.{m}" for m in ms] for n, ms in sub_chains.items()})
+            plain.update({f"{keras_name}/{n}": v for n, v in sub_plain.items()})
         return outputs, plain, chains
 
     @staticmethod
@@ -375,6 +381,7 @@ class _Class:
         self.body: list[str] = []
         self.attrs: dict[str, list[str]] = {}  # call name -> its modules, in order
         self.block_outs: dict[str, tuple[Layout, ...]] = {}
+        self.block_tables: dict[str, tuple] = {}  # Keras block name -> (its attribute, its alignment tables)
         self.done: dict[str, object] = {}  # layers already converted (a shared layer is one module)
         self.params: dict[tuple, str] = {}  # (Keras variable, array as used) -> its parameter
 

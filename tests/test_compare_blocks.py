@@ -110,3 +110,18 @@ def test_model_without_blocks_has_no_inner_rows():
     assert [c.name for c in ks.capture(model, [x])] == ["stem", "res", "pool", "head"]
     rows = [c.name for c in ks.capture(model, [x], blocks=["res"])]
     assert rows == ["stem", "res/conv1", "res/conv2", "res/add", "res", "pool", "head"]
+
+
+def test_local_mode_names_the_inner_layer(pair, x):
+    model, module = pair
+    import copy
+
+    broken = copy.deepcopy(module)
+    with torch.no_grad():
+        w = broken.res.conv2.weight
+        w[[0, 1]] = w[[1, 0]].clone()
+    report = compare(model, broken, x, mode="local")
+    assert report.first_local_divergence == "res/conv2", str(report)
+    assert report["res/add"].local_ok and report["stem/act"].local_ok  # each fed Keras' own input
+    assert report["res"].local_ok is None  # the block's node is fed at its inner layers: no local value of its own
+    assert compare(model, module, x, mode="local").ok

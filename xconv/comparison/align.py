@@ -78,6 +78,7 @@ _KIND_OPS = (
     ("Rescaling", ("mul", "add", "sub", "div")),
 )  # fmt: skip
 _IDENTITY = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise", "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Identity")
+_ACTIVATION_LAYERS = ("ReLU", "LeakyReLU", "ELU", "Softmax", "Activation", "PReLU")
 _DROPOUT_MODULES = ("Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout", "Identity")
 
 
@@ -519,7 +520,10 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
                     end, ext = extend(G.call_end(c, want), act)
                     claimed.update(c)
                     claimed.update(ext)
-                    head = _pinned_head(G, tmodule, call.name, c, known_in, weighted, head_of)
+                    if call.type in _ACTIVATION_LAYERS:  # an activation layer of its own starts its own chain
+                        head = head_of(c[0])
+                    else:
+                        head = _pinned_head(G, tmodule, call.name, c, known_in, weighted, head_of)
                     m.feeds = feeds_for(head, c, known_in)
                     m.modules, m.how = [target], "pinned"
                     between = [n for n in G.names if n in G.node and G.is_ancestor(head, n) and G.is_ancestor(n, end)]

@@ -269,6 +269,9 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
             t_local, fed = {}, set()
             if local:
                 feed, fed = _local_feed(matches, by_name, dev, tdtype)
+                # a block with inner rows ends at its last inner layer's node, fed Keras' input there:
+                # the block's row would show that layer's error, so its inner rows alone say where error starts
+                fed -= {c.block for c in k_acts if c.block}
                 t_local = _run_graph(graph, tensors, keep, feed, state)
         else:
             matches = al.align_by_names(kmodel, k_acts, tmodule, pins)

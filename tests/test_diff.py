@@ -51,3 +51,29 @@ def test_identical_and_all_zero_layers_pass():
     z = np.zeros((2, 4, 5, 5), np.float32)
     row = _diff("x", "T", z, z.copy(), 0.0, 1e-4, 1e-6, _Scratch())
     assert row.ok and row.max_abs == 0 and row.max_rel == 0
+
+
+@pytest.mark.parametrize("case", ["max-late", "min-early", "nan", "tie", "batch-odd"])
+def test_the_two_thread_measure_gives_the_one_thread_numbers(case):
+    from xconv.comparison.core import _Scratch, _absmax, _diff, _measure
+
+    rng = np.random.default_rng(3)
+    n = 5 if case == "batch-odd" else 4
+    raw = rng.standard_normal((n, 40, 60, 16)).astype(np.float32)  # channels-last, > 2**20 elements
+    ref = raw.transpose(0, 3, 1, 2)  # the channels-first view compare measures
+    other = np.ascontiguousarray(ref) + rng.standard_normal(ref.shape).astype(np.float32) * 1e-6
+    if case == "max-late":
+        other[n - 1, 7, 30, 2] -= 0.5
+    elif case == "min-early":
+        other[0, 3, 1, 5] += 0.5
+    elif case == "nan":
+        other[n - 1, 0, 0, 1] = np.nan
+    elif case == "tie":
+        other[1, 2, 3, 4] = ref[1, 2, 3, 4] - 0.25
+        other[n - 1, 2, 3, 4] = ref[n - 1, 2, 3, 4] - 0.25
+    got = _measure("l", "Conv2D", ref, other, raw, 1e-4, 1e-6, _Scratch())
+    want = _diff("l", "Conv2D", ref, other, _absmax(raw), 1e-4, 1e-6, _Scratch())
+    assert got.where == want.where and got.ok == want.ok and got.scale == want.scale
+    assert (np.isnan(got.max_abs) and np.isnan(want.max_abs)) or got.max_abs == want.max_abs
+    if case == "max-late":
+        assert got.where == (n - 1, 7, 30, 2)

@@ -163,6 +163,57 @@ def _diff(name, kind, ref: np.ndarray, other: np.ndarray, scale: float, rtol: fl
     return LayerDiff(name, kind, tuple(ref.shape), max_abs, max_rel, where, atol, rtol, ok, scale=scale)
 
 
+_PARALLEL_MIN = 2**20  # elements: below this a second thread costs more than it saves
+_POOL = None
+
+
+def _halves(n: int):
+    return (slice(0, n // 2), slice(n // 2, n))
+
+
+def _measure(name, kind, ref: np.ndarray, other: np.ndarray, scale_of: np.ndarray, rtol: float, atol: float, scratch: _Scratch) -> LayerDiff:
+    """:func:`_diff` with ``scale = max |scale_of|``, the two halves of the batch on two threads
+    (NumPy releases the GIL in its loops): the same numbers, in about half the time on two cores."""
+    if ref.shape != other.shape or ref.ndim == 0 or ref.shape[0] < 2 or ref.size < _PARALLEL_MIN or scale_of.shape[0] != ref.shape[0]:
+        return _diff(name, kind, ref, other, _absmax(scale_of), rtol, atol, scratch)
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xconv-measure")
+    dtype = np.promote_types(ref.dtype, other.dtype)
+    if dtype.kind != "f":
+        dtype = np.dtype(np.float64)
+    buf = scratch.like(tuple(ref.shape), dtype)
+
+    def half(part):
+        sc = scale_of[part]
+        _sub_into(ref[part], other[part], buf[part])
+        d = buf[part]
+        return float(sc.max()), float(sc.min()), float(d.max()), float(d.min())
+
+    first, second = _halves(ref.shape[0])
+    later = _POOL.submit(half, second)
+    parts = [half(first), later.result()]
+    shi, slo = max(p[0] for p in parts), min(p[1] for p in parts)
+    scale = max(-slo, shi) if not (math.isnan(slo) or math.isnan(shi)) else float("nan")
+    hi, lo = max(p[2] for p in parts), min(p[3] for p in parts)
+    flat = buf.reshape(-1)
+    if any(math.isnan(v) for p in parts for v in p[2:]):
+        max_abs, index = float("nan"), int(np.isnan(flat).argmax())
+    else:
+        use_hi = hi >= -lo
+        max_abs = hi if use_hi else -lo
+        k = next(i for i, p in enumerate(parts) if (p[2] == hi if use_hi else p[3] == lo))  # the first half that holds it
+        part = (first, second)[k]
+        chunk = buf[part].reshape(-1)
+        index = int(chunk.argmax() if use_hi else chunk.argmin()) + part.start * int(np.prod(ref.shape[1:], dtype=np.int64))
+    max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
+    ok = bool(max_abs <= atol + rtol * scale)
+    where = tuple(int(i) for i in np.unravel_index(index, ref.shape))
+    return LayerDiff(name, kind, tuple(ref.shape), max_abs, max_rel, where, atol, rtol, ok, scale=scale)
+
+
 @dataclass
 class Aligned:
     """One Keras layer and its PyTorch counterpart's activation, both channels-first."""
@@ -423,8 +474,8 @@ def compare(
 
     def measure(al, torch_value):
         ref, other = (al.keras, torch_value) if cap.a == "keras" else (torch_value, al.keras)
-        scale = _absmax(al.keras_raw if cap.a == "keras" else torch_value)  # the contiguous copy of ref
-        return _diff(al.name, al.type, ref, other, scale, rtol, atol, scratch)
+        scale_of = al.keras_raw if cap.a == "keras" else torch_value  # the contiguous copy of ref
+        return _measure(al.name, al.type, ref, other, scale_of, rtol, atol, scratch)
 
     report = Report(a=cap.a, b=cap.b, device=cap.device, dtype=cap.dtype, tf32=cap.tf32, capture=cap.capture, notes=list(cap.notes or []))
     kmodel = a if cap.a == "keras" else b

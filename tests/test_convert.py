@@ -337,3 +337,22 @@ def test_weights_h5_against_a_torch_file_lines_up_by_the_weight_maps(tmp_path, c
     # without the architecture the names cannot line up: one message saying what to give
     assert main(["diff", str(tmp_path / "m.weights.h5"), str(tmp_path / "m.pt")]) == 2
     assert "--arch" in capsys.readouterr().err
+
+
+@needs_keras
+def test_diff_takes_a_zoo_model_as_a_side(tmp_path, capsys):
+    """`xconv diff zoo:NAME file`: the zoo model is built as convert builds it, so its own conversion is equal."""
+    out = tmp_path / "two_conv.safetensors"
+    assert main(["convert", "zoo:two_conv", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["diff", "zoo:two_conv", str(out)]) == 0
+    assert "4 of 4 tensors equal" in capsys.readouterr().out
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(out))
+    name = next(k for k in tensors if k.endswith("weight"))
+    tensors[name] = tensors[name].copy()
+    tensors[name].reshape(-1)[0] += 1.0  # a planted difference is still seen
+    save_file(tensors, str(tmp_path / "bad.safetensors"))
+    assert main(["diff", "zoo:two_conv", str(tmp_path / "bad.safetensors")]) == 1
+    assert main(["diff", "zoo:nope", str(out)]) == 2

@@ -49,6 +49,11 @@ class TensorFile:
 def read_tensors(path) -> TensorFile:
     """Every weight tensor of a file, by name, with the layout its axes follow."""
     path = os.fspath(path)
+    if path.startswith("zoo:"):  # a reference model, built as `convert zoo:NAME` builds it
+        from .. import zoo
+
+        model = zoo.build(path[4:], "keras", seed=0, random_biases=True)
+        return TensorFile(path, "keras", "keras", keras_model_tensors(model), model)
     fmt = detect_format(path)
     if fmt in ("keras", "h5"):
         config = _config_of(path, fmt)

@@ -268,17 +268,17 @@ class _Job:
 
 
 def _zoo_to_keras(j: _Job) -> Manifest:
-    from . import zoo
+    from .files import zoo_keras_model
 
-    keras_model = zoo.build(j.src[4:], "keras", seed=0, random_biases=True)  # seeded weights, random biases
+    keras_model = zoo_keras_model(j.src)
     j.out.fill(j.dst, lambda tmp: save_keras(keras_model, tmp, j.d_fmt))
     return _keras_copy_manifest(keras_model)
 
 
 def _zoo_to_torch(j: _Job) -> Manifest:
-    from . import zoo
+    from .files import zoo_keras_model
 
-    keras_model = zoo.build(j.src[4:], "keras", seed=0, random_biases=True)
+    keras_model = zoo_keras_model(j.src)
     result, state = _keras_to_torch_state(keras_model, j.source, j.out)
     j.out.fill(j.dst, lambda tmp: write_tensor_file(tmp, j.d_fmt, state, "torch"))
     return result

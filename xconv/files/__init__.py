@@ -46,13 +46,18 @@ class TensorFile:
     model: object = None  # the Keras model, when the file held one
 
 
+def zoo_keras_model(src: str):
+    """The Keras model that ``zoo:NAME`` stands for in file commands (convert, diff): seeded weights, random biases."""
+    from .. import zoo
+
+    return zoo.build(src[4:], "keras", seed=0, random_biases=True)
+
+
 def read_tensors(path) -> TensorFile:
     """Every weight tensor of a file, by name, with the layout its axes follow."""
     path = os.fspath(path)
-    if path.startswith("zoo:"):  # a reference model, built as `convert zoo:NAME` builds it
-        from .. import zoo
-
-        model = zoo.build(path[4:], "keras", seed=0, random_biases=True)
+    if path.startswith("zoo:"):
+        model = zoo_keras_model(path)
         return TensorFile(path, "keras", "keras", keras_model_tensors(model), model)
     fmt = detect_format(path)
     if fmt in ("keras", "h5"):

@@ -171,17 +171,8 @@ def _rows_per_slab(row_bytes: int) -> int:
     return max(1, SLAB // max(1, row_bytes))
 
 
-def _move_simple(pool: _Pool, src: _Input, fd: int, lo: int, hi: int, base: int, raw: np.dtype, kab) -> None:
-    """A copy, or a move that is one 2D transpose (one of k, a, b is 1)."""
-    data = src.bytes(lo, hi)
-    if kab is None:  # copied as it is, in slabs shared by the two threads
-        tasks = (lambda slab, o=o: _pwrite_all(fd, data[o : o + SLAB], base + o) for o in range(0, hi - lo, SLAB))
-        pool.run(tasks)
-        return
-    k, a, b = kab
-    x = data.view(raw)
-    # (k, a, b) -> (b, a, k) with one axis of length 1 is out = m.T
-    m = x.reshape(k * a, b) if k == 1 or a == 1 else x.reshape(k, a)
+def _write_transposed(pool: _Pool, fd: int, m: np.ndarray, base: int, raw: np.dtype) -> None:
+    """Write ``m.T`` (``m`` is ``(rows, cols)``) at ``base``, a slab of output rows per task."""
     rows, cols = m.shape
     item = raw.itemsize
     step = _rows_per_slab(rows * item)
@@ -196,6 +187,20 @@ def _move_simple(pool: _Pool, src: _Input, fd: int, lo: int, hi: int, base: int,
         _pwrite_all(fd, piece, base + o * rows * item)
 
     pool.run(lambda slab, o=o: task(slab, o) for o in range(0, cols, step))
+
+
+def _move_simple(pool: _Pool, src: _Input, fd: int, lo: int, hi: int, base: int, raw: np.dtype, kab) -> None:
+    """A copy, or a move that is one 2D transpose (one of k, a, b is 1)."""
+    data = src.bytes(lo, hi)
+    if kab is None:  # copied as it is, in slabs shared by the two threads
+        tasks = (lambda slab, o=o: _pwrite_all(fd, data[o : o + SLAB], base + o) for o in range(0, hi - lo, SLAB))
+        pool.run(tasks)
+        return
+    k, a, b = kab
+    x = data.view(raw)
+    # (k, a, b) -> (b, a, k) with one axis of length 1 is out = m.T
+    m = x.reshape(k * a, b) if k == 1 or a == 1 else x.reshape(k, a)
+    _write_transposed(pool, fd, m, base, raw)
 
 
 def _move_general(pool: _Pool, src: _Input, fd: int, lo: int, hi: int, base: int, raw: np.dtype, kab, scratch: np.ndarray) -> None:
@@ -229,17 +234,4 @@ def _move_general(pool: _Pool, src: _Input, fd: int, lo: int, hi: int, base: int
 
         pool.run(lambda slab, k0=k0: first_group(slab, k0) for k0 in range(0, k, group))
     # pass two: (k, b * a) -> (b * a, k), a slab of output rows at a time
-    m = scr.reshape(k, b * a)
-    n = b * a
-    step = _rows_per_slab(k * item)
-
-    def second(slab, o):
-        c = min(step, n - o)
-        if c * k * item > SLAB:
-            piece = np.ascontiguousarray(m[:, o : o + c].T)
-        else:
-            piece = slab[: c * k * item].view(raw).reshape(c, k)
-            layouts._transpose_into(piece, m[:, o : o + c], parallel=False)
-        _pwrite_all(fd, piece, base + o * k * item)
-
-    pool.run(lambda slab, o=o: second(slab, o) for o in range(0, n, step))
+    _write_transposed(pool, fd, scr.reshape(k, b * a), base, raw)

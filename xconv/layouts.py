@@ -19,12 +19,32 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
+from enum import Enum
 
 import numpy as np
 
 from .errors import LayoutError
 
+
+class LayoutKind(str, Enum):
+    """How a torch tensor is laid out against its Keras twin; a ``str`` enum, so ``"cf" == CF`` holds.
+
+    Used by the translation (the tensors of a translated module), by compare's alignment (how a
+    captured torch value is read against the Keras layer) and by lint.
+    """
+
+    CF = "cf"  # rank >= 3: (N, C, *spatial), the Keras tensor was (N, *spatial, C)
+    PLAIN = "plain"  # rank <= 2, or any tensor whose axes mean the same in both frameworks
+    CL = "cl"  # rank >= 3 in Keras' own axis order (operations on KerasTensors, channels_first layers)
+    FLAT = "flat"  # a torch-order flatten of channels-last maps (the Dense after it takes permuted rows)
+
+    @classmethod
+    def for_rank(cls, rank: int) -> "LayoutKind":
+        """CF for feature maps (rank >= 3), PLAIN below."""
+        return cls.CF if rank >= 3 else cls.PLAIN
+
 __all__ = [
+    "LayoutKind",
     "kernel_permutation",
     "conv_kernel_to_torch",
     "conv_kernel_to_keras",

@@ -7,13 +7,7 @@ from enum import Enum
 
 import numpy as np
 
-class LayoutKind(str, Enum):
-    """How a tensor of the translated module is laid out; a ``str`` enum, so ``"cf" == CF`` holds."""
-
-    CF = "cf"  # rank >= 3: (N, C, *spatial), the Keras tensor was (N, *spatial, C)
-    PLAIN = "plain"  # rank <= 2, or any tensor whose axes mean the same in both frameworks
-    CL = "cl"  # rank >= 3 in Keras' own axis order (operations on KerasTensors, channels_first layers)
-    FLAT = "flat"  # a torch-order flatten of channels-last maps (the Dense after it takes permuted rows)
+from ..layouts import LayoutKind
 
 
 class InputAs(str, Enum):

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 
+from ._quiet import set_tf_log_default, tf_startup_quiet
 from .errors import MissingDependencyError
+
+# importing these imports TensorFlow (Keras on its default backend)
+_LOADS_TF = {"keras", "tensorflow", "tf2onnx"}
 
 # module -> the extra that installs it
 _EXTRAS = {
@@ -22,8 +27,16 @@ _EXTRAS = {
 
 
 def require(module: str, purpose: str = "") -> ModuleType:
-    """Import ``module`` or raise :class:`MissingDependencyError` with the pip command that fixes it."""
+    """Import ``module`` or raise :class:`MissingDependencyError` with the pip command that fixes it.
+
+    TensorFlow's first import (through Keras too) runs with ``TF_CPP_MIN_LOG_LEVEL=2`` unless the
+    user set a level, and without the start-up lines that level hides (see :mod:`xconv._quiet`).
+    """
     try:
+        if module.split(".")[0] in _LOADS_TF and "tensorflow" not in sys.modules:
+            set_tf_log_default()
+            with tf_startup_quiet():
+                return importlib.import_module(module)
         return importlib.import_module(module)
     except ImportError as exc:
         extra = _EXTRAS.get(module.split(".")[0], "all")

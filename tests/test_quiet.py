@@ -1,0 +1,70 @@
+"""TensorFlow's start-up log lines are hidden where xconv imports TensorFlow, unless the user asks."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from conftest import needs_keras
+from xconv import _quiet
+
+# what TensorFlow 2.21 prints while it loads: absl's banner, then records like
+# "I0000 00:00:1796190675.887351    6315 port.cc:153] oneDNN custom operations are on. ..."
+ABSL_LINE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\)|[IW]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\])", re.M)
+RECORD = b"I0000 00:00:1796190675.887351    6315 port.cc:153] oneDNN custom operations are on.\n"
+
+
+def _env(**override):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return {**env, **override}
+
+
+@needs_keras
+@pytest.mark.slow
+def test_cli_hides_tensorflow_start_up_lines_and_follows_the_users_level(tmp_path):
+    """`xconv convert zoo:...` imports TensorFlow in a fresh process: with no level set, stderr holds
+    none of TensorFlow's start-up lines; with the user's TF_CPP_MIN_LOG_LEVEL=0 they are there."""
+    command = [sys.executable, "-m", "xconv.cli.main", "convert", "zoo:single_conv"]
+    shown = subprocess.run([*command, str(tmp_path / "a.pt")], capture_output=True, text=True, env=_env(TF_CPP_MIN_LOG_LEVEL="0"))
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    if not ABSL_LINE.search(shown.stderr):
+        pytest.skip("this TensorFlow prints no start-up lines here, so there is nothing to hide")
+    hidden = subprocess.run([*command, str(tmp_path / "b.pt")], capture_output=True, text=True, env=_env())
+    assert hidden.returncode == 0, hidden.stderr[-2000:]
+    assert "wrote" in hidden.stdout
+    assert not ABSL_LINE.search(hidden.stderr), hidden.stderr
+
+
+def test_the_users_level_is_kept(monkeypatch):
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    _quiet.set_tf_log_default()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    _quiet.set_tf_log_default()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "2"
+
+
+@pytest.mark.parametrize("level, kept", [("0", True), ("1", False), ("2", False), (None, True)])
+def test_start_up_filter_on_file_descriptor_2(monkeypatch, capfd, level, kept):
+    """What C code writes to fd 2 inside tf_startup_quiet comes back, less the records the level
+    hides; the user's 0 (and no level: TensorFlow's own default is 0) keeps them."""
+    if level is None:
+        monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    else:
+        monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", level)
+    with _quiet.tf_startup_quiet():
+        os.write(2, b"before\n" + RECORD + b"E0000 00:00:1796190675.9    6315 x.cc:1] an error\nafter\n")
+    err = capfd.readouterr().err
+    assert err.startswith("before\n") and err.endswith("E0000 00:00:1796190675.9    6315 x.cc:1] an error\nafter\n")
+    assert ("port.cc:153" in err) is kept
+
+
+def test_start_up_filter_gives_back_fd_2_on_error(monkeypatch, capfd):
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    with pytest.raises(ImportError), _quiet.tf_startup_quiet():
+        os.write(2, b"said before the error\n" + RECORD)
+        raise ImportError("no tensorflow")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "said before the error\nafter\n"

@@ -18,12 +18,18 @@ from .layouts import describe_kernel_axes
 from .errors import LayoutError, UnsupportedLayerError
 from .weights import LayerContext, family_for_keras, family_for_torch
 
-__all__ = ["TensorInfo", "describe", "format_table", "to_json"]
+__all__ = ["TensorInfo", "describe", "describe_file", "format_table", "to_json"]
 
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """One weight of one layer in both layouts: names, shapes, parameter count, axis meanings."""
+    """One weight of one layer in both layouts: names, shapes, parameter count, axis meanings.
+
+    ``keras_*`` and ``torch_*`` are the two sides: the layer or module type, the tensor's short
+    name (``kernel`` / ``weight``), its shape, and what each axis means in words (``"3x3 window
+    x 4 input channels x 6 filters"``). ``params`` counts the tensor's elements once. A side
+    xconv cannot convert reads ``(not converted)`` with the reason.
+    """
 
     layer: str
     keras_type: str
@@ -77,7 +83,7 @@ def _spatial_rank(layer) -> int | None:
 
 
 def describe(model) -> list[TensorInfo]:
-    """One :class:`TensorInfo` per weight tensor of a Keras model or a PyTorch module.
+    """One :class:`TensorInfo` per weight tensor of a Keras model or a PyTorch module, in layer order.
 
     A layer no weight family knows is still listed, tensor by tensor, on its own side; its
     other side reads ``(not converted)`` with the reason.
@@ -144,7 +150,13 @@ def _unconverted(layer, type_name, arrays, side, exc) -> list[TensorInfo]:
 
 
 def describe_file(path) -> list[TensorInfo]:
-    """Rows for every tensor of a weight file; a Keras model file is described exactly."""
+    """One :class:`TensorInfo` per tensor of a weight file (``.pt``, ``.safetensors``, ``.weights.h5``,
+    ``.onnx`` ...; see :func:`xconv.files.read_tensors`).
+
+    A Keras model file is described exactly, as :func:`describe` does; a file of bare tensors
+    has no layer types, so each tensor's other layout follows its rank (conv if rank >= 3,
+    dense if 2, else as it is). Reading needs no framework for ``.safetensors``.
+    """
     from . import layouts
     from .files import read_tensors
     from .files.by_rank import kind_by_rank

@@ -19,7 +19,12 @@ __all__ = ["export"]
 def export(model, path, *, opset: int | None = None, input_shape=None, force: bool = True) -> str:
     """Export a Keras model (tf2onnx) or a PyTorch module (torch.onnx; give ``input_shape``,
     channels-first without the batch) to ``path``; the batch axis stays dynamic and the file
-    passes ``onnx.checker``. Needs ``pip install "xconv[onnx]"``."""
+    passes ``onnx.checker``. Needs ``pip install "xconv[onnx]"``.
+
+    ``opset``: the ONNX opset (default: the exporter's). The file is written atomically, and
+    only once it passes the check; ``force=False`` refuses to replace an existing file.
+    Returns the path written.
+    """
     from .frameworks import onnx_side
 
     path = os.fspath(path)

@@ -25,7 +25,12 @@ __all__ = ["transfer_weights", "Manifest", "TransferEntry"]
 
 @dataclass(frozen=True)
 class TransferEntry:
-    """One tensor moved: source and target names and shapes, and the layout transform applied."""
+    """One tensor moved: source and target names and shapes, and the layout transform applied.
+
+    Names are ``layer.weight`` paths on each side (``conv1.kernel`` -> ``conv1.weight``);
+    ``transform`` says how the array was moved (``copy``, ``permute (3, 2, 0, 1)``, ``transpose``,
+    ``transpose + flatten order`` ...).
+    """
 
     source: str
     target: str
@@ -36,7 +41,12 @@ class TransferEntry:
 
 @dataclass
 class Manifest:
-    """What was copied where, and how: one entry per tensor."""
+    """What was copied where, and how: one :class:`TransferEntry` per tensor.
+
+    ``direction`` is ``"keras->torch"`` or ``"torch->keras"``; ``matched_by`` how the layers were
+    paired (``"name"``, ``"order"``, ``"name and order"``, ``"type and shape"``, ``"manifest"`` ...).
+    Saved with :meth:`to_json`, it re-applies the same pairing (``transfer_weights(manifest=)``).
+    """
 
     direction: str
     matched_by: str
@@ -183,7 +193,10 @@ def transfer_weights(src, dst, *, manifest: Manifest | str | None = None) -> Man
     when it lines up one to one, else by type and converted shape, and a layer that could go
     to several modules is an error listing them. ``manifest`` (a :class:`Manifest` or its JSON)
     re-applies an earlier pairing instead. Every pairing and shape is checked before anything
-    is written, so a mismatch leaves ``dst`` untouched; the error names the layer.
+    is written, so a mismatch leaves ``dst`` untouched; the error
+    (:class:`~xconv.errors.MismatchedModelsError`) names the layer.
+
+    Returns the :class:`Manifest`: every tensor copied, where, and with which transform.
     """
     from .frameworks import keras_side as ks
     from .frameworks import torch_side as ts

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def add_arguments(p) -> None:
+    """Declare the arguments of ``xconv activations`` on the subparser ``p``."""
     p.add_argument("source", help="zoo:NAME or a .keras/.h5 model")
     p.add_argument("--layer", action="append", dest="layers", help="a layer to draw (repeat; default: every conv layer)")
     p.add_argument("--input", help="a .npy array (channels-last) or a .png/.jpg image; default: the zoo's sample input")
@@ -14,6 +15,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    """``xconv activations`` with the parsed ``args``: draw the feature maps; 0 when written, 2 on bad input."""
     from .. import zoo
     from ..errors import BadInputError
     from ..viz import check_picture_path, plot_feature_maps

@@ -12,6 +12,7 @@ import sys
 
 
 def add_arguments(p) -> None:
+    """Declare the arguments of ``xconv compare`` on the subparser ``p``."""
     from .demo_cmd import add_common
 
     p.add_argument("a", metavar="A", help="the reference: zoo:NAME, model.keras/.h5, model.onnx, file.py:Class or package.module:Class")
@@ -23,6 +24,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    """``xconv compare`` with the parsed ``args``: compare A and B layer by layer; 0 match, 1 mismatch, 2 bad input."""
     from ..errors import BadInputError
     from .demo_cmd import run_pipeline
 
@@ -34,6 +36,8 @@ def run(args) -> int:
 
 
 def run_files(args) -> int:
+    """``xconv compare A B`` on a user's models (files or classes, not zoo:NAME): load both, read
+    or make the input, compare, print (and draw) the report; 0 match, 1 mismatch."""
     import numpy as np
 
     from .. import zoo

@@ -20,6 +20,7 @@ _CHUNK = 1 << 20  # elements compared at a time: memory stays bounded on large t
 
 
 def add_arguments(p) -> None:
+    """Declare the arguments of ``xconv diff`` on the subparser ``p``."""
     p.add_argument("a", help="first file (any format xconv reads, or zoo:NAME)")
     p.add_argument("b", help="second file")
     p.add_argument("--atol", type=float, default=0.0, help="absolute tolerance (default 0: bit-exact)")
@@ -218,6 +219,10 @@ def _max_abs(fx, fy, kind) -> float:
 
 
 def compare_files(a, b, atol: float = 0.0, rtol: float = 0.0, ignore_zero_sign: bool = False, arch: str | None = None) -> list[dict]:
+    """The tensors of weight files (or ``zoo:NAME``) ``a`` and ``b`` lined up, in torch's layout,
+    and compared: one row per tensor (``tensor``, ``status``, ``ok`` ...), a tensor on one side
+    only a failing row. ``atol``/``rtol`` 0 mean bit-exact; ``arch`` (``zoo:NAME`` or a Keras
+    model file) lines a ``.weights.h5`` up through the translation ``convert`` uses."""
     from ..errors import BadInputError
     from ..files import read_tensors
 
@@ -254,6 +259,7 @@ def compare_files(a, b, atol: float = 0.0, rtol: float = 0.0, ignore_zero_sign: 
 
 
 def run(args) -> int:
+    """``xconv diff`` with the parsed ``args``: compare the two files' tensors; 0 all equal, 1 a difference, 2 bad input."""
     import json
 
     rows = compare_files(args.a, args.b, args.atol, args.rtol, args.ignore_zero_sign, arch=args.arch)

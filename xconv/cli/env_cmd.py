@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def add_arguments(p) -> None:
+    """Declare the arguments of ``xconv env`` on the subparser ``p``."""
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
@@ -35,6 +36,9 @@ def _installed(dists: tuple[str, ...]) -> str:
 
 
 def versions(cuda: bool = True) -> dict[str, str]:
+    """Name -> version of Python, the platform, xconv, NumPy and every framework xconv uses,
+    read from the installed packages' metadata (``"not installed"`` where absent); with ``cuda``,
+    torch's CUDA version and the GPUs it sees (torch is the one framework imported)."""
     import platform
 
     import numpy
@@ -56,6 +60,7 @@ def versions(cuda: bool = True) -> dict[str, str]:
 
 
 def run(args) -> int:
+    """``xconv env`` with the parsed ``args``: print the versions; always 0."""
     import json
 
     info = versions()

@@ -9,6 +9,7 @@ MAX_TILE_ROWS = 20  # xconv.viz.MAX_TILE_ROWS (not imported here: matplotlib wai
 
 
 def add_arguments(p) -> None:
+    """Declare the arguments of ``xconv filters`` on the subparser ``p``."""
     p.add_argument("source", help="zoo:NAME, a .keras/.h5 model, a .pt/.pth/.safetensors state_dict, or a .npy kernel")
     p.add_argument("--layer", help="the conv layer (for a state_dict: the module name, e.g. conv1)")
     p.add_argument("-o", "--output", required=True, help="picture to write: .png, .svg, .pdf or .jpg")
@@ -27,6 +28,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    """``xconv filters`` with the parsed ``args``: draw the kernels (or their change); 0 when written, 2 on bad input."""
     from ..viz import check_limits, check_picture_path, plot_filters, plot_weights_change
     from ._sources import kernel_source
 

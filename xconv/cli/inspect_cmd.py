@@ -6,6 +6,7 @@ import os
 
 
 def add_arguments(p) -> None:
+    """Declare the arguments of ``xconv inspect`` on the subparser ``p``."""
     p.add_argument("source", help="zoo:NAME (a reference model) or a file: .keras .h5 .weights.h5 .pt .pth .safetensors .onnx")
     p.add_argument("--layer", action="append", dest="layers", metavar="NAME", help="only this layer (repeat for more); for a tensor file, NAME or NAME.weight ...")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -47,6 +48,7 @@ def select_layers(rows, names: list[str], source: str):
 
 
 def run(args) -> int:
+    """``xconv inspect`` with the parsed ``args``: print every weight in both layouts; 0, or 2 on bad input."""
     from ..describe import describe, describe_file, format_table, to_json
 
     if args.source.startswith("zoo:"):

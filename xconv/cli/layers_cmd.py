@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def add_arguments(p) -> None:
+    """Declare the arguments of ``xconv layers`` on the subparser ``p``."""
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--markdown", action="store_true", help="print the docs' support table (docs/layers.md)")
     p.add_argument("--torch", action="store_true", help="with --json: the PyTorch ops torch_to_keras converts")
@@ -41,6 +42,7 @@ def torch_table() -> list[dict]:
 
 
 def markdown() -> str:
+    """docs/layers.md: the support table of both directions, generated from the converter registries."""
     rows = table()
     out = [
         "# Supported Keras layers",
@@ -78,6 +80,7 @@ def markdown() -> str:
 
 
 def run(args) -> int:
+    """``xconv layers`` with the parsed ``args``: print the supported layers; always 0."""
     import json
 
     if args.markdown:

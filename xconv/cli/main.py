@@ -31,6 +31,8 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``xconv`` parser: ``--version`` and one subcommand per entry of ``COMMANDS``, each
+    declaring its own arguments (no framework is imported to declare them)."""
     parser = argparse.ArgumentParser(
         prog="xconv",
         description="Move conv networks between Keras and PyTorch and prove, layer by layer, that they match.",
@@ -49,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``xconv`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
+
+    0 ok, 1 a mismatch was found, 2 bad input or usage: an :class:`~xconv.errors.XconvError` is
+    printed as one line on stderr, in its command-line wording, without a traceback.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TF's start-up chatter hides our output
     parser = build_parser()
     args = parser.parse_args(argv)

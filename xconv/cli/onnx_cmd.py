@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def add_arguments(p) -> None:
+    """Declare the arguments of ``xconv onnx`` on the subparser ``p``."""
     p.add_argument("source", help="zoo:NAME (its Keras model, or its PyTorch twin with --torch) or a .keras/.h5 model")
     p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
     p.add_argument("--torch", action="store_true", help="for zoo:NAME, export the PyTorch twin instead of the Keras model")
@@ -12,6 +13,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    """``xconv onnx`` with the parsed ``args``: export and check the file; 0 when written, 2 on bad input."""
     from .. import zoo
     from ..errors import BadInputError
     from ..onnx import export

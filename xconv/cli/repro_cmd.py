@@ -4,11 +4,13 @@ from __future__ import annotations
 
 
 def add_arguments(p) -> None:
+    """Declare the arguments of ``xconv repro`` on the subparser ``p``."""
     p.add_argument("file", help="a repro file written by report.repro(path)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
 def run(args) -> int:
+    """``xconv repro`` with the parsed ``args``: re-run the saved layer in both frameworks; 0 when the recorded torch modules match Keras, 1 when they differ, 2 bad input."""
     import json
 
     from ..repro import rerun

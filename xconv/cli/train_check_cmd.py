@@ -10,6 +10,7 @@ from __future__ import annotations
 
 
 def add_arguments(p) -> None:
+    """Declare the arguments of ``xconv train-check`` on the subparser ``p``."""
     p.add_argument("keras", help="the Keras model: zoo:NAME or a .keras/.h5 file")
     p.add_argument("torch", help="the PyTorch port: zoo:NAME (its twin) or package.module:Class")
     p.add_argument("--loss", required=True, help="e.g. mse, categorical_crossentropy:from_logits=true,label_smoothing=0.1, huber:delta=0.5")
@@ -64,6 +65,7 @@ def _targets(model, loss: str, batch: int, rng):
 
 
 def run(args) -> int:
+    """``xconv train-check`` with the parsed ``args``: train both and compare every step; 0 agree, 1 a divergence, 2 bad input."""
     import json
 
     import numpy as np

@@ -238,7 +238,11 @@ def assert_snapshot(model, inputs, path, *, rtol=None, atol=None, record: bool =
     """Check ``model`` against the snapshot; under ``--xconv-update-snapshots`` re-record it.
 
     ``record=False`` marks a model that must never write the snapshot (a port checked against
-    a reference recorded elsewhere): under the flag it is still checked.
+    a reference recorded elsewhere): under the flag it is still checked. ``rtol``/``atol``
+    override the snapshot's tolerance; ``record_kw`` go to :func:`record_snapshot`.
+
+    Returns the :class:`~xconv.comparison.Report` (the snapshot's info when it re-recorded);
+    a layer that differs raises ``AssertionError`` with the per-layer table.
     """
     __tracebackhide__ = True  # pytest: show the table, not this frame
     if _UPDATE["on"] and record:

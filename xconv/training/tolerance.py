@@ -58,6 +58,8 @@ SQUARED = {"exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum"}
 
 
 def family(quantity: str) -> str:
+    """The tolerance family of a compared ``quantity``: itself for the ones of ``QUANTITIES``
+    (loss, gradient, weight ...), else ``state_sq`` for squared optimizer slots, ``state`` for the others."""
     if quantity in QUANTITIES:
         return quantity
     return "state_sq" if quantity in SQUARED else "state"

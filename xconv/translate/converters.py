@@ -16,7 +16,12 @@ from .spec import KLayer, Piece
 
 @dataclass(frozen=True)
 class Converter:
-    """A registered Keras -> torch converter: the Keras type, its family, the function and how it treats layouts."""
+    """A registered Keras -> torch converter: the Keras type, its family, the function and how it treats layouts.
+
+    ``fn(layer)`` takes the layer call as a :class:`~xconv.translate.spec.KLayer` and returns a
+    :class:`~xconv.translate.spec.Piece` (the torch modules as source, their weights, the output's
+    layout). The three flags say which input layouts it accepts (see the comments on each).
+    """
 
     keras_type: str
     family: str
@@ -35,8 +40,13 @@ _CONVERTERS: dict[str, Converter] = {}
 
 
 def converter(*keras_types: str, family: str, elementwise: bool = False, layout_free: bool = False, keeps_order: bool | None = None):
-    """Register ``fn`` for ``keras_types``; a type registered twice is an error. ``keeps_order``
-    defaults to ``elementwise`` (an element-wise layer computes in any axis order)."""
+    """A decorator: register the decorated ``fn(layer) -> Piece`` for each of ``keras_types``.
+
+    ``family`` is the name ``xconv layers`` lists it under; the flags are :class:`Converter`'s.
+    A type registered twice raises ``ValueError``. ``keeps_order`` defaults to ``elementwise``
+    (an element-wise layer computes in any axis order). Returns the decorator, which returns
+    ``fn`` unchanged.
+    """
     keeps = elementwise if keeps_order is None else keeps_order
 
     def deco(fn):
@@ -67,6 +77,7 @@ def add(keras_type: str, fn: Callable[[KLayer], Piece], family: str, *, replace:
 
 
 def remove(keras_type: str) -> None:
+    """Drop the converter of ``keras_type`` (a plug-in's, at unregistration); an unknown type is ignored."""
     _CONVERTERS.pop(keras_type, None)
 
 
@@ -75,16 +86,20 @@ def _load() -> None:
 
 
 def supported() -> dict[str, Converter]:
+    """Every registered converter (built-in families loaded first), by Keras type, sorted."""
     _load()
     return dict(sorted(_CONVERTERS.items()))
 
 
 def has(key: str) -> bool:
+    """Whether ``key`` (a Keras layer type, or ``ops.<Class>`` for an operation) has a converter."""
     _load()
     return key in _CONVERTERS
 
 
 def get(keras_type: str, layer_name: str) -> Converter:
+    """The converter of ``keras_type``; for a type without one, :class:`UnsupportedLayerError`
+    naming ``layer_name`` (the layer or node), the supported types and how to add one."""
     _load()
     try:
         return _CONVERTERS[keras_type]

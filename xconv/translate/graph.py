@@ -27,6 +27,9 @@ class Ref:
 
 @dataclass
 class Call:
+    """One call of a Keras layer or operation in the graph: what it reads and writes (tensor ids),
+    its shapes and dtypes, its arguments, and, for a traced custom layer, its inner graph."""
+
     layer: object  # the Keras layer or operation
     name: str  # unique Python identifier for its module (or its result, for an operation)
     inputs: list[int]  # tensor ids
@@ -45,6 +48,9 @@ class Call:
 
 @dataclass
 class Graph:
+    """What :func:`walk` (or :func:`trace_block`) reads: the inputs, the calls in topological
+    order, the output tensor ids, and where each layer's output is (for alignment)."""
+
     inputs: list[tuple[int, str, tuple]]  # (tensor id, argument name, Keras shape)
     calls: list[Call]
     outputs: list[int]
@@ -82,6 +88,7 @@ def is_layer(op) -> bool:
 
 
 def registry_key(op) -> str:
+    """The converter registry's key for ``op``: a layer's class name, ``ops.<Class>`` for an operation."""
     return type(op).__name__ if is_layer(op) else f"ops.{type(op).__name__}"
 
 
@@ -126,9 +133,14 @@ def _subclassed_specs(model):
 
 
 def walk(model, *, expand=None) -> Graph:
-    """The model's graph. ``expand(layer) -> bool`` says which layers to trace into a block
-    (custom layers with no converter); a traced layer's :attr:`Call.block` holds its graph.
-    A subclassed model (built by one call) is traced as a whole."""
+    """The :class:`Graph` of a Keras Sequential or functional ``model``: every layer call and
+    operation in topological order, nested models inlined, a shared layer under one name.
+
+    ``expand(layer) -> bool`` says which layers to trace into a block (default: custom layers
+    with no converter); a traced layer's :attr:`Call.block` holds its graph. A subclassed model
+    (built by one call) is traced as a whole. A model whose graph cannot be read raises
+    :class:`~xconv.errors.BadInputError` saying how to build it.
+    """
     taken: set[str] = set()
     if not _is_model(model) and hasattr(model, "call") and is_layer(model):
         return trace_block(model, input_specs=_subclassed_specs(model))

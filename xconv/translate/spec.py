@@ -23,11 +23,15 @@ KERAS = InputAs.KERAS
 
 @dataclass(frozen=True)
 class Layout:
+    """How one tensor of the translated module is laid out against its Keras twin: a
+    :class:`~xconv.layouts.LayoutKind`, and for ``FLAT`` the channels-last shape that was flattened."""
+
     kind: LayoutKind  # CF, CL, PLAIN or FLAT
     flatten_of: tuple[int, ...] | None = None  # for FLAT: the channels-last shape flattened
 
     @staticmethod
     def for_rank(rank: int) -> "Layout":
+        """``CF`` for a tensor of ``rank`` >= 3 (feature maps), ``PLAIN`` below."""
         return Layout(CF if rank >= 3 else PLAIN)
 
 

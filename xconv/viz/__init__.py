@@ -45,7 +45,10 @@ def _figure(width: float, height: float):
 
 
 def check_picture_path(path: str | os.PathLike) -> str:
-    """Refuse a picture path before any work is done: a known extension, an existing folder."""
+    """Refuse a picture path before any work is done: a known extension, an existing folder.
+
+    Returns the path as a string; a bad one raises :class:`~xconv.errors.BadInputError`.
+    """
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
     if ext not in FORMATS:
@@ -59,7 +62,10 @@ def check_picture_path(path: str | os.PathLike) -> str:
 
 
 def save_figure(fig, path: str | os.PathLike) -> str:
-    """Save ``fig`` to ``path`` atomically: a temporary file in the same folder, then a rename."""
+    """Save ``fig`` to ``path`` atomically: a temporary file in the same folder, then a rename.
+
+    The format follows the extension (checked by :func:`check_picture_path`). Returns the path written.
+    """
     from ..files import atomic_output
 
     path = os.fspath(path)
@@ -311,6 +317,8 @@ def plot_filters(
     weights), 'global' (min-max over the layer, grey) or 'filter' (each tile its own min-max).
     At most ``max_filters`` filters, ``max_channels`` input channels and ``max_rows`` rows of
     tiles are drawn (20 rows: under two screens); the title names what is left out.
+
+    Returns the ``matplotlib.figure.Figure``, also saved to ``path`` when given.
     """
     w = kernel_of(source, layer, layout=layout)
     mode = normalize or ("symmetric" if float(np.min(w)) < 0 else "global")
@@ -395,6 +403,8 @@ def map_scale(maps: np.ndarray) -> tuple[tuple[float, float], str]:
 
     Non-negative maps (a ReLU's) run from 0 (dark) to the layer's maximum; signed maps get a
     symmetric diverging scale (0 white). A dead layer (all 0) is drawn dark, not mid-scale.
+
+    Returns ``((vmin, vmax), colormap name)``.
     """
     lo, hi = (float(np.min(maps)), float(np.max(maps))) if maps.size else (0.0, 0.0)
     if lo >= 0:
@@ -447,6 +457,8 @@ def plot_feature_maps(
     along the last spatial axis. The figure holds at most ``max_rows`` rows of tiles (each
     layer's heading counted as 0.7 of a row; 12 rows: under two screens): layers that do not
     fit are named in the title (draw them with ``layers=``).
+
+    Returns the ``matplotlib.figure.Figure``, also saved to ``path`` when given.
     """
     import textwrap
 
@@ -519,6 +531,8 @@ def plot_weights_change(
     weight scale; the change panel has its own symmetric scale, labelled "after - before".
     3D kernels are sliced along ``slice_axis`` as in :func:`plot_filters`; the panels hold at most
     ``max_rows`` rows of tiles.
+
+    Returns the ``matplotlib.figure.Figure``, also saved to ``path`` when given.
     """
     check_limits(max_filters, max_channels, max_rows)
     wb = kernel_of(before, layer, layout=layout)
@@ -561,7 +575,11 @@ def plot_weights_change(
 
 
 def plot_report(report, *, path: str | os.PathLike | None = None):
-    """Per-layer greatest difference on a log scale, the allowed difference drawn, failures marked."""
+    """Per-layer greatest difference on a log scale, the allowed difference drawn, failures marked.
+
+    ``report`` is what :func:`xconv.compare` returned. Returns the ``matplotlib.figure.Figure``,
+    also saved to ``path`` when given.
+    """
     rows = report.layers
     if not rows:
         raise BadInputError("The report has no compared layers to plot.")
@@ -613,6 +631,8 @@ def plot_layer_diff(
 
     ``a``, ``b`` and ``inputs`` are as for :func:`xconv.compare`; item 0 of the batch is drawn,
     one row per channel (the ``max_channels`` channels with the greatest difference first).
+
+    Returns the ``matplotlib.figure.Figure``, also saved to ``path`` when given.
     """
     from ..comparison.core import capture_pair
 

@@ -25,7 +25,12 @@ Weights = dict[str, np.ndarray]
 
 @dataclass(frozen=True)
 class LayerContext:
-    """What a weight map needs to know beyond the arrays themselves."""
+    """What a weight map needs to know beyond the arrays themselves.
+
+    ``name``: the layer's name (for error messages); ``flatten_of``: the channels-last shape a
+    Flatten turned into this Dense's input, whose rows then move in flatten order;
+    ``depth_multiplier``: a depthwise conv's; ``num_heads``: an attention layer's.
+    """
 
     name: str
     # channels-last feature shape (no batch) flattened right before this layer, if any

@@ -32,6 +32,7 @@ _SIMPLE = {
 
 
 def activation_name(activation) -> str:
+    """The name of a Keras ``activation`` argument, given as a string, a serialised dict or a function."""
     if isinstance(activation, str):
         return activation
     if isinstance(activation, dict):  # a serialised activation

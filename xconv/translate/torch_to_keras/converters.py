@@ -23,6 +23,10 @@ from ...errors import UnsupportedLayerError
 
 @dataclass(frozen=True)
 class OpConverter:
+    """A registered PyTorch -> Keras converter: the ATen op (or ``module:Type`` unit) it converts,
+    its family, the function (``fn(cx, node, args, kwargs) -> Out`` for an op, ``fn(cx, inputs,
+    outputs) -> Out`` for a unit) and the one-line note ``xconv layers`` prints."""
+
     key: str  # 'aten::convolution', or 'module:MultiheadAttention' for a unit
     family: str  # the file it lives in: conv, pool, norm, ...
     fn: Callable
@@ -71,6 +75,7 @@ def remove_unit(module_type: str) -> None:
 
 
 def has_unit(module_type: str) -> bool:
+    """Whether modules of class name ``module_type`` are converted whole (a unit converter)."""
     _load()
     return f"module:{module_type}" in _OPS
 
@@ -95,11 +100,13 @@ def _load() -> None:
 
 
 def supported() -> dict[str, OpConverter]:
+    """Every registered converter (built-in families loaded first), by key, sorted."""
     _load()
     return dict(sorted(_OPS.items()))
 
 
 def unit_types() -> set[str]:
+    """The class names of the torch modules converted whole (``MultiheadAttention``, plug-ins)."""
     _load()
     return {k.split(":", 1)[1] for k in _OPS if k.startswith("module:")}
 
@@ -117,6 +124,8 @@ def keep_whole() -> list:
 
 
 def get(key: str, where: str) -> OpConverter:
+    """The converter of ``key``; for an op without one, :class:`UnsupportedLayerError` with
+    ``where`` (the node and module, as text), the nearest supported ops and how to add one."""
     _load()
     try:
         return _OPS[key]

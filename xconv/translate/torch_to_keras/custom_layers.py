@@ -21,6 +21,7 @@ class GeluTanh(_k.layers.Layer):
     """GELU with the tanh approximation (PyTorch ``nn.GELU(approximate="tanh")``)."""
 
     def call(self, x):
+        """``0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))``, its constants in the layer's dtype."""
         # written out with constants in the layer's dtype: keras.activations.gelu would use float32
         # constants even in a float64 model
         c = _k.ops.convert_to_tensor(np.asarray(np.sqrt(2.0 / np.pi), dtype=self.compute_dtype))

@@ -23,6 +23,7 @@ def _range(n, start, end, step):
 
 
 def slice_value(cx: Ctx, v: Value, dim: int, start, end, step=1) -> Value:
+    """``v`` sliced along torch dim ``dim`` as ``v[..., start:end:step]`` is in torch (the batch refused)."""
     v = unflat(cx, v)
     dim = dim % v.rank
     n = v.shape[dim]
@@ -39,6 +40,7 @@ def slice_value(cx: Ctx, v: Value, dim: int, start, end, step=1) -> Value:
 
 
 def select_value(cx: Ctx, v: Value, dim: int, index: int) -> Value:
+    """``v`` at ``index`` along torch dim ``dim``, that dim dropped (``torch.select``; the batch refused)."""
     v = unflat(cx, v)
     dim = dim % v.rank
     if dim == v.perm[0]:

@@ -49,6 +49,7 @@ def _add(cx, y: Value, b):
 
 
 def matmul_values(cx, a, b, out_shape) -> Value:
+    """``a @ b`` as torch computes it (either may be a constant), of torch shape ``out_shape``."""
     ac = isinstance(a, Value) and a.is_const
     bc = isinstance(b, Value) and b.is_const
     if not ac:

@@ -14,6 +14,7 @@ from .values import Ctx, Out, Value, channels_last, unflat
 
 
 def pad_value(cx: Ctx, v: Value, pad, mode="constant", value=0.0) -> Value:
+    """``v`` padded as ``F.pad(v, pad, mode, value)`` pads it (negative pads crop; the batch refused)."""
     v = unflat(cx, v)
     pairs = list(pairs_from_torch_pad(pad, v.rank))  # (before, after) per torch dim
     if pairs[v.perm[0]] != (0, 0):

@@ -13,6 +13,8 @@ def _dims(v: Value, dims):
 
 
 def reduce_value(cx, v: Value, dims, keepdim: bool, fn, **kw) -> Value:
+    """``v`` reduced over torch ``dims`` by ``fn`` (a ``keras.ops`` reduction, ``kw`` its arguments),
+    read on the Keras axes that hold them (a reduction over the batch refused)."""
     v = unflat(cx, v)
     dims = _dims(v, dims)
     if v.perm[0] in dims:

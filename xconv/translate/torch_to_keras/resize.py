@@ -59,6 +59,8 @@ def _cc2(x):
 
 
 def nearest_index(n: int, o: int, sf: float | None, exact: bool) -> np.ndarray:
+    """For each of ``o`` output positions, the input index (of ``n``) torch's nearest resize reads:
+    ``exact`` is ``nearest-exact`` (pixel centres), else ``nearest``; ``sf`` the scale factor given, if any."""
     scale = 1.0 / sf if sf else n / o
     i = np.arange(o, dtype=np.float64)
     return np.minimum(np.floor((i + 0.5) * scale if exact else i * scale).astype(int), n - 1)

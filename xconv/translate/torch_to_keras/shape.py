@@ -70,6 +70,8 @@ def _out_order(perm, src, dst):
 
 
 def reshape_value(cx: Ctx, v: Value, dst, name=None) -> Value:
+    """``v`` reshaped to torch shape ``dst`` (a Keras ``Reshape`` named ``name``, default the node's),
+    where the merged or split dims lie side by side in Keras' order; one touching the batch is refused."""
     src, dst = tuple(v.shape), tuple(int(s) for s in dst)
     name = name or cx.name
     if src == dst:
@@ -154,6 +156,7 @@ def passthrough(cx, node, args, kwargs):
 
 
 def unsqueeze_value(cx, v: Value, dim: int) -> Value:
+    """``v`` with a dim of size 1 inserted at torch dim ``dim`` (``torch.unsqueeze``)."""
     v = unflat(cx, v)
     rank = v.rank + 1
     dim = dim % rank

@@ -22,6 +22,9 @@ from ...errors import UnsupportedLayerError
 
 @dataclass(frozen=True)
 class Value:
+    """A torch tensor as the Keras graph holds it: the KerasTensor (or a constant), the torch
+    shape, and which torch dim each Keras axis holds (see the module's docstring)."""
+
     tensor: object  # the KerasTensor; None for a constant
     shape: tuple[int, ...]  # the torch shape (export batch included)
     perm: tuple[int, ...]  # Keras axis i holds torch dim perm[i]
@@ -32,10 +35,12 @@ class Value:
 
     @property
     def rank(self) -> int:
+        """The number of dims (the batch counted)."""
         return len(self.shape)
 
     @property
     def is_const(self) -> bool:
+        """A constant (folded from weights or literals), held in ``const``, with no KerasTensor."""
         return self.tensor is None
 
     def axis(self, dim: int) -> int:
@@ -43,6 +48,7 @@ class Value:
         return self.perm.index(dim % self.rank)
 
     def keras_shape(self) -> tuple[int, ...]:
+        """The shape in Keras' axis order: the torch shape read through ``perm``."""
         return tuple(self.shape[p] for p in self.perm)
 
 
@@ -59,10 +65,12 @@ class Ctx:
 
     @property
     def layers(self):
+        """``keras.layers``."""
         return self.keras.layers
 
     @property
     def ops(self):
+        """``keras.ops``."""
         return self.keras.ops
 
     def sub(self, suffix: str) -> str:
@@ -75,6 +83,8 @@ class Ctx:
         return a.astype(self.dtype) if a.dtype.kind in "fb" or a.dtype.kind == "c" else a
 
     def unsupported(self, what: str, instead: str = "") -> UnsupportedLayerError:
+        """The error (to raise) saying the node cannot be translated: ``what`` is why, the node,
+        its module and source line are named, and ``instead`` is the nearest supported form."""
         node = self.node
         where = ""
         if node is not None:
@@ -94,6 +104,7 @@ class Out:
 
 
 def channels_last(rank: int) -> tuple[int, ...]:
+    """The ``perm`` of channels-last maps of ``rank`` dims, ``(0, 2, ..., rank - 1, 1)``; identity below rank 3."""
     return (0, *range(2, rank), 1) if rank >= 3 else tuple(range(rank))
 
 
@@ -103,14 +114,17 @@ def default_perm(rank: int) -> tuple[int, ...]:
 
 
 def identity(rank: int) -> tuple[int, ...]:
+    """The ``perm`` of a tensor whose Keras axes are its torch dims, in order."""
     return tuple(range(rank))
 
 
 def tensor_value(t, shape, perm, **kw) -> Value:
+    """A :class:`Value` for the KerasTensor ``t`` of torch ``shape`` held in ``perm`` (``kw``: its other fields)."""
     return Value(t, tuple(int(s) for s in shape), tuple(perm), **kw)
 
 
 def const_value(array, **kw) -> Value:
+    """A constant :class:`Value` holding ``array`` in torch layout (identity ``perm``)."""
     a = np.asarray(array)
     return Value(None, tuple(a.shape), identity(a.ndim), const=a, **kw)
 

@@ -28,6 +28,9 @@ _LAYOUT_ONLY = {"aten::permute", "aten::transpose", "getitem", "aten::clone", "a
 
 @dataclass(frozen=True)
 class Call:
+    """One call of a torch module, read from a node's ``nn_module_stack``: the stack key, the
+    module's path and its class name."""
+
     key: str  # nn_module_stack key: one per call of a module ('L__self___act@1' is its second call)
     path: str
     type: str

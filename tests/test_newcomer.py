@@ -28,7 +28,11 @@ def test_version_flag(capsys):
 
 
 def test_env_imports_no_framework_but_reports_them():
-    code = "from xconv.cli.env_cmd import versions\nv = versions()\nassert v['keras'] != 'not installed' and v['tensorflow'] != 'not installed', v"
+    code = (
+        "import contextlib, io\nfrom xconv.cli.main import main\nout = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n    assert main(['env']) == 0\n"
+        "assert 'not installed' not in ''.join(l for l in out.getvalue().splitlines(True) if l.split()[0] in ('keras', 'tensorflow')), out.getvalue()"
+    )
     assert _loaded_after(code) == set()
 
 
@@ -276,20 +280,26 @@ def test_inspect_a_bare_zoo_name_says_how_to_write_it(tmp_path, monkeypatch, cap
     assert "write zoo:two_conv" in capsys.readouterr().err
 
 
-def test_inspect_and_diff_read_safetensors_without_the_safetensors_package(tmp_path):
-    """A minimal install (no safetensors package) still reads the files ``convert`` writes."""
+# what ``pip install -e .`` leaves out (numpy and torch are its dependencies): every extra's modules
+OPTIONAL = ("safetensors", "tensorflow", "keras", "h5py", "onnx", "onnxruntime", "tf2onnx", "onnxscript", "matplotlib", "tqdm", "ml_dtypes")
+
+
+def test_inspect_and_diff_read_safetensors_on_a_minimal_install(tmp_path):
+    """A minimal install (no extra: no safetensors, TensorFlow, matplotlib ...) still reads the
+    files ``convert`` writes, and inspects a zoo model."""
     import torch
 
     torch.save({"conv.weight": torch.arange(18.0).reshape(2, 1, 3, 3)}, tmp_path / "w.pt")
     assert main(["convert", str(tmp_path / "w.pt"), str(tmp_path / "w.safetensors"), "--quiet"]) == 0
     code = (
-        "import sys; sys.modules['safetensors'] = None\nfrom xconv.cli.main import main\n"
-        f"codes = [main(['inspect', {str(tmp_path / 'w.safetensors')!r}]), main(['diff', {str(tmp_path / 'w.safetensors')!r}, {str(tmp_path / 'w.pt')!r}])]\n"
+        f"import sys\nfor m in {OPTIONAL!r}: sys.modules[m] = None  # importing any of them now fails\nfrom xconv.cli.main import main\n"
+        f"codes = [main(['inspect', {str(tmp_path / 'w.safetensors')!r}]), main(['diff', {str(tmp_path / 'w.safetensors')!r}, {str(tmp_path / 'w.pt')!r}]),"
+        " main(['inspect', 'zoo:two_conv', '--layer', 'conv2'])]\n"
         "print('codes', codes)"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert "codes [0, 0]" in proc.stdout, proc.stderr[-2000:]
-    assert "(2, 1, 3, 3)" in proc.stdout and "Traceback" not in proc.stderr
+    assert "codes [0, 0, 0]" in proc.stdout, proc.stderr[-2000:]
+    assert "(2, 1, 3, 3)" in proc.stdout and "(6, 4, 3, 3)" in proc.stdout and "Traceback" not in proc.stderr
 
 
 def test_layer_headings_fit_in_the_picture():

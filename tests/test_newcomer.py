@@ -319,3 +319,25 @@ def test_layer_headings_fit_in_the_picture():
     for h in headings:
         box = h.get_window_extent(renderer)
         assert 0 <= box.x0 and box.x1 <= width, h.get_text()
+
+
+# --- the map of the code ----------------------------------------------------------------------
+
+
+def test_architecture_describes_every_package_and_names_only_files_that_exist():
+    """docs/architecture.md is a newcomer's map: each package of xconv/ has its line in the
+    layer listing, each top-level module is named there, and every ``name.py`` it names exists."""
+    import pathlib
+    import re
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "architecture.md").read_text()
+    listing = text.split("```")[1]
+    xconv_dir = root / "xconv"
+    packages = sorted(p.name for p in xconv_dir.iterdir() if (p / "__init__.py").exists())
+    assert [p for p in packages if not re.search(rf"^{p}/\s", listing, re.M)] == []
+    modules = sorted(p.name for p in xconv_dir.glob("*.py") if p.name != "__init__.py")
+    assert [m for m in modules if not re.search(rf"(^|\W){re.escape(m)}\b", listing, re.M)] == []
+    files = {p.name for p in xconv_dir.rglob("*.py")} | {p.name for p in (root / "tests").glob("*.py")}
+    named = set(re.findall(r"(?<![\w<>*])([a-z_][a-z_0-9]*\.py)\b", text))
+    assert sorted(named - files) == []

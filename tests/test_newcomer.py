@@ -142,6 +142,21 @@ def test_picture_arguments_are_checked_before_any_model_is_built(tmp_path, monke
     assert "maps.txt" in err and "does not exist" in err and err.count("--max-rows must be >= 1") == 2
 
 
+def test_compare_of_two_models_and_onnx_refuse_bad_outputs_before_tensorflow_loads(tmp_path):
+    """``compare A B`` checked its picture paths only after loading both models (13 s), ``onnx``
+    its output folder only after building the model."""
+    missing = str(tmp_path / "no" / "x")
+    code = (
+        "import sys\nfrom xconv.cli.main import main\n"
+        f"codes = [main(a) for a in (['compare', 'zoo:two_conv', 'zoo:two_conv', '--plot', 'r.txt'], ['compare', 'zoo:two_conv', 'zoo:two_conv', '--plot', {missing + '.png'!r}],"
+        f" ['compare', 'zoo:two_conv', 'zoo:two_conv', '--diff', 'conv2'], ['onnx', 'zoo:two_conv', '-o', {missing + '.onnx'!r}])]\n"
+        "print(codes, 'tensorflow' in sys.modules, 'keras' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.stdout.strip().splitlines()[-1] == "[2, 2, 2, 2] False False", proc.stderr[-2000:]
+    assert "r.txt" in proc.stderr and proc.stderr.count("does not exist") == 2 and "--diff-plot" in proc.stderr
+
+
 def test_filters_without_a_layer_lists_the_models_own_conv_layers(capsys):
     from xconv import zoo
     from xconv.errors import BadInputError

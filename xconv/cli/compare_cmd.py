@@ -45,11 +45,9 @@ def run_files(args) -> int:
     from ..errors import BadInputError
     from ..transfer import transfer_weights
     from . import _sources
+    from .demo_cmd import check_arguments
 
-    if bool(args.diff) != bool(args.diff_plot):
-        raise BadInputError("--diff LAYER and --diff-plot PATH go together.")
-    if args.batch < 1:
-        raise BadInputError(f"--batch must be at least 1; received {args.batch}.")
+    check_arguments(None, args)  # before any model is read
     for src in (args.a, args.b):
         if src.startswith("zoo:"):
             zoo.spec(src[4:])  # an unknown name fails before any framework loads

@@ -33,13 +33,15 @@ def run(args) -> int:
     return run_pipeline(name, args)
 
 
-def check_arguments(name: str, args) -> None:
-    """Everything that can be refused before TensorFlow loads and the models are built."""
+def check_arguments(name: str | None, args) -> None:
+    """Everything that can be refused before TensorFlow loads and the models are built: the zoo
+    ``name`` (None: no zoo model), --batch, --diff with --diff-plot, --device, the picture paths."""
     from .. import zoo
     from ..errors import BadInputError
     from ..frameworks.torch_side import resolve_device
 
-    zoo.spec(name)
+    if name is not None:
+        zoo.spec(name)
     if args.batch < 1:
         raise BadInputError(f"--batch must be at least 1; received {args.batch}.")
     if bool(args.diff) != bool(args.diff_plot):

@@ -18,8 +18,15 @@ def run(args) -> int:
     from ..errors import BadInputError
     from ..onnx import export
 
+    import os
+
     if not args.output.lower().endswith(".onnx"):
         raise BadInputError(f"The output must end in .onnx; received {args.output!r}.")
+    folder = os.path.abspath(os.path.dirname(args.output) or ".")
+    if not os.path.isdir(folder):  # refused before any model is built
+        raise BadInputError(f"Cannot write {args.output!r}: folder {folder!r} does not exist.")
+    if os.path.exists(args.output) and not args.force:
+        raise BadInputError(f"{args.output!r} exists; pass --force to overwrite it.")
     if args.source.startswith("zoo:"):
         name = args.source[4:]
         spec = zoo.spec(name)
@@ -29,10 +36,6 @@ def run(args) -> int:
         from ..files import load_keras_model
 
         model, shape = load_keras_model(args.source), None
-    import os
-
-    if os.path.exists(args.output) and not args.force:
-        raise BadInputError(f"{args.output!r} exists; pass --force to overwrite it.")
     export(model, args.output, opset=args.opset, input_shape=shape, force=True)
     print(f"wrote {args.output}")
     return 0

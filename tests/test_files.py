@@ -364,27 +364,41 @@ convert_layout(sys.argv[1], sys.argv[2], to="torch", force=True)
 """
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGKILL])
-def test_killed_streamed_conversion_never_corrupts_the_target(tmp_path, sig):
-    import time
-
+@pytest.fixture(scope="module")
+def kill_input(tmp_path_factory):
+    """One ~400 MB Keras-layout safetensors file for every kill and truncation test of the session (large
+    enough that a conversion is still running when the test acts)."""
     from xconv.files import write_safetensors_stream
 
     shape = (3, 3, 256, 512)
     block = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
-    shapes = {f"b{i}/kernel": (shape, np.float32) for i in range(90)}  # ~400 MB
-    write_safetensors_stream(str(tmp_path / "in.safetensors"), ((n, block) for n in shapes), shapes, {"layout": "keras"})
-    write_tensors(tmp_path / "out.safetensors", {"old": np.ones(3, np.float32)})  # the target that must survive
-    old = (tmp_path / "out.safetensors").read_bytes()
-    proc = subprocess.Popen([sys.executable, "-c", _KILL_CHILD, str(tmp_path / "in.safetensors"), str(tmp_path / "out.safetensors")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    shapes = {f"b{i}/kernel": (shape, np.float32) for i in range(90)}
+    path = tmp_path_factory.mktemp("kill") / "in.safetensors"
+    write_safetensors_stream(str(path), ((n, block) for n in shapes), shapes, {"layout": "keras"})
+    return path
+
+
+def _start_and_wait_for_temp(src, out, folder, code=_KILL_CHILD, at=50 * 2**20):
+    """A child converting ``src`` into ``out``, returned once its hidden temp file has ``at`` bytes."""
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-c", code, str(src), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout.readline().strip() == b"started"
     deadline = time.time() + 60
-    while not leftovers(tmp_path) or os.path.getsize(tmp_path / leftovers(tmp_path)[0]) < 50 * 2**20:
+    while not leftovers(folder) or os.path.getsize(folder / leftovers(folder)[0]) < at:
         if proc.poll() is not None:
-            pytest.fail(f"the conversion ended before it could be killed: {proc.stderr.read().decode()[-1500:]}")
+            pytest.fail(f"the conversion ended before the test could act: {proc.stderr.read().decode()[-1500:]}")
         assert time.time() < deadline
-        time.sleep(0.02)
+        time.sleep(0.005)
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGKILL])
+def test_killed_streamed_conversion_never_corrupts_the_target(tmp_path, sig, kill_input):
+    write_tensors(tmp_path / "out.safetensors", {"old": np.ones(3, np.float32)})  # the target that must survive
+    old = (tmp_path / "out.safetensors").read_bytes()
+    proc = _start_and_wait_for_temp(kill_input, tmp_path / "out.safetensors", tmp_path)
     proc.send_signal(sig)
     proc.wait(timeout=60)
     assert proc.returncode != 0
@@ -393,6 +407,44 @@ def test_killed_streamed_conversion_never_corrupts_the_target(tmp_path, sig):
         assert leftovers(tmp_path) == [], "the temporary file survived the signal"
     else:  # nothing can run on SIGKILL: the hidden .partial stays, matched by no format's glob
         assert all(n.endswith(".partial") and n.startswith(".") for n in leftovers(tmp_path))
+
+
+_CLI_CHILD = r"""
+import sys
+from xconv.cli.main import main
+print("started", flush=True)
+sys.exit(main(["convert", sys.argv[1], sys.argv[2], "--layout", "torch", "--force", "--quiet"]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["truncated", "replaced"])
+def test_input_changed_mid_conversion_exits_two_and_leaves_nothing(tmp_path, kill_input, how):
+    """Another process cuts (or replaces) the input while a streamed conversion reads it: no SIGBUS,
+    exit 2 with one line naming the input, the target untouched and no temp file left."""
+    import shutil
+
+    src = tmp_path / "in" / "in.safetensors"
+    src.parent.mkdir()
+    shutil.copyfile(kill_input, src)
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    if how == "replaced":
+        shutil.copyfile(src, tmp_path / "in" / "new")
+    write_tensors(out_dir / "out.safetensors", {"old": np.ones(3, np.float32)})
+    old = (out_dir / "out.safetensors").read_bytes()
+    proc = _start_and_wait_for_temp(src, out_dir / "out.safetensors", out_dir, code=_CLI_CHILD, at=20 * 2**20)
+    if how == "truncated":
+        os.truncate(src, os.path.getsize(src) // 3)
+    else:  # a new file under the same name (an editor's save): the run must not mix the two
+        os.replace(tmp_path / "in" / "new", src)
+    _, err = proc.communicate(timeout=60)
+    err = err.decode()
+    assert proc.returncode == 2, err[-2000:]
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err[-2000:]
+    assert "in.safetensors" in err and ("truncated" in err or "replaced" in err or "changed" in err), err
+    assert (out_dir / "out.safetensors").read_bytes() == old
+    assert leftovers(out_dir) == [], "the temporary file was left behind"
 
 
 @pytest.mark.parametrize("to", ["torch", "keras"])
@@ -424,29 +476,37 @@ def test_help_names_the_side_files(capsys):
 _RSS_CHILD = "import resource, sys\nfrom xconv.cli.main import main\ncode = main(sys.argv[1:])\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\nsys.exit(code)\n"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("extra", [["--layout", "torch"], ["--layout", "keras"], [], ["to .pt"], ["from .pt"], ["--layout", "torch", "to .pt"]])
-def test_streamed_conversions_hold_under_two_of_the_largest_tensor(tmp_path, extra):
-    """Peak RSS over the same command's on a tiny file (the interpreter with its imports)."""
-    ext = "pt" if "to .pt" in extra else "safetensors"
-    src_ext = "pt" if extra == ["from .pt"] else "safetensors"
-    extra = [e for e in extra if e not in ("to .pt", "from .pt")]
+@pytest.fixture(scope="module")
+def rss_files(tmp_path_factory):
+    """The RSS tests' inputs, made once per session: 12 tensors of 18 MiB (216 MB) and a tiny twin,
+    as .safetensors and as .pt. Returns (folder, largest tensor's bytes)."""
     from xconv.files import write_safetensors_stream
 
+    folder = tmp_path_factory.mktemp("rss")
     shape = (3, 3, 512, 1024)  # 18 MiB
     block = np.random.default_rng(0).standard_normal(shape, dtype=np.float32)
     shapes = {f"b{i}/kernel": (shape, np.float32) for i in range(12)}
-    write_safetensors_stream(str(tmp_path / "big.safetensors"), ((n, block) for n in shapes), shapes, {"layout": "keras"})
-    write_tensors(tmp_path / "tiny.safetensors", {"a": np.ones((3, 3, 2, 2), np.float32)}, layout="keras")
-    if src_ext == "pt":
-        for name in ("tiny", "big"):
-            torch.save({k: torch.from_numpy(np.asarray(v)) for k, v in read_tensors(tmp_path / f"{name}.safetensors").tensors.items()}, tmp_path / f"{name}.pt")
+    write_safetensors_stream(str(folder / "big.safetensors"), ((n, block) for n in shapes), shapes, {"layout": "keras"})
+    write_tensors(folder / "tiny.safetensors", {"a": np.ones((3, 3, 2, 2), np.float32)}, layout="keras")
+    for name in ("tiny", "big"):
+        torch.save({k: torch.from_numpy(np.asarray(v)) for k, v in read_tensors(folder / f"{name}.safetensors").tensors.items()}, folder / f"{name}.pt")
+    return folder, block.nbytes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [["--layout", "torch"], ["--layout", "keras"], [], ["to .pt"], ["from .pt"], ["--layout", "torch", "to .pt"]])
+def test_streamed_conversions_hold_under_two_of_the_largest_tensor(tmp_path, extra, rss_files):
+    """Peak RSS over the same command's on a tiny file (the interpreter with its imports)."""
+    folder, largest = rss_files
+    ext = "pt" if "to .pt" in extra else "safetensors"
+    src_ext = "pt" if extra == ["from .pt"] else "safetensors"
+    extra = [e for e in extra if e not in ("to .pt", "from .pt")]
     peaks = {}
     for name in ("tiny", "big"):
-        proc = subprocess.run([sys.executable, "-c", _RSS_CHILD, "convert", str(tmp_path / f"{name}.{src_ext}"), str(tmp_path / f"{name}.out.{ext}"), *extra, "--quiet"], capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, "-c", _RSS_CHILD, "convert", str(folder / f"{name}.{src_ext}"), str(tmp_path / f"{name}.out.{ext}"), *extra, "--quiet"], capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         peaks[name] = int(proc.stdout.split()[-1])
-    growth = (peaks["big"] - peaks["tiny"]) / block.nbytes
+    growth = (peaks["big"] - peaks["tiny"]) / largest
     assert growth < 2.0, f"{growth:.2f} x the largest tensor"
 
 

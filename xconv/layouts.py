@@ -17,6 +17,7 @@ permutation for spatial rank ``n`` is ``(n + 1, n, 0, ..., n - 1)``. A transpose
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from collections.abc import Sequence
 from enum import Enum
@@ -73,8 +74,8 @@ def kernel_permutation(rank: int, to: str = "torch") -> tuple[int, ...]:
 
 
 _LINE = 64  # bytes in a cache line
-_PARALLEL_BYTES = 4 * 2**20  # tensors above this are moved by two threads (the copies release the GIL; below, a
-# second thread costs more than it saves; torch splits its copies of this size too)
+_PARALLEL_BYTES = 2**20  # tensors above this are moved by two threads (the copies release the GIL; below, a
+# second thread costs more than it saves)
 _POOL = None
 _POOL_LOCK = threading.Lock()
 
@@ -96,8 +97,18 @@ def _in_parallel(work, n: int, unit: int = 1) -> None:
     other.result()
 
 
+def _band(item: int) -> int:
+    """Input rows per band of :func:`_transpose_into`: 64 narrow elements (four cache lines of float32).
+
+    Measured on 1024x1024 and 4608x1024 float32 transposes out of cache: bands of one cache line
+    (16 rows) cost twice the time of 64-row bands (the hardware fetches lines in pairs, and the
+    rows of a power-of-two matrix fall in one cache set); elements of 16 bytes and up keep one line.
+    """
+    return min(64, 256 // item) if item <= 8 else max(1, _LINE // item)
+
+
 def _transpose_into(out: np.ndarray, matrix: np.ndarray, parallel: bool = True) -> None:
-    """``out[...] = matrix.T``; for narrow elements, a band of input rows one cache line wide at a time.
+    """``out[...] = matrix.T``; for narrow elements, a band of 64 input rows at a time.
 
     Each band writes whole cache lines of ``out`` and reads its rows front to back, so both
     sides stream; NumPy's one-pass copy of a tall transposed view instead writes one element
@@ -105,7 +116,7 @@ def _transpose_into(out: np.ndarray, matrix: np.ndarray, parallel: bool = True) 
     Large matrices are split between two threads by output rows.
     """
     n = matrix.shape[0]
-    band = _LINE // matrix.itemsize
+    band = _band(matrix.itemsize)
 
     def work(lo, hi):
         src, dst = matrix[:, lo:hi], out[lo:hi]
@@ -126,9 +137,6 @@ def _transpose2d(matrix: np.ndarray) -> np.ndarray:
     n, m = matrix.shape
     if matrix.nbytes < _SMALL or n < 2 or m < 2:
         return matrix.T.copy()
-    moved = _torch_permute(np.ascontiguousarray(matrix), (1, 0))
-    if moved is not None:
-        return moved
     out = np.empty((m, n), matrix.dtype)
     _transpose_into(out, matrix)
     return out
@@ -140,59 +148,65 @@ def _rows(array: np.ndarray, k: int) -> np.ndarray:
 
 
 def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
-    """``(k, a, b) -> (b, a, k)`` in two cache-friendly passes instead of one strided gather.
+    """``(k, a, b) -> (b, a, k)`` of a C-contiguous ``array``, in two cache-friendly passes instead of one strided gather.
 
-    Pass one transposes ``(k, a * b) -> (a * b, k)`` in cache-line bands; pass two moves whole
-    ``k``-element rows, ``(a, b) -> (b, a)``, treating each row as one opaque element so NumPy
-    copies it in one go. Large tensors are split between two threads.
-    scripts/bench_convert.py compares this with torch's ``permute().contiguous()`` per shape.
+    Pass one transposes ``(k, a * b) -> (a * b, k)`` in bands of 64 input rows; pass two moves
+    whole ``k``-element rows, ``(a, b) -> (b, a)``, treating each row as one opaque element so
+    NumPy copies it in one go. Tensors above 1 MiB are split between two threads.
+    scripts/bench_convert.py compares this with torch's ``permute().contiguous()`` per shape:
+    torch's copy of a permuted view runs its inner loop along the short ``k`` axis, so these
+    passes take a fraction of its CPU time on large kernels (and are not starved of a second
+    thread on a loaded machine, where torch's threaded copy waits on its workers).
     """
+    x = array.reshape(k, a, b)
     if array.nbytes < _SMALL:  # fits in cache: one pass costs less than two calls
-        return array.reshape(k, a, b).transpose(2, 1, 0).copy()
-    array = np.ascontiguousarray(array).reshape(k, a, b)
-    moved = _torch_permute(array, (2, 1, 0))
-    if moved is not None:
-        return moved
+        return x.transpose(2, 1, 0).copy()
+    if array.nbytes <= _MID:
+        moved = _torch_permute(x, (2, 1, 0))
+        if moved is not None:
+            return moved
     if k == 1 or b == 1 or a == 1:  # one of the moves is trivial: a plain 2D transpose
         if k == 1:
-            return _transpose2d(array.reshape(a, b)).reshape(b, a, 1)
+            return _transpose2d(x.reshape(a, b)).reshape(b, a, 1)
         if b == 1:
-            return _transpose2d(array.reshape(k, a)).reshape(1, a, k)
-        return _transpose2d(array.reshape(k, b)).reshape(b, 1, k)
+            return _transpose2d(x.reshape(k, a)).reshape(1, a, k)
+        return _transpose2d(x.reshape(k, b)).reshape(b, 1, k)
     step = _scratch(k * a * b, array.dtype).reshape(a * b, k)
-    _transpose_into(step, array.reshape(k, a * b))
+    _transpose_into(step, x.reshape(k, a * b))
     out = np.empty((b, a, k), array.dtype)
     _swap_rows(out, step.reshape(a, b, k))
     return out
 
 
 _SMALL = 2**18  # bytes: below this one NumPy pass is cheapest (measured in scripts/bench_convert.py)
+_MID = 2**21  # bytes: up to this, torch's threaded copy (where loaded) beats one NumPy thread, and two cost more than they save
 _INT_OF_SIZE = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}
 
 
 def _torch_permute(array: np.ndarray, perm: tuple[int, ...]) -> np.ndarray | None:
-    """``array.transpose(perm)`` as a new C-contiguous array by torch's copy, where torch is already imported.
+    """``array.transpose(perm)`` as a new C-contiguous array by torch's copy, where the caller has imported torch.
 
-    On the development machine, idle, torch's permute copy (split between its threads) beat
-    NumPy's banded passes at every size above 256 KiB (scripts/bench_convert.py), so it is
-    used whenever the caller has loaded torch; this module never imports it. Dtypes torch
-    lacks (bfloat16 from ml_dtypes, float8) move as integers of the same size: bits exact.
-    None where torch is not loaded or cannot take the array (the NumPy passes then run).
+    Used for mid-sized kernels only: there torch splits the copy between its (spinning) threads
+    for less than NumPy's thread hand-off costs; on large kernels its copy, whose inner loop runs
+    along the short window axis, takes several times the CPU of the banded NumPy passes
+    (scripts/bench_convert.py). This module never imports torch. Dtypes torch lacks (bfloat16
+    from ml_dtypes, float8) move as integers of the same size: bits exact. None where torch is
+    not loaded or cannot take the array (the NumPy passes then run).
     """
-    import sys
-
     torch = sys.modules.get("torch")
-    if torch is None or not array.flags.writeable or array.itemsize not in _INT_OF_SIZE:
+    if torch is None or not array.flags.writeable:
         return None
-    native = array.dtype.kind in "iufc" and array.dtype.isnative  # bool as uint8: torch would normalise its bytes
-    raw = array if native else array.view(_INT_OF_SIZE[array.itemsize])
+    dt = array.dtype
+    native = dt.kind in "iuf" and dt.isnative  # bool as uint8: torch would normalise its bytes
+    if not native:
+        if dt.itemsize not in _INT_OF_SIZE:
+            return None
+        array = array.view(_INT_OF_SIZE[dt.itemsize])
     try:
-        moved = torch.from_numpy(raw).permute(*perm).contiguous().numpy()
+        moved = torch.from_numpy(array).permute(perm).contiguous().numpy()
     except (TypeError, RuntimeError, AttributeError):  # a dtype or torch build without NumPy support
         return None
-    return moved if native else moved.view(array.dtype)
-
-
+    return moved if native else moved.view(dt)
 _WIDE = 256  # bytes: rows at least this long are copied as rows (NumPy would buffer opaque ones)
 
 
@@ -200,7 +214,10 @@ def _swap_rows(out: np.ndarray, rows: np.ndarray) -> None:
     """``out[j, i] = rows[i, j]`` for whole last-axis rows: ``(a, b, k) -> (b, a, k)``."""
     k = rows.shape[-1]
     if k * rows.itemsize >= _WIDE:
-        np.copyto(out, rows.transpose(1, 0, 2))
+        if out.nbytes > _PARALLEL_BYTES:
+            _in_parallel(lambda lo, hi: np.copyto(out[lo:hi], rows[:, lo:hi].transpose(1, 0, 2)), out.shape[0])
+        else:
+            np.copyto(out, rows.transpose(1, 0, 2))
     else:  # short rows as single opaque elements, so NumPy moves each in one go
         _transpose_into(_rows(out, k), _rows(rows, k))
 
@@ -225,35 +242,48 @@ def _check_conv(array: np.ndarray, what: str) -> int:
     return array.ndim - 2
 
 
+def _contiguous(array) -> np.ndarray:
+    if type(array) is not np.ndarray or not array.flags.c_contiguous:
+        array = np.ascontiguousarray(array)
+    return array
+
+
 def conv_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
     """Keras ``(*k, in/groups, out)`` -> torch ``(out, in/groups, *k)`` (transposed conv: same permutation)."""
-    kernel = np.asarray(kernel)
-    _check_conv(kernel, "A Keras conv kernel")
-    *k, cin, cout = kernel.shape
-    return _reverse3(kernel, math.prod(k), cin, cout).reshape(cout, cin, *k)
+    kernel = _contiguous(kernel)
+    shape = kernel.shape
+    if not 3 <= len(shape) <= 5:
+        _check_conv(kernel, "A Keras conv kernel")
+    cin, cout = shape[-2], shape[-1]
+    return _reverse3(kernel, math.prod(shape[:-2]), cin, cout).reshape(cout, cin, *shape[:-2])
 
 
 def conv_kernel_to_keras(weight: np.ndarray) -> np.ndarray:
     """torch ``(out, in/groups, *k)`` -> Keras ``(*k, in/groups, out)``."""
-    weight = np.asarray(weight)
-    _check_conv(weight, "A PyTorch conv weight")
-    cout, cin, *k = weight.shape
-    return _reverse3(weight, cout, cin, math.prod(k)).reshape(*k, cin, cout)
+    weight = _contiguous(weight)
+    shape = weight.shape
+    if not 3 <= len(shape) <= 5:
+        _check_conv(weight, "A PyTorch conv weight")
+    cout, cin = shape[0], shape[1]
+    return _reverse3(weight, cout, cin, math.prod(shape[2:])).reshape(*shape[2:], cin, cout)
 
 
 def depthwise_kernel_to_torch(kernel: np.ndarray) -> np.ndarray:
     """Keras depthwise ``(*k, in, mult)`` -> torch ``(in * mult, 1, *k)``; output channel ``c * mult + m``."""
-    kernel = np.asarray(kernel)
-    _check_conv(kernel, "A Keras depthwise kernel")
-    *k, cin, mult = kernel.shape
-    merged = kernel.reshape(math.prod(k), cin * mult)  # C order puts c * mult + m on the last axis
-    return _transpose2d(merged).reshape(cin * mult, 1, *k)
+    kernel = _contiguous(kernel)
+    shape = kernel.shape
+    if not 3 <= len(shape) <= 5:
+        _check_conv(kernel, "A Keras depthwise kernel")
+    k, channels = shape[:-2], shape[-2] * shape[-1]
+    merged = kernel.reshape(math.prod(k), channels)  # C order puts c * mult + m on the last axis
+    return _transpose2d(merged).reshape(channels, 1, *k)
 
 
 def depthwise_kernel_to_keras(weight: np.ndarray, depth_multiplier: int = 1) -> np.ndarray:
     """torch ``(in * mult, 1, *k)`` -> Keras ``(*k, in, mult)``."""
-    weight = np.asarray(weight)
-    _check_conv(weight, "A PyTorch depthwise weight")
+    weight = _contiguous(weight)
+    if not 3 <= weight.ndim <= 5:
+        _check_conv(weight, "A PyTorch depthwise weight")
     out, one, *k = weight.shape
     if one != 1 or depth_multiplier < 1 or out % depth_multiplier:
         raise LayoutError(

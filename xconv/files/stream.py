@@ -1,25 +1,29 @@
 """safetensors -> safetensors, every tensor moved to a layout on the way, at copy speed.
 
-The input is memory-mapped (no read copy; each part is released from memory once used), the
+The input is read with ``os.preadv`` into small reused buffers (never mapped: a file that
+another process truncates or replaces mid-run is an error naming it, not a SIGBUS), the
 output is written with ``os.pwrite`` at each piece's place, and two threads share every
 tensor: the permutation is memory-bound, so both cores work on it while the kernel copies
-finished pieces into the page cache.
+finished pieces into the page cache. A tensor copied as it is never enters user space
+(``os.copy_file_range``, where the kernel allows it).
 
 A move is ``(k, a, b) -> (b, a, k)`` (a conv kernel either way; a matrix is ``a = 1``), done
 in two passes through one reused scratch buffer the size of the largest tensor:
 
-1. ``(k, a, b) -> (k, b, a)``: ``k`` independent transposes, each reading one contiguous run
-   of the input, whose pages are dropped from memory as soon as it is done;
+1. ``(k, a, b) -> (k, b, a)``: ``k`` independent transposes, each task reading about a slab
+   (1 MiB) of whole input rows and transposing it into place (bands of 64 rows:
+   ``layouts._transpose_into``);
 2. ``(k, b * a) -> (b * a, k)``: a 2D transpose, a slab of output rows at a time, each slab
    written as soon as it is made.
 
-Memory: the scratch (one largest tensor), a few slabs and the parts of the input in use.
+A move with an axis of length 1 is one 2D transpose: the tensor is read whole into the same
+buffer, then written in slabs. Memory: that buffer (one largest tensor) and a slab per thread.
 """
 
 from __future__ import annotations
 
+import errno
 import math
-import mmap
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -28,12 +32,11 @@ import numpy as np
 
 from .. import layouts
 from . import by_rank
+from ..errors import BadInputError
 from .dtypes import st_dtype
 from .safetensors import header_bytes, safetensors_header, tensor_names
 
 SLAB = 2**20  # bytes of output each thread makes and writes at a time (stays in its core's cache)
-_BLOCK = 2**20  # bytes of input per pass-one task when its runs are short
-_PAGE = mmap.PAGESIZE
 _RAW = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
@@ -98,36 +101,86 @@ def _pwrite_all(fd: int, data, offset: int) -> None:
 
 
 class _Input:
-    """The mapped input file: typed views of its parts, and their pages released when done."""
+    """The input file, read with ``os.preadv`` into the caller's buffers (never mapped).
+
+    Reading instead of mapping costs one copy from the page cache, but keeps memory at the
+    buffers in use and turns a file that shrinks mid-run into an error naming it, where a
+    mapping would end the process with SIGBUS (and leave its temporary output behind).
+    """
 
     def __init__(self, path: str):
-        self._fh = open(path, "rb")
-        self._mm = mmap.mmap(self._fh.fileno(), 0, access=mmap.ACCESS_READ)
-        self._buf = np.frombuffer(self._mm, np.uint8)
+        self.path = path
+        self._fd = os.open(path, os.O_RDONLY)
+        st = os.fstat(self._fd)
+        self._size, self._ident = st.st_size, (st.st_dev, st.st_ino)
+        if hasattr(os, "posix_fadvise"):
+            os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
 
-    def bytes(self, lo: int, hi: int) -> np.ndarray:
-        return self._buf[lo:hi]
+    def _changed(self, what: str) -> BadInputError:
+        try:
+            now = os.fstat(self._fd).st_size
+        except OSError:
+            now = "?"
+        return BadInputError(
+            f"{self.path!r} {what} while it was read (it had {self._size} bytes, now {now}); "
+            f"nothing was written: convert it again once nothing else writes it."
+        )
 
-    def release(self, lo: int, hi: int) -> None:
-        start = lo - lo % _PAGE
-        if hi > start and hasattr(self._mm, "madvise"):
-            self._mm.madvise(mmap.MADV_DONTNEED, start, hi - start)  # clean file pages: refetched if read again
+    def read_into(self, buf: np.ndarray, offset: int) -> np.ndarray:
+        """Fill ``buf`` (contiguous) with the bytes at ``offset``; the same array back."""
+        view = memoryview(buf.reshape(-1).view(np.uint8))
+        while len(view):
+            done = os.preadv(self._fd, [view], offset)
+            if done <= 0:
+                raise self._changed("was truncated")
+            offset, view = offset + done, view[done:]
+        return buf
+
+    def copy_to(self, fd: int, lo: int, hi: int, out_offset: int, slab: np.ndarray) -> None:
+        """Bytes ``lo:hi`` written at ``out_offset`` of ``fd``: in the kernel where it can, else through ``slab``."""
+        while lo < hi:
+            n = min(hi - lo, slab.nbytes)
+            done = 0
+            if _COPY_RANGE[0]:
+                try:
+                    done = os.copy_file_range(self._fd, fd, n, lo, out_offset)
+                except OSError as exc:  # not supported between these files: through user space from now on
+                    if exc.errno in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF):
+                        _COPY_RANGE[0] = False
+                        continue
+                    raise
+                if done <= 0:
+                    raise self._changed("was truncated")
+            else:
+                piece = self.read_into(slab[:n], lo)
+                _pwrite_all(fd, piece, out_offset)
+                done = n
+            lo, out_offset = lo + done, out_offset + done
+
+    def check_unchanged(self) -> None:
+        """Raise if the file was replaced, or changed its size, while it was read."""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            raise self._changed("was removed") from None
+        if (st.st_dev, st.st_ino) != self._ident:
+            raise self._changed("was replaced")
+        if st.st_size != self._size:
+            raise self._changed("changed size")
 
     def close(self) -> None:
-        self._buf = None
-        try:
-            self._mm.close()
-        except BufferError:  # a view still alive (in an exception's traceback): the map goes with it
-            pass
-        finally:
-            self._fh.close()
+        os.close(self._fd)
+
+
+_COPY_RANGE = [hasattr(os, "copy_file_range")]  # cleared once the kernel refuses it
 
 
 def stream_layout(src: str, dst: str, to: str | None, on_tensor: Callable[[str, tuple], None] | None = None) -> None:
     """Write safetensors ``src`` into the (created, empty) file ``dst``, every tensor moved to ``to``.
 
     ``to=None`` copies the tensors as they are. The output's metadata records the layout.
-    ``on_tensor(name, shape)`` is called for each tensor once it is written.
+    ``on_tensor(name, shape)`` is called for each tensor once it is written. A ``src`` that
+    changes while it is read (truncated, replaced, resized) raises BadInputError naming it.
     """
     header, start = safetensors_header(src)
     names = tensor_names(header)
@@ -137,9 +190,9 @@ def stream_layout(src: str, dst: str, to: str | None, on_tensor: Callable[[str, 
         meta["layout"] = to
     blob, out_header = header_bytes(shapes, meta)
     largest = max((header[n]["data_offsets"][1] - header[n]["data_offsets"][0] for n in names), default=0)
-    scratch = None
+    big: list[np.ndarray] = []  # one buffer the size of the largest tensor, made when first needed
     fd = os.open(dst, os.O_WRONLY | os.O_TRUNC)
-    src_in = _Input(src) if os.path.getsize(src) else None
+    src_in = _Input(src)
     pool = _Pool()
     try:
         _pwrite_all(fd, blob, 0)
@@ -151,19 +204,21 @@ def stream_layout(src: str, dst: str, to: str | None, on_tensor: Callable[[str, 
             kab = _kab(shape, to) if to else None
             raw = _raw(st_dtype(info["dtype"]))
             if hi > lo:
-                if kab is None or 1 in kab:
-                    _move_simple(pool, src_in, fd, lo, hi, base, raw, kab)
+                if kab is None:  # copied as it is, in slabs shared by the two threads
+                    pool.run(lambda slab, o=o: src_in.copy_to(fd, lo + o, min(hi, lo + o + SLAB), base + o, slab) for o in range(0, hi - lo, SLAB))
                 else:
-                    if scratch is None:
-                        scratch = np.empty(largest, np.uint8)
-                    _move_general(pool, src_in, fd, lo, hi, base, raw, kab, scratch)
-                src_in.release(lo, hi)
+                    if not big:
+                        big.append(np.empty(largest, np.uint8))
+                    if 1 in kab:
+                        _move_simple(pool, src_in, fd, lo, hi, base, raw, kab, big[0])
+                    else:
+                        _move_general(pool, src_in, fd, lo, hi, base, raw, kab, big[0])
             if on_tensor is not None:
                 on_tensor(name, shape)
+        src_in.check_unchanged()
     finally:
         pool.close()
-        if src_in is not None:
-            src_in.close()
+        src_in.close()
         os.close(fd)
 
 
@@ -189,15 +244,17 @@ def _write_transposed(pool: _Pool, fd: int, m: np.ndarray, base: int, raw: np.dt
     pool.run(lambda slab, o=o: task(slab, o) for o in range(0, cols, step))
 
 
-def _move_simple(pool: _Pool, src: _Input, fd: int, lo: int, hi: int, base: int, raw: np.dtype, kab) -> None:
-    """A copy, or a move that is one 2D transpose (one of k, a, b is 1)."""
-    data = src.bytes(lo, hi)
-    if kab is None:  # copied as it is, in slabs shared by the two threads
-        tasks = (lambda slab, o=o: _pwrite_all(fd, data[o : o + SLAB], base + o) for o in range(0, hi - lo, SLAB))
-        pool.run(tasks)
-        return
+def _read_all(pool: _Pool, src: _Input, lo: int, hi: int, into: np.ndarray) -> np.ndarray:
+    """Bytes ``lo:hi`` of the input read into ``into`` by the two threads, a slab each at a time."""
+    out = into[: hi - lo]
+    pool.run(lambda slab, o=o: src.read_into(out[o : o + SLAB], lo + o) for o in range(0, hi - lo, SLAB))
+    return out
+
+
+def _move_simple(pool: _Pool, src: _Input, fd: int, lo: int, hi: int, base: int, raw: np.dtype, kab, big: np.ndarray) -> None:
+    """A move that is one 2D transpose (one of k, a, b is 1): the tensor read whole, then written in slabs."""
     k, a, b = kab
-    x = data.view(raw)
+    x = _read_all(pool, src, lo, hi, big).view(raw)
     # (k, a, b) -> (b, a, k) with one axis of length 1 is out = m.T
     m = x.reshape(k * a, b) if k == 1 or a == 1 else x.reshape(k, a)
     _write_transposed(pool, fd, m, base, raw)
@@ -206,31 +263,28 @@ def _move_simple(pool: _Pool, src: _Input, fd: int, lo: int, hi: int, base: int,
 def _move_general(pool: _Pool, src: _Input, fd: int, lo: int, hi: int, base: int, raw: np.dtype, kab, scratch: np.ndarray) -> None:
     k, a, b = kab
     item = raw.itemsize
-    x = src.bytes(lo, hi).view(raw).reshape(k, a, b)
     scr = scratch[: hi - lo].view(raw).reshape(k, b, a)
     one = a * b * item
-    # pass one: (k, a, b) -> (k, b, a), each task a few whole input runs, released when done
-    if one >= 2**16:  # long runs: each split in two by output rows, so both threads have equal shares
-        halves = ((0, b // 2), (b // 2, b)) if b >= 256 else ((0, b),)
-        done = [0] * k
-        lock = threading.Lock()
+    row = b * item
+    # pass one: (k, a, b) -> (k, b, a); each task reads about a slab of input and transposes it into place
+    if one > SLAB:  # long runs: each cut into blocks of whole input rows
+        rows = _rows_per_slab(row)
 
-        def first(slab, j, b0, b1):
-            layouts._transpose_into(scr[j, b0:b1], x[j][:, b0:b1], parallel=False)
-            with lock:
-                done[j] += 1
-                last = done[j] == len(halves)
-            if last:  # this run of the input is no longer needed
-                src.release(lo + j * one, lo + (j + 1) * one)
+        def first(slab, j, r0):
+            r1 = min(a, r0 + rows)
+            need = (r1 - r0) * row
+            buf = slab[:need] if need <= slab.nbytes else np.empty(need, np.uint8)
+            piece = src.read_into(buf, lo + j * one + r0 * row).view(raw).reshape(r1 - r0, b)
+            layouts._transpose_into(scr[j][:, r0:r1], piece, parallel=False)
 
-        pool.run(lambda slab, j=j, h=h: first(slab, j, *h) for j in range(k) for h in halves)
+        pool.run(lambda slab, j=j, r0=r0: first(slab, j, r0) for j in range(k) for r0 in range(0, a, rows))
     else:  # short runs: a few whole runs per task
-        group = max(1, _BLOCK // one)
+        group = max(1, SLAB // one)
 
         def first_group(slab, k0):
             k1 = min(k, k0 + group)
-            np.copyto(scr[k0:k1], x[k0:k1].transpose(0, 2, 1))
-            src.release(lo + k0 * one, lo + k1 * one)
+            piece = src.read_into(slab[: (k1 - k0) * one], lo + k0 * one).view(raw).reshape(k1 - k0, a, b)
+            np.copyto(scr[k0:k1], piece.transpose(0, 2, 1))
 
         pool.run(lambda slab, k0=k0: first_group(slab, k0) for k0 in range(0, k, group))
     # pass two: (k, b * a) -> (b * a, k), a slab of output rows at a time

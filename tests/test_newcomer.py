@@ -356,3 +356,26 @@ def test_architecture_describes_every_package_and_names_only_files_that_exist():
     files = {p.name for p in xconv_dir.rglob("*.py")} | {p.name for p in (root / "tests").glob("*.py")}
     named = set(re.findall(r"(?<![\w<>*])([a-z_][a-z_0-9]*\.py)\b", text))
     assert sorted(named - files) == []
+
+
+def test_a_converters_family_is_its_file_and_the_table_names_its_weight_family():
+    """The two registries' words agree: ``converter(family=...)`` is the file the converter lives
+    in (in both directions), and ``xconv layers`` names the weight family apart from it."""
+    import inspect
+    import pathlib
+
+    from xconv.cli.layers_cmd import table
+    from xconv.translate import converters as keras_to_torch
+    from xconv.translate.torch_to_keras import converters as torch_to_keras
+    from xconv.weights import family_for_keras
+
+    for registry, folder in ((keras_to_torch, "layers"), (torch_to_keras, "torch_to_keras")):
+        for key, c in registry.supported().items():
+            source = pathlib.Path(inspect.getsourcefile(c.fn))
+            assert (source.parent.name, source.stem) == (folder, c.family), key
+    rows = {r["keras"]: r for r in table()}
+    assert (rows["BatchNormalization"]["family"], rows["BatchNormalization"]["weight_family"]) == ("norm", "batchnorm")
+    assert rows["ReLU"]["weight_family"] is None
+    for keras_type, row in rows.items():
+        if row["weight_family"] is not None:
+            assert row["weight_family"] == family_for_keras(keras_type).name

@@ -11,7 +11,10 @@ def add_arguments(p) -> None:
 
 
 def table() -> list[dict]:
-    """One row per Keras layer type: its family and whether its weights move by transfer_weights."""
+    """One row per Keras layer type: ``family``, the file of its converter
+    (``xconv/translate/layers/<family>.py``); ``weight_family``, the map in ``xconv/weights/`` that
+    moves its weights (None for a layer without weights); ``weights_to``, the torch types
+    ``transfer_weights`` moves them into."""
     from ..weights import family_for_keras
     from ..translate import supported_layers
     from ..errors import UnsupportedLayerError
@@ -20,10 +23,10 @@ def table() -> list[dict]:
     for keras_type, family in supported_layers().items():
         try:
             weights = family_for_keras(keras_type)
-            torch_types = ", ".join(weights.torch_types) or "Conv (groups)"
+            torch_types, weight_family = ", ".join(weights.torch_types) or "Conv (groups)", weights.name
         except UnsupportedLayerError:
-            torch_types = ""
-        rows.append({"keras": keras_type, "family": family, "weights_to": torch_types})
+            torch_types, weight_family = "", None
+        rows.append({"keras": keras_type, "family": family, "weight_family": weight_family, "weights_to": torch_types})
     return rows
 
 
@@ -35,7 +38,8 @@ def ops_table() -> list[str]:
 
 
 def torch_table() -> list[dict]:
-    """One row per PyTorch op (or whole module) torch_to_keras converts: its family and what it becomes."""
+    """One row per PyTorch op (or whole module) torch_to_keras converts: ``family``, the file of its
+    converter (``xconv/translate/torch_to_keras/<family>.py``), and what it becomes."""
     from ..translate.torch_to_keras.converters import supported
 
     return [{"torch": key, "family": c.family, "keras": c.note} for key, c in supported().items()]
@@ -48,13 +52,16 @@ def markdown() -> str:
         "# Supported Keras layers",
         "",
         "Generated from the registries by `xconv layers --markdown` (a test keeps this file current).",
-        "`keras_to_torch` translates every layer below; the last column lists the PyTorch types",
-        "that `transfer_weights` moves the layer's weights into between hand-written twins.",
+        "`keras_to_torch` translates every layer below. *Converter* is the file that translates it",
+        "(`xconv/translate/layers/<converter>.py`); *weight family* the one map of its weights",
+        "(`xconv/weights/`), which both translations, `transfer_weights`, `convert` and `inspect`",
+        "use; the last column lists the PyTorch types that `transfer_weights` moves the layer's",
+        "weights into between hand-written twins.",
         "",
-        "| Keras layer | family | transfer_weights to |",
-        "|---|---|---|",
+        "| Keras layer | converter | weight family | transfer_weights to |",
+        "|---|---|---|---|",
     ]
-    out += [f"| {r['keras']} | {r['family']} | {r['weights_to']} |" for r in rows]
+    out += [f"| {r['keras']} | {r['family']} | {r['weight_family'] or ''} | {r['weights_to']} |" for r in rows]
     out += [
         "",
         "# Supported Keras operations",
@@ -69,10 +76,11 @@ def markdown() -> str:
         "",
         "`torch_to_keras` exports the module with `torch.export`, lowers it to core ATen operators but",
         "keeps whole every op listed here, and converts each op with the converter registered for it",
-        "(`module:` rows are modules converted as one Keras layer). An op missing here raises",
+        "(`module:` rows are modules converted as one Keras layer; *converter* is its file,",
+        "`xconv/translate/torch_to_keras/<converter>.py`). An op missing here raises",
         "`UnsupportedLayerError` naming the op, the module path and the source line.",
         "",
-        "| PyTorch op | family | Keras |",
+        "| PyTorch op | converter | Keras |",
         "|---|---|---|",
     ]
     out += [f"| `{r['torch']}` | {r['family']} | {r['keras']} |" for r in torch_table()]

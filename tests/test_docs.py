@@ -305,11 +305,21 @@ def test_page_examples_run(page, docs_root, monkeypatch):
     run_page(page, folder, monkeypatch)
 
 
+def _attempted(block: Block) -> bool:
+    if "cuda" in block.mark.partition("needs")[2]:
+        return False
+    if block.kind == "doctest":
+        return any(not e.options.get(doctest.SKIP) for e in doctest.DocTestParser().get_examples(block.body))
+    return True
+
+
 def test_every_page_with_code_runs_an_example_and_every_skip_says_why():
     with_code = [p for p in PAGES if p.has_code]
     assert len(with_code) >= 9, [p.path.name for p in with_code]
     for page in with_code:
         assert page.runnable, f"{page.path.name}: no example is run; make one runnable, or say why in a 'skip REASON' mark"
+        # and one runs everywhere: not only on a GPU, not a doctest whose every example is +SKIP
+        assert any(_attempted(b) for b in page.runnable), f"{page.path.name}: every example needs a GPU or is +SKIP"
         for block in (b for b in page.blocks if b.kind != "hidden"):
             reason = block.skip_reason
             assert reason is None or len(reason.split()) >= 3, f"{page.path.name}:{block.line}: a skip needs its reason"
@@ -344,6 +354,8 @@ def test_the_runner_catches_a_wrong_example(tmp_path, monkeypatch):
     with pytest.raises(AssertionError, match="is not in what it printed"):
         run_page(page("```console\n$ python -c \"print('one 1.5e-07'); print('two')\"\ntwo\none 9.9e-01\n```\n"), folder, monkeypatch)
     run_page(page("```console\n$ python -c \"print('one 1.5e-07'); print('two')\"\none 9.9e-01\n...\ntwo\n```\n"), folder, monkeypatch)
+    unattempted = page("```python\n>>> 1 + 1  # doctest: +SKIP\n2\n```\n<!-- docs-test: needs cuda -->\n```console\n$ xconv demo --device cuda\n```\n")
+    assert unattempted.runnable and not any(_attempted(b) for b in unattempted.runnable)
 
 
 # --- the README ------------------------------------------------------------------------------

@@ -379,3 +379,16 @@ def test_a_converters_family_is_its_file_and_the_table_names_its_weight_family()
     for keras_type, row in rows.items():
         if row["weight_family"] is not None:
             assert row["weight_family"] == family_for_keras(keras_type).name
+
+
+def test_each_command_lives_in_its_own_cmd_module():
+    """``xconv X`` is ``xconv/cli/X_cmd.py``, and the folder holds nothing else but the entry point
+    and the shared source reader (``cli/convert.py`` sat next to ``*_cmd.py`` before)."""
+    import pathlib
+
+    from xconv.cli.main import COMMANDS
+
+    assert {c: m for c, (m, _) in COMMANDS.items()} == {c: f"xconv.cli.{c.replace('-', '_')}_cmd" for c in COMMANDS}
+    folder = pathlib.Path(__file__).resolve().parents[1] / "xconv" / "cli"
+    files = {p.name for p in folder.glob("*.py")}
+    assert files == {"__init__.py", "main.py", "_sources.py"} | {f"{c.replace('-', '_')}_cmd.py" for c in COMMANDS}

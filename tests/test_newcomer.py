@@ -107,7 +107,7 @@ def test_3d_slices_follow_the_axis_asked_for():
         plot_filters(w, layout="torch", slice_axis=3)
 
 
-def test_filters_before_after_from_the_command_line(tmp_path):
+def test_filters_before_after_from_the_command_line(tmp_path, monkeypatch):
     import torch
 
     model = _convs(2, 4)
@@ -116,8 +116,12 @@ def test_filters_before_after_from_the_command_line(tmp_path):
         model[2].weight[1, 3, 0, 2] += 0.5
     torch.save(model.state_dict(), tmp_path / "after.pt")
     out = tmp_path / "change.png"
+    figs = _drawn(monkeypatch)
     assert main(["filters", str(tmp_path / "before.pt"), "--after", str(tmp_path / "after.pt"), "--layer", "2", "-o", str(out)]) == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
+    assert figs[0]._suptitle.get_text().startswith("'2': greatest change 0.5 at filter 1")  # the layer named, not 'kernel'
+    assert main(["filters", str(tmp_path / "after.pt"), "--layer", "2", "-o", str(out)]) == 0
+    assert figs[1]._suptitle.get_text().startswith("'2': 4 filters")
     from xconv.viz import plot_weights_change
 
     fig = plot_weights_change(torch.load(tmp_path / "before.pt")["2.weight"].numpy(), torch.load(tmp_path / "after.pt")["2.weight"].numpy(), layout="torch")

@@ -49,7 +49,8 @@ def load_arrays(path: str) -> dict[str, np.ndarray]:
 
 
 def kernel_source(source: str, layer: str | None, layout: str | None):
-    """``(object, layer, layout)`` for :func:`xconv.viz.kernel_of` from a SRC argument."""
+    """``(object, layer, layout)`` for :func:`xconv.viz.kernel_of` from a SRC argument: a model and
+    the layer, or a state_dict's tensor (the layer kept, to title the picture) or a ``.npy`` array."""
     ext = os.path.splitext(source)[1].lower()
     if source.startswith("zoo:") or ext in MODEL_EXTS:
         return load_model(source), layer, None
@@ -63,7 +64,7 @@ def kernel_source(source: str, layer: str | None, layout: str | None):
     key = layer if layer in arrays else f"{layer}.weight"
     if key not in arrays:
         raise BadInputError(f"No tensor '{layer}' or '{layer}.weight' in {source!r}; it has: {sorted(arrays)[:20]}.")
-    return arrays[key], None, layout or "torch"
+    return arrays[key], layer, layout or "torch"  # the layer named, for the picture's title
 
 
 def read_input(path: str | None, model, *, resize: bool = False) -> np.ndarray:

@@ -41,6 +41,14 @@ def _sample(name: str, dtype: str = "float32") -> np.ndarray:
     return np.random.default_rng(5).normal(size=TWINS[name].input_shape).astype(dtype)
 
 
+@functools.lru_cache(maxsize=None)
+def _good_report(name: str):
+    from xconv import compare
+
+    k, t = _pair(name)
+    return compare(k, t, _sample(name))
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_twin_matches_without_align_in_float32(name):
     from xconv import compare
@@ -72,6 +80,9 @@ def test_planted_bug_is_caught_where_it_first_shows(name, kind):
     report = compare(k, broken, _sample(name))
     assert not report.ok
     assert report.first_divergence == layer, str(report)
+    # and the bug is what makes that layer fail: on the unbroken port the same layer passes
+    good = {row.name: row for row in _good_report(name).layers}
+    assert layer not in good or good[layer].ok, str(_good_report(name))
 
 
 @pytest.mark.parametrize("name, kind", LOCAL)

@@ -396,3 +396,34 @@ def test_each_command_lives_in_its_own_cmd_module():
     folder = pathlib.Path(__file__).resolve().parents[1] / "xconv" / "cli"
     files = {p.name for p in folder.glob("*.py")}
     assert files == {"__init__.py", "main.py", "_sources.py"} | {f"{c.replace('-', '_')}_cmd.py" for c in COMMANDS}
+
+
+@needs_keras
+@pytest.mark.parametrize("torch_type", ["Conv2d", "BatchNorm2d", "Linear"])
+def test_pytorch_to_keras_maps_weights_through_the_weight_families(monkeypatch, torch_type):
+    """One weight map per layer type, the other direction too: the Keras layer's arrays are what
+    the family's ``to_keras`` gives (test_translate shows it for Keras -> PyTorch)."""
+    import dataclasses
+
+    import torch
+
+    from xconv import torch_to_keras, weights
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3), torch.nn.Flatten(), torch.nn.Linear(12, 4)).eval()
+    with torch.no_grad():
+        module[1].running_mean.normal_()
+        module[1].running_var.uniform_(0.5, 2.0)
+    family = weights.family_for_torch(torch_type)
+    name = {"Conv2d": "0", "BatchNorm2d": "1", "Linear": "3"}[torch_type]
+    plain = [w.copy() for w in torch_to_keras(module, (2, 4, 4)).get_layer(name).get_weights()]
+    seen = []
+
+    def marked(arrays, ctx):  # the family's own map, then every array negated: visible in the layer
+        seen.append(ctx.name)
+        return {k: -v for k, v in family.to_keras(arrays, ctx).items()}
+
+    monkeypatch.setitem(weights._BY_TORCH, torch_type, dataclasses.replace(family, to_keras=marked))
+    got = torch_to_keras(module, (2, 4, 4)).get_layer(name).get_weights()
+    assert seen, f"the {torch_type} converter did not use its weight family"
+    assert len(got) == len(plain) > 0 and all(np.array_equal(g, -p) for g, p in zip(got, plain))

@@ -1530,6 +1530,153 @@ def load_idioms(net: IdiomNet, km) -> None:
 
 
 # ==============================================================================================
+# 18. EfficientNet MBConv (Tan & Le 2019; Keras as keras.applications.efficientnet writes it,
+#     torch as EfficientNet-PyTorch does): swish written by hand (x * torch.sigmoid(x)) and as
+#     F.silu, an SE of 1x1 Conv2d on the pooled (N, C, 1, 1) map, a residual, Dropout.
+
+
+def _mbconv_body(keras, L, x):
+    x = L.Conv2D(16, 3, padding="same", use_bias=False, name="stem_conv")(x)
+    x = L.BatchNormalization(name="stem_bn")(x)
+    x = L.Activation("swish", name="stem_act")(x)
+    inputs = x
+    x = L.Conv2D(64, 1, use_bias=False, name="b_expand")(x)
+    x = L.BatchNormalization(name="b_expand_bn")(x)
+    x = L.Activation("swish", name="b_expand_act")(x)
+    x = L.DepthwiseConv2D(3, padding="same", use_bias=False, name="b_dw")(x)
+    x = L.BatchNormalization(name="b_dw_bn")(x)
+    x = L.Activation("swish", name="b_dw_act")(x)
+    s = L.GlobalAveragePooling2D(name="b_se_squeeze")(x)
+    s = L.Reshape((1, 1, 64), name="b_se_reshape")(s)
+    s = L.Conv2D(4, 1, activation="swish", name="b_se_reduce")(s)
+    s = L.Conv2D(64, 1, activation="sigmoid", name="b_se_expand")(s)
+    x = L.Multiply(name="b_se_excite")([x, s])
+    x = L.Conv2D(16, 1, use_bias=False, name="b_project")(x)
+    x = L.BatchNormalization(name="b_project_bn")(x)
+    x = L.Dropout(0.2, noise_shape=(None, 1, 1, 1), name="b_drop")(x)
+    x = L.Add(name="b_add")([x, inputs])
+    x = L.Conv2D(32, 1, use_bias=False, name="top_conv")(x)
+    x = L.BatchNormalization(name="top_bn")(x)
+    x = L.Activation("swish", name="top_act")(x)
+    x = L.GlobalAveragePooling2D(name="avg_pool")(x)
+    x = L.Dropout(0.2, name="top_dropout")(x)
+    return L.Dense(5, name="predictions")(x)
+
+
+class MBConvBlock(nn.Module):
+    def __init__(self, cin, expand, se, cout):
+        super().__init__()
+        self._expand_conv = nn.Conv2d(cin, expand, 1, bias=False)
+        self._bn0 = nn.BatchNorm2d(expand, momentum=0.01, eps=1e-3)
+        self._depthwise_conv = nn.Conv2d(expand, expand, 3, padding=1, groups=expand, bias=False)
+        self._bn1 = nn.BatchNorm2d(expand, momentum=0.01, eps=1e-3)
+        self._se_reduce = nn.Conv2d(expand, se, 1)
+        self._se_expand = nn.Conv2d(se, expand, 1)
+        self._project_conv = nn.Conv2d(expand, cout, 1, bias=False)
+        self._bn2 = nn.BatchNorm2d(cout, momentum=0.01, eps=1e-3)
+        self.drop = nn.Dropout(0.2)
+        self.relu_instead_of_swish = False  # planted bug: the expansion's swish ported as ReLU
+
+    def forward(self, inputs):
+        x = self._bn0(self._expand_conv(inputs))
+        x = F.relu(x) if self.relu_instead_of_swish else x * torch.sigmoid(x)
+        x = F.silu(self._bn1(self._depthwise_conv(x)))
+        x_squeezed = F.adaptive_avg_pool2d(x, 1)
+        x_squeezed = self._se_expand(F.silu(self._se_reduce(x_squeezed)))
+        x = torch.sigmoid(x_squeezed) * x
+        x = self._bn2(self._project_conv(x))
+        return self.drop(x) + inputs
+
+
+class TinyEfficientNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self._conv_stem = nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self._bn0 = nn.BatchNorm2d(16, momentum=0.01, eps=1e-3)
+        self._blocks = nn.ModuleList([MBConvBlock(16, 64, 4, 16)])
+        self._conv_head = nn.Conv2d(16, 32, 1, bias=False)
+        self._bn1 = nn.BatchNorm2d(32, momentum=0.01, eps=1e-3)
+        self._dropout = nn.Dropout(0.2)
+        self._fc = nn.Linear(32, 5)
+
+    def forward(self, x):
+        x = F.silu(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        x = F.silu(self._bn1(self._conv_head(x)))
+        x = F.adaptive_avg_pool2d(x, 1).flatten(start_dim=1)
+        return self._fc(self._dropout(x))
+
+
+def load_mbconv(net: TinyEfficientNet, km) -> None:
+    _conv2d(net._conv_stem, km, "stem_conv")
+    _bn(net._bn0, km, "stem_bn")
+    b = net._blocks[0]
+    _conv2d(b._expand_conv, km, "b_expand")
+    _bn(b._bn0, km, "b_expand_bn")
+    (dw,) = _w(km, "b_dw")
+    _depthwise(b._depthwise_conv, dw)
+    _bn(b._bn1, km, "b_dw_bn")
+    _conv2d(b._se_reduce, km, "b_se_reduce")
+    _conv2d(b._se_expand, km, "b_se_expand")
+    _conv2d(b._project_conv, km, "b_project")
+    _bn(b._bn2, km, "b_project_bn")
+    _conv2d(net._conv_head, km, "top_conv")
+    _bn(net._bn1, km, "top_bn")
+    _dense(net._fc, km, "predictions")
+
+
+# ==============================================================================================
+# 19. A feature pyramid top-down path (Lin et al. 2017, as torchvision's FeaturePyramidNetwork
+#     writes it): lateral 1x1 convs, F.interpolate(size=..., mode="bilinear", align_corners=False)
+#     plus the lateral, where Keras has UpSampling2D(interpolation="bilinear") and Add.
+
+
+def _fpn_body(keras, L, x):
+    c1 = L.Conv2D(8, 3, padding="same", activation="relu", name="c1")(x)
+    c2 = L.Conv2D(16, 3, padding="same", activation="relu", name="c2")(L.MaxPooling2D(2, name="pool1")(c1))
+    c3 = L.Conv2D(32, 3, padding="same", activation="relu", name="c3")(L.MaxPooling2D(2, name="pool2")(c2))
+    p3 = L.Conv2D(16, 1, name="lat3")(c3)
+    up3 = L.UpSampling2D(2, interpolation="bilinear", name="up3")(p3)
+    p2 = L.Add(name="merge2")([up3, L.Conv2D(16, 1, name="lat2")(c2)])
+    up2 = L.UpSampling2D(2, interpolation="bilinear", name="up2")(p2)
+    p1 = L.Add(name="merge1")([up2, L.Conv2D(16, 1, name="lat1")(c1)])
+    return L.Conv2D(4, 3, padding="same", name="smooth")(p1)
+
+
+class TinyFPN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.ModuleDict(
+            {"c1": nn.Conv2d(3, 8, 3, padding=1), "c2": nn.Conv2d(8, 16, 3, padding=1), "c3": nn.Conv2d(16, 32, 3, padding=1)}
+        )
+        self.inner_blocks = nn.ModuleList([nn.Conv2d(8, 16, 1), nn.Conv2d(16, 16, 1), nn.Conv2d(32, 16, 1)])
+        self.layer_block = nn.Conv2d(16, 4, 3, padding=1)
+        self.align_corners = False
+
+    def forward(self, x):
+        c1 = F.relu(self.body["c1"](x))
+        c2 = F.relu(self.body["c2"](F.max_pool2d(c1, 2)))
+        c3 = F.relu(self.body["c3"](F.max_pool2d(c2, 2)))
+        feats = [c1, c2, c3]
+        last_inner = self.inner_blocks[-1](feats[-1])
+        for idx in range(len(feats) - 2, -1, -1):
+            inner_lateral = self.inner_blocks[idx](feats[idx])
+            feat_shape = inner_lateral.shape[-2:]
+            top_down = F.interpolate(last_inner, size=feat_shape, mode="bilinear", align_corners=self.align_corners)
+            last_inner = top_down + inner_lateral
+        return self.layer_block(last_inner)
+
+
+def load_fpn(net: TinyFPN, km) -> None:
+    for name in ("c1", "c2", "c3"):
+        _conv2d(net.body[name], km, name)
+    for i, name in enumerate(("lat1", "lat2", "lat3")):
+        _conv2d(net.inner_blocks[i], km, name)
+    _conv2d(net.layer_block, km, "smooth")
+
+
+# ==============================================================================================
 # Registry
 
 _NO_F64_POOL3D = "TF's CPU kernels have no float64 MaxPool3D"
@@ -1968,6 +2115,54 @@ _ALL += [
             "padding": _plant_attr("stages.0.padding_mode", "reflect", "stage0_conv"),
             "slice": _plant_attr("start", 8, "take_half"),
         },
+    ),
+    _twin(
+        "efficientnet_mbconv",
+        _mbconv_body,
+        (2, 16, 16, 3),
+        torch_cls=TinyEfficientNet,
+        load=load_mbconv,
+        styles=("mbconv", "hand-written-swish", "silu", "se-conv1x1", "residual-add", "dropout", "batchnorm",
+                "modulelist-loop", "adaptive-pool-flatten"),
+        pairs={
+            "stem_conv": "_conv_stem", "stem_bn": "_bn0",
+            "b_expand": "_blocks.0._expand_conv", "b_expand_bn": "_blocks.0._bn0",
+            "b_dw": "_blocks.0._depthwise_conv", "b_dw_bn": "_blocks.0._bn1",
+            "b_se_reduce": "_blocks.0._se_reduce", "b_se_expand": "_blocks.0._se_expand",
+            "b_project": "_blocks.0._project_conv", "b_project_bn": "_blocks.0._bn2",
+            "top_conv": "_conv_head", "top_bn": "_bn1", "predictions": "_fc",
+        },
+        known={
+            "bug:activation": "b_expand_act (Activation('swish')) is 'not aligned' when the port writes swish by hand "
+            "(x * torch.sigmoid(x)); with ReLU planted there, the first divergence is reported at b_dw",
+            "local:activation": "local mode: 'every layer is right on its own inputs'; the error is in the "
+            "unaligned b_expand_act",
+        },
+        planted={
+            "filter": _plant_filter("_blocks.0._se_reduce", 1, "b_se_reduce"),
+            "padding": _plant_attr("_blocks.0._depthwise_conv.padding_mode", "reflect", "b_dw"),
+            "train_mode": _plant_train("stem_bn"),
+            "activation": _plant_attr("_blocks.0.relu_instead_of_swish", True, "b_expand_act"),
+        },
+    ),
+    _twin(
+        "fpn_bilinear",
+        _fpn_body,
+        (2, 16, 16, 3),
+        torch_cls=TinyFPN,
+        load=load_fpn,
+        styles=("fpn", "interpolate-bilinear", "upsampling2d-bilinear", "lateral-add", "moduledict", "modulelist"),
+        pairs={
+            "c1": "body.c1", "c2": "body.c2", "c3": "body.c3",
+            "lat1": "inner_blocks.0", "lat2": "inner_blocks.1", "lat3": "inner_blocks.2", "smooth": "layer_block",
+        },
+        planted={
+            "filter": _plant_filter("inner_blocks.1", 2, "lat2"),
+            "align_corners": _plant_attr("align_corners", True, "up3"),
+            "padding": _plant_attr("layer_block.padding_mode", "reflect", "smooth"),
+        },
+        has_float64=False,
+        float64_reason="Keras' bilinear UpSampling2D resizes in float32 (tf.image.resize): float64 is float32-exact only",
     ),
 ]
 

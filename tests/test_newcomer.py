@@ -427,3 +427,28 @@ def test_pytorch_to_keras_maps_weights_through_the_weight_families(monkeypatch, 
     got = torch_to_keras(module, (2, 4, 4)).get_layer(name).get_weights()
     assert seen, f"the {torch_type} converter did not use its weight family"
     assert len(got) == len(plain) > 0 and all(np.array_equal(g, -p) for g, p in zip(got, plain))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["filters", "two_conv", "--layer", "conv1", "-o", "f.png"],
+        ["filters", "zoo:two_conv", "--after", "two_conv", "--layer", "conv1", "-o", "f.png"],
+        ["activations", "two_conv", "-o", "m.png"],
+        ["inspect", "two_conv"],
+        ["diff", "zoo:two_conv", "two_conv"],
+        ["onnx", "two_conv", "-o", "m.onnx"],
+        ["lint", "two_conv"],
+        ["lint", "zoo:two_conv", "two_conv"],
+        ["train-check", "two_conv", "zoo:two_conv", "--loss", "mse", "--optimizer", "sgd"],
+        ["compare", "two_conv"],
+    ],
+    ids=lambda argv: "-".join(argv[:2]),
+)
+def test_every_command_says_how_to_write_a_bare_zoo_name(argv, tmp_path, monkeypatch, capsys):
+    """``two_conv`` where ``zoo:two_conv`` was meant: one answer from every command (filters and
+    onnx called it an unknown file type, lint took it for a Keras file), before anything is read."""
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert "write zoo:two_conv" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -11,6 +11,16 @@ from ..errors import BadInputError
 MODEL_EXTS = (".keras", ".h5")
 
 
+def refuse_bare_zoo_names(*sources: str | None) -> None:
+    """``xconv filters two_conv``: no such file, but a zoo model of that name: say how to name it
+    (every command writes a reference model ``zoo:NAME``). Checked before anything is read."""
+    from .. import zoo
+
+    for source in sources:
+        if source and not os.path.exists(source) and source in zoo.names():
+            raise BadInputError(f"No file {source!r}; for the reference model, write zoo:{source}.")
+
+
 def load_model(source: str, framework: str = "keras"):
     """A model: ``zoo:NAME`` (built with the spec's seeded initialisers) or a .keras / .h5 file."""
     from .. import zoo

@@ -19,8 +19,9 @@ def run(args) -> int:
     from .. import zoo
     from ..errors import BadInputError
     from ..viz import check_picture_path, plot_feature_maps
-    from ._sources import load_model, read_input
+    from ._sources import load_model, read_input, refuse_bare_zoo_names
 
+    refuse_bare_zoo_names(args.source)
     check_picture_path(args.output)  # before the model is built
     if args.max_channels < 1 or args.max_rows < 1:
         raise BadInputError(f"--max-channels and --max-rows must be >= 1; received {args.max_channels}, {args.max_rows}.")

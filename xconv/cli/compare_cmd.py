@@ -26,8 +26,10 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     """``xconv compare`` with the parsed ``args``: compare A and B layer by layer; 0 match, 1 mismatch, 2 bad input."""
     from ..errors import BadInputError
+    from ._sources import refuse_bare_zoo_names
     from .demo_cmd import run_pipeline
 
+    refuse_bare_zoo_names(args.a, args.b)
     if args.b is None:
         if not args.a.startswith("zoo:"):
             raise BadInputError(f"compare takes two models (A B), or zoo:NAME alone for a reference model's twins; received only {args.a!r}.")

@@ -262,6 +262,9 @@ def run(args) -> int:
     """``xconv diff`` with the parsed ``args``: compare the two files' tensors; 0 all equal, 1 a difference, 2 bad input."""
     import json
 
+    from ._sources import refuse_bare_zoo_names
+
+    refuse_bare_zoo_names(args.a, args.b)
     rows = compare_files(args.a, args.b, args.atol, args.rtol, args.ignore_zero_sign, arch=args.arch)
     if args.json:
         print(json.dumps({"ok": all(r["ok"] for r in rows), "tensors": rows}, indent=2))

@@ -30,8 +30,9 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     """``xconv filters`` with the parsed ``args``: draw the kernels (or their change); 0 when written, 2 on bad input."""
     from ..viz import check_limits, check_picture_path, plot_filters, plot_weights_change
-    from ._sources import kernel_source
+    from ._sources import kernel_source, refuse_bare_zoo_names
 
+    refuse_bare_zoo_names(args.source, args.after)
     check_picture_path(args.output)  # before any model is built
     check_limits(args.max_filters, args.max_channels, args.max_rows)
     obj, layer, layout = kernel_source(args.source, args.layer, args.layout)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 
 def add_arguments(p) -> None:
     """Declare the arguments of ``xconv inspect`` on the subparser ``p``."""
@@ -24,15 +22,6 @@ def load_source(source: str, framework: str = "torch"):
     )
 
 
-def _check_not_a_bare_zoo_name(source: str) -> None:
-    """``xconv inspect two_conv``: no such file, but a zoo model of that name: say how to name it."""
-    from .. import zoo
-    from ..errors import BadInputError
-
-    if not os.path.exists(source) and source in zoo.names():
-        raise BadInputError(f"No file {source!r}; for the reference model, write zoo:{source}.")
-
-
 def select_layers(rows, names: list[str], source: str):
     """The rows of the layers named (a tensor file's ``conv1`` also picks ``conv1.weight``, ``conv1.bias``)."""
     from ..errors import BadInputError
@@ -50,11 +39,12 @@ def select_layers(rows, names: list[str], source: str):
 def run(args) -> int:
     """``xconv inspect`` with the parsed ``args``: print every weight in both layouts; 0, or 2 on bad input."""
     from ..describe import describe, describe_file, format_table, to_json
+    from ._sources import refuse_bare_zoo_names
 
     if args.source.startswith("zoo:"):
         rows = describe(load_source(args.source))  # the torch twin: no TensorFlow needed
     else:
-        _check_not_a_bare_zoo_name(args.source)
+        refuse_bare_zoo_names(args.source)
         rows = describe_file(args.source)
     if args.layers:
         rows = select_layers(rows, args.layers, args.source)

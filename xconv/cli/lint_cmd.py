@@ -39,7 +39,9 @@ def run(args) -> int:
     from ..convert import _keras_model_from, _user_module
     from ..linting import lint
     from .. import zoo
+    from ._sources import refuse_bare_zoo_names
 
+    refuse_bare_zoo_names(args.keras, args.torch)
     target = _port_argument(args)
     keras_model = _keras_model_from(args.keras)
     if target.startswith("zoo:"):

@@ -20,6 +20,9 @@ def run(args) -> int:
 
     import os
 
+    from ._sources import refuse_bare_zoo_names
+
+    refuse_bare_zoo_names(args.source)
     if not args.output.lower().endswith(".onnx"):
         raise BadInputError(f"The output must end in .onnx; received {args.output!r}.")
     folder = os.path.abspath(os.path.dirname(args.output) or ".")

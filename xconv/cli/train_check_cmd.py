@@ -73,8 +73,9 @@ def run(args) -> int:
     from .. import zoo
     from ..errors import BadInputError
     from ..training import compare_training
-    from ._sources import load_model
+    from ._sources import load_model, refuse_bare_zoo_names
 
+    refuse_bare_zoo_names(args.keras, args.torch)
     shape = _shape(args.input_shape)
     if shape is not None and not args.keras.startswith("zoo:"):
         raise BadInputError("--input-shape rebuilds zoo models only; a model file has its own input shape.")

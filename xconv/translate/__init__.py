@@ -22,7 +22,7 @@ __all__ = ["keras_to_torch", "module_source", "Translation", "translate", "suppo
 
 
 def supported_layers() -> dict[str, str]:
-    """Keras layer type -> family, read from the registry."""
+    """Keras layer type -> its converter's family, the file it lives in (``xconv/translate/layers/<family>.py``)."""
     return {name: conv.family for name, conv in converters.supported().items() if not name.startswith("ops.")}
 
 

@@ -16,7 +16,9 @@ from .spec import KLayer, Piece
 
 @dataclass(frozen=True)
 class Converter:
-    """A registered Keras -> torch converter: the Keras type, its family, the function and how it treats layouts.
+    """A registered Keras -> torch converter: the Keras type, its family (the file under ``layers/``
+    it lives in; the weight map is the layer's :mod:`xconv.weights` family), the function and how
+    it treats layouts.
 
     ``fn(layer)`` takes the layer call as a :class:`~xconv.translate.spec.KLayer` and returns a
     :class:`~xconv.translate.spec.Piece` (the torch modules as source, their weights, the output's

@@ -17,7 +17,7 @@ __all__ = ["torch_to_keras", "supported_ops"]
 
 
 def supported_ops() -> dict[str, str]:
-    """Registered op (or ``module:Type`` unit) -> family."""
+    """Registered op (or ``module:Type`` unit) -> its converter's family, the file it lives in (``torch_to_keras/<family>.py``)."""
     from . import converters
 
     return {k: c.family for k, c in converters.supported().items()}

@@ -4,6 +4,8 @@
    of Keras-layout conv kernels, against `xconv convert --layout torch` (and --layout keras,
    a plain copy, and a .pt output) of the same file; each xconv time has the interpreter's
    start-up (the same command on a tiny file) subtracted. Round-robin, median of --repeat.
+   Each process's user + sys seconds are reported beside its wall time (net of the tiny run's):
+   on a loaded machine they move less than wall time does.
 2. Each xconv process's peak RSS over its tiny twin's (the interpreter with the same imports:
    the baseline), in units of the largest tensor.
 3. The in-memory kernel transform (`xconv.layouts`) against torch's `permute().contiguous()`
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -51,10 +54,19 @@ def make_file(path: str, gb: float, shape=(3, 3, 1024, 1024)) -> tuple[int, int]
     return count * tensor_bytes, tensor_bytes
 
 
-def _timed(cmd: list[str]) -> tuple[float, int]:
+def _cpu_of_children() -> float:
+    use = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return use.ru_utime + use.ru_stime
+
+
+def _timed(cmd: list[str], cpu: list[float] | None = None) -> tuple[float, int]:
+    """Wall seconds and reported peak RSS of ``cmd``; its user + sys seconds appended to ``cpu``."""
+    before = _cpu_of_children()
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    if cpu is not None:
+        cpu.append(_cpu_of_children() - before)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}")
     lines = proc.stderr.strip().splitlines()
@@ -84,17 +96,19 @@ def files_vs_cp(folder: str, gb: float, repeat: int) -> dict:
         "to .pt (torch.save of the mapped file)": ([], "p.pt"),
     }
     times: dict[str, list[float]] = {"cp": []}
+    cpu: dict[str, list[float]] = {"cp": []}  # user + sys seconds of each process: less sensitive to load than wall time
     rss: dict[str, int] = {}
     for _ in range(repeat):
-        times["cp"].append(_timed(["cp", src, out("cp.safetensors")])[0])
+        times["cp"].append(_timed(["cp", src, out("cp.safetensors")], cpu["cp"])[0])
         os.unlink(out("cp.safetensors"))
         for name, (extra, made) in jobs.items():
             for tag, path in (("", src), (" tiny", tiny)):
-                elapsed, peak = _timed(py + ["convert", path, out(made), *extra, "--quiet", "--force"])
+                elapsed, peak = _timed(py + ["convert", path, out(made), *extra, "--quiet", "--force"], cpu.setdefault(name + tag, []))
                 times.setdefault(name + tag, []).append(elapsed)
                 rss[name + tag] = max(rss.get(name + tag, 0), peak)
                 os.unlink(out(made))
     med = {k: statistics.median(v) for k, v in times.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     rows = {}
     for name in jobs:
         net = max(med[name] - med[name + " tiny"], 1e-9)
@@ -103,6 +117,8 @@ def files_vs_cp(folder: str, gb: float, repeat: int) -> dict:
             "start_up_s": round(med[name + " tiny"], 3),
             "net_s": round(net, 3),
             "of_cp_throughput": round(med["cp"] / net, 3),
+            "cpu_s": round(med_cpu[name], 3),
+            "net_cpu_s": round(med_cpu[name] - med_cpu[name + " tiny"], 3),
             "baseline_rss_bytes": rss[name + " tiny"],
             "rss_growth_over_largest_tensor": round((rss[name] - rss[name + " tiny"]) / largest, 2),
         }
@@ -110,6 +126,7 @@ def files_vs_cp(folder: str, gb: float, repeat: int) -> dict:
         "file_bytes": size,
         "largest_tensor_bytes": largest,
         "cp_s": round(med["cp"], 3),
+        "cp_cpu_s": round(med_cpu["cp"], 3),
         "runs": rows,
         "targets": {"--layout torch of_cp_throughput": ">= 0.5", "rss_growth_over_largest_tensor (streamed)": "< 2"},
     }
@@ -191,10 +208,11 @@ def main() -> None:
         f = result["files"]
         gb = f["file_bytes"] / 2**30
         print(f"{gb:.2f} GiB safetensors, largest tensor {f['largest_tensor_bytes'] / 2**20:.0f} MiB, page cache warm; medians of {args.repeat}")
-        print(f"  cp {f['cp_s']:.2f} s ({gb / f['cp_s']:.2f} GiB/s)")
+        print(f"  cp {f['cp_s']:.2f} s ({gb / f['cp_s']:.2f} GiB/s), user+sys {f['cp_cpu_s']:.2f} s")
         for name, r in f["runs"].items():
             print(
                 f"  {name:38s} {r['process_s']:6.2f} s - start-up {r['start_up_s']:.2f} s = {r['net_s']:5.2f} s: {r['of_cp_throughput']:.2f} of cp; "
+                f"user+sys {r['net_cpu_s']:.2f} s net; "
                 f"peak RSS {r['baseline_rss_bytes'] / 2**20:.0f} MiB (tiny file) + {r['rss_growth_over_largest_tensor']:.2f} x largest tensor"
             )
     print("in-memory kernel transform, xconv.layouts vs torch permute().contiguous() (ms, round-robin medians; ratio <= 1 is the target):")
@@ -205,7 +223,10 @@ def main() -> None:
     print()
     if "files" in result:
         r = result["files"]["runs"]["--layout torch"]
-        print(f"RESULT --layout torch: {r['of_cp_throughput']:.2f} of cp's throughput (target >= 0.5); peak RSS growth {r['rss_growth_over_largest_tensor']:.2f} x the largest tensor (target < 2)")
+        print(
+            f"RESULT --layout torch: {r['of_cp_throughput']:.2f} of cp's throughput (target >= 0.5); user+sys {r['net_cpu_s']:.2f} s net against cp's "
+            f"{result['files']['cp_cpu_s']:.2f} s; peak RSS growth {r['rss_growth_over_largest_tensor']:.2f} x the largest tensor (target < 2)"
+        )
     print(f"RESULT in-memory transform: worst ratio to torch {worst[0]:.2f} ({worst[1]}; target <= 1)")
     print(f"(load average {result['load_average_before'][0]:.1f} before, {result['load_average_after'][0]:.1f} after, on {os.cpu_count()} cores: compare on an idle machine)")
 

@@ -569,6 +569,7 @@ def test_convert_benchmark_runs_and_reports_each_ratio(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     assert "RESULT --layout torch:" in out and "of cp's throughput" in out and "RESULT in-memory transform: worst ratio" in out
+    assert "user+sys" in out and "net against cp's" in out
     for shape in ("1x1 conv 2048->512", "3x3 conv 512->512", "7x7 conv 256->256", "depthwise 3x3 x512", "Conv3D 3x3x3 256->256"):
         assert shape in out
     assert os.listdir(tmp_path) == []  # its files are removed
@@ -615,3 +616,23 @@ def test_kernel_transform_without_torch_is_numpy_and_exact():
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_a_copy_whose_input_shrinks_meanwhile_is_refused(tmp_path, monkeypatch, capsys):
+    """.safetensors -> .safetensors is a kernel copy; an input cut during it gives exit 2 and no output."""
+    import shutil
+
+    write_tensors(tmp_path / "a.safetensors", {"w": np.arange(4096, dtype=np.float32)})
+    real = shutil.copyfile
+
+    def cut_midway(src, dst, *a, **k):  # another process truncates the input while the copy runs
+        out = real(src, dst, *a, **k)
+        os.truncate(src, os.path.getsize(src) // 2)
+        os.truncate(dst, os.path.getsize(src))
+        return out
+
+    monkeypatch.setattr(shutil, "copyfile", cut_midway)
+    assert main(["convert", str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")]) == 2
+    err = capsys.readouterr().err
+    assert "a.safetensors" in err and "changed while it was copied" in err and len(err.strip().splitlines()) == 1
+    assert sorted(os.listdir(tmp_path)) == ["a.safetensors"]

@@ -406,9 +406,21 @@ def _info(tensors, name) -> tuple[tuple[int, ...], np.dtype]:
 
 
 def _copy_bytes(src: str, dst: str) -> None:
+    """``src`` copied to ``dst`` by the kernel; an ``src`` truncated, grown or replaced meanwhile is refused."""
     import shutil
 
+    def stamp(path):
+        st = os.stat(path)
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+    before = stamp(src)
     shutil.copyfile(src, dst)  # sendfile / copy_file_range where the system has them
+    try:
+        after = stamp(src)
+    except OSError:
+        after = None
+    if after != before or os.path.getsize(dst) != before[2]:
+        raise BadInputError(f"{src!r} changed while it was copied (truncated, rewritten or replaced); nothing was written: copy it again once nothing else writes it.")
 
 
 def _keras_to_torch_state(keras_model, source, out: Outputs | None = None):
@@ -511,7 +523,7 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
     permuted, matrices transposed, vectors and scalars copied. A Dense kernel that follows a
     Flatten of feature maps also needs its rows reordered, which only the architecture can
     tell: use ``convert_file(..., arch=...)`` for those. A .safetensors input streams, in either
-    direction (:mod:`xconv.files.stream`): the input mapped, one scratch tensor, the output made
+    direction (:mod:`xconv.files.stream`): the input read in slabs, one scratch tensor, the output made
     and written in slabs by two threads; a .pt output is then saved from views of that
     intermediate file (hidden beside the output, removed at the end).
     """

@@ -7,7 +7,10 @@ ratio compare / (keras + torch); the target is at most 1.25. Timings are the med
 runs after one warm-up; --rounds further rounds then give one ratio each (on a loaded
 machine, their spread says how far one figure can be trusted). ``torch.export`` runs once per
 module structure (later calls reuse the graph with the module's current weights): its one-off
-cost is timed apart, as ``export_s``.
+cost is timed apart, as ``export_s``. Where compare's time goes is timed part by part, each
+alone in the same round-robin: the Keras sub-model with every layer's output kept, the PyTorch
+graph with every layer's value kept, and the measuring of every layer; the rest (alignment,
+report) is what compare costs beyond those.
 
     python scripts/bench_compare.py [--model unet_encoder] [--batch 4] [--repeat 7] [--rounds 5] [--json]
 """
@@ -72,6 +75,8 @@ def main() -> None:
     def compared():
         return xconv.compare(k, t, x)
 
+    from xconv.comparison import core
+    from xconv.frameworks import keras_side as ks
     from xconv.frameworks import torch_side as ts
 
     ts._GRAPHS.clear()
@@ -81,42 +86,65 @@ def main() -> None:
     graph = ts.export_graph(t, [xt])
     ends = {n.name for n in graph.nodes if n.op in ("aten::relu", "aten::max_pool2d")}  # every layer's value
     state = ts.module_state(t)
+    captured = core.capture_pair(k, t, x)  # the aligned values compare measures
+
+    def keras_capture():
+        return ks.capture(k, [x], calls=True, read_only=True)
 
     def torch_graph():
         return graph.run([xt], keep=ends, state=state)
 
-    tk, tt, tc, tg = median_times([bare_keras, bare_torch, compared, torch_graph], args.repeat)
+    def measuring():
+        scratch = core._Scratch()
+        return [core._measure(a.name, a.type, a.keras, a.torch, 1e-4, 1e-6, scratch) for a in captured.layers if a.torch is not None]
+
+    fns = [bare_keras, bare_torch, compared, keras_capture, torch_graph, measuring]
+    tk, tt, tc, tkc, tg, tm = median_times(fns, args.repeat)
     per_round = round_ratios(bare_keras, bare_torch, compared, args.rounds) if args.rounds > 0 else []
+    ratio = tc / (tk + tt)
     result = {
         "model": args.model,
         "batch": args.batch,
         "repeat": args.repeat,
         "threads": torch.get_num_threads(),
+        "load_average": round(os.getloadavg()[0], 2),
+        "cpus": os.cpu_count(),
         "keras_s": round(tk, 4),
         "torch_s": round(tt, 4),
         "compare_s": round(tc, 4),
-        "ratio": round(tc / (tk + tt), 4),
+        "ratio": round(ratio, 4),
         "target_ratio": 1.25,
+        "target_met": ratio <= 1.25,
         "round_ratios": [round(r, 4) for r in per_round],
         "round_ratio_median": round(statistics.median(per_round), 4) if per_round else None,
+        "parts": {  # each timed alone: compare ~ keras_capture_s + torch_graph_s + measuring_s + rest_s
+            "keras_capture_s": round(tkc, 4),
+            "torch_graph_s": round(tg, 4),
+            "measuring_s": round(tm, 4),
+            "rest_s": round(tc - tkc - tg - tm, 4),
+            "layers_measured": sum(a.torch is not None for a in captured.layers),
+        },
         "export_s": round(export_s, 4),
         "torch_graph_s": round(tg, 4),
-        "load_average": round(os.getloadavg()[0], 2),
-        "capture": xconv.compare(k, t, x).capture,
+        "capture": captured.capture,
     }
     if args.json:
         print(json.dumps(result, indent=2))
-    else:
-        print(f"{args.model}, batch {args.batch}, median of {args.repeat}:")
-        print(f"  bare Keras forward    {tk:8.3f} s")
-        print(f"  bare PyTorch forward  {tt:8.3f} s")
-        print(f"  xconv.compare         {tc:8.3f} s")
-        print(f"  ratio: compare / (Keras + PyTorch) = {result['ratio']:.3f} (target <= 1.25; PyTorch side captured by {result['capture']})")
-        if per_round:
-            print(f"  ratio in each of {len(per_round)} further rounds: {', '.join(f'{r:.3f}' for r in per_round)} (median {result['round_ratio_median']:.3f})")
-        print(f"  the PyTorch graph alone, every layer kept {tg:8.3f} s ({tg / tt:.2f} x the bare forward)")
-        print(f"  load average {result['load_average']} on {os.cpu_count()} CPUs")
-        print(f"  one-off torch.export of the module (first compare of this structure) {export_s:8.3f} s")
+        return
+    parts = result["parts"]
+    print(f"{args.model}, batch {args.batch}, median of {args.repeat} (load average {result['load_average']} on {result['cpus']} CPUs):")
+    print(f"  bare Keras forward                        {tk:7.3f} s")
+    print(f"  bare PyTorch forward                      {tt:7.3f} s")
+    print(f"  xconv.compare                             {tc:7.3f} s")
+    print(f"  RATIO compare / (Keras + PyTorch)         {ratio:7.3f}    target <= 1.25: {'met' if result['target_met'] else 'NOT met'}")
+    if per_round:
+        print(f"  ratio in each of {len(per_round)} further rounds: {', '.join(f'{r:.3f}' for r in per_round)} (median {result['round_ratio_median']:.3f})")
+    print("  where compare's time goes (each part timed alone):")
+    print(f"    Keras sub-model, every layer kept       {tkc:7.3f} s  ({tkc / tk:.2f} x the bare Keras forward)")
+    print(f"    PyTorch graph, every layer kept         {tg:7.3f} s  ({tg / tt:.2f} x the bare PyTorch forward; captured by {result['capture']})")
+    print(f"    measuring {parts['layers_measured']:2d} layers                      {tm:7.3f} s")
+    print(f"    the rest (alignment, copies, report)    {parts['rest_s']:7.3f} s")
+    print(f"  one-off torch.export of the module (first compare of this structure) {export_s:.3f} s")
 
 
 if __name__ == "__main__":

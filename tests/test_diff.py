@@ -53,15 +53,28 @@ def test_identical_and_all_zero_layers_pass():
     assert row.ok and row.max_abs == 0 and row.max_rel == 0
 
 
-@pytest.mark.parametrize("case", ["max-late", "min-early", "nan", "tie", "batch-odd"])
+@pytest.mark.parametrize(
+    "case", ["max-late", "min-early", "nan", "tie", "batch-odd", "batch-one", "both-channels-last", "tie-memory-order", "equal"]
+)
 def test_the_two_thread_measure_gives_the_one_thread_numbers(case):
     from xconv.comparison.core import _Scratch, _absmax, _diff, _measure
 
     rng = np.random.default_rng(3)
-    n = 5 if case == "batch-odd" else 4
-    raw = rng.standard_normal((n, 40, 60, 16)).astype(np.float32)  # channels-last, > 2**20 elements
+    n = {"batch-odd": 5, "batch-one": 1}.get(case, 4)
+    c = 64 if case == "batch-one" else 16
+    raw = rng.standard_normal((n, 40, 60, c)).astype(np.float32)  # channels-last, > 2**20 elements
     ref = raw.transpose(0, 3, 1, 2)  # the channels-first view compare measures
     other = np.ascontiguousarray(ref) + rng.standard_normal(ref.shape).astype(np.float32) * 1e-6
+    if case == "both-channels-last":  # torch's conv output can be channels-last in memory too
+        other = np.ascontiguousarray(np.moveaxis(other, 1, -1)).transpose(0, 3, 1, 2)
+        other[2, 9, 33, 41] += 0.5
+    elif case == "tie-memory-order":  # in channels-last memory (1, 0, 5, 2) comes first; in channels-first order (1, 0, 7, 1)
+        other[1, 5, 0, 5] = ref[1, 5, 0, 5] - 0.25
+        other[1, 0, 7, 1] = ref[1, 0, 7, 1] - 0.25
+    elif case == "batch-one":  # one sample: the blocks, not the batch, are split between the threads
+        other[0, 50, 20, 3] += 0.5
+    elif case == "equal":
+        other = ref.copy()
     if case == "max-late":
         other[n - 1, 7, 30, 2] -= 0.5
     elif case == "min-early":
@@ -71,9 +84,19 @@ def test_the_two_thread_measure_gives_the_one_thread_numbers(case):
     elif case == "tie":
         other[1, 2, 3, 4] = ref[1, 2, 3, 4] - 0.25
         other[n - 1, 2, 3, 4] = ref[n - 1, 2, 3, 4] - 0.25
-    got = _measure("l", "Conv2D", ref, other, raw, 1e-4, 1e-6, _Scratch())
+    got = _measure("l", "Conv2D", ref, other, 1e-4, 1e-6, _Scratch())
     want = _diff("l", "Conv2D", ref, other, _absmax(raw), 1e-4, 1e-6, _Scratch())
     assert got.where == want.where and got.ok == want.ok and got.scale == want.scale
     assert (np.isnan(got.max_abs) and np.isnan(want.max_abs)) or got.max_abs == want.max_abs
-    if case == "max-late":
-        assert got.where == (n - 1, 7, 30, 2)
+    if case != "nan":  # the plain NumPy reading of the same numbers: first place of the greatest difference
+        d = np.ascontiguousarray(ref) - np.ascontiguousarray(other)
+        hi, lo = float(d.max()), float(d.min())
+        index = int(d.argmax()) if hi >= -lo else int(d.argmin())
+        assert got.max_abs == max(hi, -lo) and got.where == tuple(int(i) for i in np.unravel_index(index, d.shape))
+    else:
+        assert got.where == (n - 1, 0, 0, 1)
+    expected = {"max-late": (n - 1, 7, 30, 2), "min-early": (0, 3, 1, 5), "tie": (1, 2, 3, 4), "both-channels-last": (2, 9, 33, 41),
+                "tie-memory-order": (1, 0, 7, 1), "equal": (0, 0, 0, 0), "batch-one": (0, 50, 20, 3)}  # fmt: skip
+    if case in expected:
+        assert got.where == expected[case]
+    assert got.ok == (case in ("equal", "batch-odd"))

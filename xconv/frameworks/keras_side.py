@@ -9,6 +9,7 @@ import numpy as np
 
 from .._optional import require
 from ..errors import BadInputError, MismatchedModelsError
+from ..layouts import LayoutKind
 
 
 def keras():
@@ -21,6 +22,18 @@ def to_numpy(value) -> np.ndarray:
         return value.numpy()
     except (AttributeError, TypeError, RuntimeError):  # torch on CUDA or with grad, JAX arrays
         return np.asarray(keras().ops.convert_to_numpy(value))
+
+
+def _read_only(value) -> np.ndarray:
+    """A backend tensor as a read-only NumPy view of its memory where it can be (a TF tensor on
+    the CPU: its buffer, kept alive by the view), else a copy: no second copy of each activation."""
+    try:
+        view = np.asarray(memoryview(value))
+    except (TypeError, ValueError, BufferError):  # no buffer protocol (JAX, torch, a GPU tensor)
+        return to_numpy(value)
+    if view.shape != tuple(value.shape) or view.dtype.name != getattr(value.dtype, "name", None):
+        return to_numpy(value)  # a buffer NumPy reads otherwise (bfloat16 as bytes)
+    return view
 
 
 def iter_layers(model) -> Iterator:
@@ -117,17 +130,17 @@ class Captured:
     shape: tuple = ()
     sources: tuple = ()
 
-    def torch_view(self, kind: str | None = None) -> np.ndarray:
+    def torch_view(self, kind: LayoutKind | tuple | None = None) -> np.ndarray:
         """The activation in torch layout, as a *view* where it can be (moveaxis costs nothing
-        until read). ``kind`` overrides the guess: 'cf' maps, 'flat' a Flatten's vector, 'plain'."""
+        until read). ``kind`` overrides the guess: CF maps, FLAT a Flatten's vector, PLAIN."""
         from ..layouts import flatten_permutation
 
-        kind = kind or ("flat" if self.flatten_of else ("cf" if self.value.ndim >= 3 else "plain"))
+        kind = kind or (LayoutKind.FLAT if self.flatten_of else LayoutKind.for_rank(self.value.ndim))
         if isinstance(kind, tuple):  # torch_to_keras: Keras axis i holds torch dim kind[i]
             return np.transpose(self.value, np.argsort(kind))
-        if kind == "flat" and self.flatten_of:
+        if kind == LayoutKind.FLAT and self.flatten_of:
             return self.value[:, flatten_permutation(self.flatten_of)]
-        if kind == "cf" and self.value.ndim >= 3:
+        if kind == LayoutKind.CF and self.value.ndim >= 3:
             return np.moveaxis(self.value, -1, 1)
         return self.value
 
@@ -153,7 +166,7 @@ def check_inputs(model, arrays: Sequence[np.ndarray]) -> None:
 
 def capture(
     model, arrays: Sequence[np.ndarray], names: Sequence[str] | None = None, with_inputs: bool = False, calls: bool = False,
-    blocks: Sequence[str] = (),
+    blocks: Sequence[str] = (), read_only: bool = False,
 ) -> list[Captured]:
     """Run ``model`` once and return every (or every named) layer's output, in graph order.
 
@@ -164,6 +177,8 @@ def capture(
     ``blocks`` names custom layers (traced into blocks by the translation) whose inner layers get
     rows too, ``block/inner``, just before the block's row: the traced graph
     (:func:`xconv.translate.graph.trace_block`) replayed on the input the block received.
+    ``read_only``: each layer's output is a read-only view of the backend's tensor where it can
+    be (no copy; what ``compare`` measures), not an array of its own.
     """
     k = keras()
     check_inputs(model, arrays)
@@ -211,7 +226,8 @@ def capture(
     for n in n_block_in:  # taken from the end, before the with_inputs values
         block_in.append(values[len(entries) : len(entries) + n])
         del values[len(entries) : len(entries) + n]
-    values = [to_numpy(v) for v in values]
+    own = _read_only if read_only else to_numpy
+    values = [own(v) for v in values[: len(entries)]] + [to_numpy(v) for v in values[len(entries) :]]
     result = [Captured(name, type(l).__name__, v, _flatten_of_output(l)) for (name, l, _), v in zip(entries, values)]
     if traced:
         result = _with_block_rows(result, traced, block_in, with_inputs)

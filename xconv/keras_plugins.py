@@ -110,7 +110,7 @@ def register_layer(
     """
     from .weights import WeightFamily, register, unregister
     from .translate import converters
-    from .translate.spec import CL, PLAIN, Layout, Piece, Step
+    from .translate.spec import CL, PLAIN, InputAs, Layout, Piece, Step
     from .translate.torch_to_keras import converters as torch_converters
 
     name = _name(keras_type)
@@ -152,7 +152,7 @@ def register_layer(
         if layout == "keras":
             out = Layout(CL if rank >= 3 else PLAIN)
             return Piece((Step("", code, arrays, (imported,)),), out, inputs_as=("keras",) * len(layer.in_layouts))
-        return Piece((Step("", code, arrays, (imported,)),), Layout.for_rank(rank), inputs_as=("cf",) * len(layer.in_layouts))
+        return Piece((Step("", code, arrays, (imported,)),), Layout.for_rank(rank), inputs_as=(InputAs.CF,) * len(layer.in_layouts))
 
     try:
         converters.add(name, convert, family="plugin", replace=replace, layout_free=True)

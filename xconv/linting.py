@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import layouts
+from .layouts import LayoutKind
 from .errors import BadInputError
 from .frameworks import framework_of
 from .padding import as_tuple, keras_pairs, pairs_from_torch_pad, same_pads, torch_pad_arg
@@ -64,8 +65,8 @@ class LintContext:
     ``pairs`` holds ``(keras layer, torch module path, torch module)`` for every layer with
     weights; ``chains`` each layer's modules in order; ``pads`` the explicit paddings (torch pad
     lists: ``nn.ZeroPad2d``, ``F.pad``, in ``nn.Sequential`` or in ``forward``) before a conv;
-    ``input_layouts`` how a Linear's input is flattened ('flat': channels-first maps, as
-    ``torch.flatten`` does; 'plain': moved channels-last first). The last two come from the
+    ``input_layouts`` how a Linear's input is flattened (``LayoutKind.FLAT``: channels-first maps, as
+    ``torch.flatten`` does; ``PLAIN``: moved channels-last first). The last two come from the
     module's exported graph (``graph`` is None where export failed: then names are read).
     """
 
@@ -205,7 +206,7 @@ def flatten_order(ctx: LintContext) -> list[Finding]:
 
     return [
         f for layer, tname, module in ctx.pairs if type(layer).__name__ == "Dense"
-        for f in _flatten_order(layer, tname, module, ks, ctx.input_layouts.get(layer.name, ""))
+        for f in _flatten_order(layer, tname, module, ks, ctx.input_layouts.get(layer.name))
     ]  # fmt: skip
 
 
@@ -328,14 +329,14 @@ def _batchnorm(layer, tname, module) -> list[Finding]:
     return out
 
 
-def _flatten_order(layer, tname, module, ks, input_layout: str = "") -> list[Finding]:
+def _flatten_order(layer, tname, module, ks, input_layout: LayoutKind | None = None) -> list[Finding]:
     shape = ks.flatten_source_shape(layer)
     if not shape or shape[-1] == 1 or int(np.prod(shape[:-1])) == 1:
         return []
     kernel = ks.layer_weights(layer)["kernel"]
     weight = module.weight.detach().cpu().numpy()
     plain, reordered = layouts.dense_kernel_to_torch(kernel), layouts.flatten_dense_kernel_to_torch(kernel, shape)
-    if input_layout == "plain":  # the port moves channels last before flattening: the plain transpose is right
+    if input_layout == LayoutKind.PLAIN:  # the port moves channels last before flattening: the plain transpose is right
         if weight.shape == kernel.T.shape and np.array_equal(weight, reordered) and not np.array_equal(weight, plain):
             return [Finding("Flatten order before Dense", layer.name, tname, f"the port flattens channels-last {shape} maps (permute before flatten), as Keras does, but the Linear's rows were reordered for a channels-first flatten.",
                             "copy the Keras kernel merely transposed (layouts.dense_kernel_to_torch), or flatten without the permute.")]  # fmt: skip
@@ -367,7 +368,7 @@ def _unweighted(cat, layer, tname, module) -> list[Finding]:
         rank = len(layer.input.shape)
         from .translate.layers import torch_dim
 
-        want = torch_dim(axis, rank, "cf" if rank >= 3 else "plain")
+        want = torch_dim(axis, rank, LayoutKind.for_rank(rank))
         dim = module.dim if module.dim is not None else 1
         if dim % rank != want:
             return [Finding("softmax axis", layer.name, tname, f"Keras normalises axis {axis}, which is torch dim {want}; the port uses dim={module.dim}.", f"use nn.Softmax(dim={want}).")]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import MismatchedModelsError
+from ..layouts import LayoutKind
 
 __all__ = ["Match", "KerasCall", "keras_calls", "align_graph", "align_by_names", "activation_of"]
 
@@ -110,7 +111,7 @@ class Match:
 
     name: str
     node: str | None = None
-    layout: str = "cf"  # how the torch value is laid out against Keras': 'cf', 'flat' or 'plain'
+    layout: LayoutKind = LayoutKind.CF  # how the torch value is laid out against Keras': CF, FLAT or PLAIN
     feeds: dict = field(default_factory=dict)  # local mode: {consumer node: {input node: keras input index}}
     input_layouts: dict = field(default_factory=dict)  # input node -> its layout
     input_shapes: dict = field(default_factory=dict)  # input node -> its shape (a feed must fit it)
@@ -119,7 +120,7 @@ class Match:
     why: str = ""
     own_node: bool = True  # False: the layer passes its input through (a Dropout with no op of its own)
     pads: list = field(default_factory=list)  # explicit paddings (torch pad lists) before the chain's module, outermost first
-    input_layout: str = ""  # layout of the value the chain's first module reads ('flat' or 'plain' before a Linear)
+    input_layout: LayoutKind | None = None  # layout of the value the chain's first module reads (FLAT or PLAIN before a Linear)
     follow: tuple = ()  # hooks: torch functions (names) that continue the module's output (the fused activation)
 
 
@@ -238,30 +239,31 @@ class _Graph:
     def is_ancestor(self, a, b) -> bool:
         return bool(self.anc[b] >> self.pos[a] & 1)
 
-    def _layouts(self) -> dict[str, str]:
-        """'cf' (torch's channels-first maps), 'cl' (moved channels-last), 'flat' (a flatten of
-        channels-first maps: Keras' flatten reordered) or 'plain' (same axes as Keras)."""
+    def _layouts(self) -> dict[str, LayoutKind]:
+        """CF (torch's channels-first maps), CL (moved channels-last), FLAT (a flatten of
+        channels-first maps: Keras' flatten reordered) or PLAIN (same axes as Keras)."""
+        CF, CL, FLAT, PLAIN = LayoutKind.CF, LayoutKind.CL, LayoutKind.FLAT, LayoutKind.PLAIN
         out = {}
         for i, name in enumerate(self.g.inputs):
             shape = self.g.input_shapes[i] if i < len(self.g.input_shapes) else ()
-            out[name] = "cf" if len(shape) >= 3 else "plain"
+            out[name] = LayoutKind.for_rank(len(shape))
         for n in self.g.nodes:
-            first = next((out[i] for i in self.din[n.name] if i in out), "plain")
+            first = next((out[i] for i in self.din[n.name] if i in out), PLAIN)
             src_shape = self.shape(self.din[n.name][0]) if self.din[n.name] else None
             rank = len(n.shape) if n.shape is not None else 0
             if n.shape is None:
                 out[n.name] = first  # a tuple (batch norm's value and statistics): getitem picks
             elif n.op in ("aten::linear", "aten::matmul", "aten::mm", "aten::addmm", "aten::bmm", "aten::embedding"):
-                out[n.name] = "plain"
+                out[n.name] = PLAIN
             elif n.op == "aten::permute" and src_shape is not None and len(src_shape) >= 3:
                 dims = tuple(int(d) % len(src_shape) for d in n.args[1])
                 r = len(src_shape)
                 to_last, to_first = (0, *range(2, r), 1), (0, r - 1, *range(1, r - 1))
-                out[n.name] = "cl" if (first == "cf" and dims == to_last) else ("cf" if first == "cl" and dims == to_first else first)
+                out[n.name] = CL if (first == CF and dims == to_last) else (CF if first == CL and dims == to_first else first)
             elif n.op in _SHAPE_OPS and rank == 2 and src_shape is not None and len(src_shape) >= 3:
-                out[n.name] = {"cf": "flat", "cl": "plain"}.get(first, first)
-            elif rank < 3 and first == "cf":
-                out[n.name] = "plain"  # a pooling to (N, C), a mean over the maps
+                out[n.name] = {CF: FLAT, CL: PLAIN}.get(first, first)
+            elif rank < 3 and first == CF:
+                out[n.name] = PLAIN  # a pooling to (N, C), a mean over the maps
             else:
                 out[n.name] = first
         return out
@@ -533,7 +535,7 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
                     if first_w is not None:
                         m.pads = [[int(v) for v in G.node[n].args[1]] for n in between if G.pos[n] < G.pos[first_w] and G.op(n) in _PAD_OPS]
                         if G.din.get(first_w):
-                            m.input_layout = G.layout.get(G.din[first_w][0], "")
+                            m.input_layout = G.layout.get(G.din[first_w][0])
         elif call.name in has_weights:
             if missing and not known_in:
                 m.why = f"its input {missing[0]!r} is not aligned"
@@ -559,7 +561,7 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
                         if G.op(walk) in _PAD_OPS:
                             m.pads.insert(0, [int(v) for v in G.node[walk].args[1]])
                     if G.din.get(first_c[0]):
-                        m.input_layout = G.layout.get(G.din[first_c[0]][0], "")
+                        m.input_layout = G.layout.get(G.din[first_c[0]][0])
         elif missing:
             m.why = f"its input {missing[0]!r} is not aligned"
         elif call.type in _IDENTITY:
@@ -593,11 +595,11 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
         if end is not None:
             nodes[call.key] = end
             m.node = end
-            m.layout = G.layout.get(end, "cf")
+            m.layout = G.layout.get(end, LayoutKind.CF)
             cf, plain = _torch_shapes(call.shape, batch)
             if cf != plain and G.shape(end) in (cf, plain):  # the shape settles what the walk guessed
-                m.layout = "cf" if G.shape(end) == cf else ("plain" if m.layout == "cf" else m.layout)
-            m.input_layouts = {i: G.layout.get(i, "cf") for f in m.feeds.values() for i in f}
+                m.layout = LayoutKind.CF if G.shape(end) == cf else (LayoutKind.PLAIN if m.layout == LayoutKind.CF else m.layout)
+            m.input_layouts = {i: G.layout.get(i, LayoutKind.CF) for f in m.feeds.values() for i in f}
             m.input_shapes = {i: G.shape(i) for f in m.feeds.values() for i in f}
         if (call.row in captured_rows or (not captured_rows and call.ordinal == 0)) and call.row not in matches:  # lint passes no captures: every first call
             matches[call.row] = m
@@ -705,7 +707,7 @@ def align_by_names(kmodel, captured, tmodule, pins: dict) -> dict[str, Match]:
     used: set[str] = set()
     out = {}
     for c in captured:
-        m = Match(c.name, layout="cf", how="hooks")
+        m = Match(c.name, layout=LayoutKind.CF, how="hooks")
         target = pins.get(c.name, c.name if c.name in modules else None)
         if "#" in c.name and c.name not in pins:
             m.why = "a later call of a shared layer (forward hooks keep a module's first call only)"

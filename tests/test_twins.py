@@ -56,7 +56,7 @@ def test_twin_matches_without_align_in_float32(name):
     k, t = _pair(name)
     report = compare(k, t, _sample(name))
     assert report.ok, str(report)
-    assert report.capture == "graph"
+    assert report.capture == TWINS[name].capture
     compared = {r.name for r in report.layers}
     assert set(TWINS[name].pairs) <= compared, str(report)  # every layer with weights is measured
 

@@ -41,3 +41,20 @@ def test_transfer_weights_gives_the_hand_copied_weights_or_refuses(name):
     differ = [k for k, v in by_hand.items() if not k.endswith("num_batches_tracked") and not torch.equal(v, moved[k])]
     assert not differ, f"transfer_weights wrote other weights than the hand copy: {differ}"
 
+
+
+HOOKED = [name for name, twin in TWINS.items() if twin.capture == "hooks"]
+
+
+@pytest.mark.parametrize("name", HOOKED)
+def test_a_port_export_cannot_trace_is_compared_with_hooks_and_the_verdict_says_so(name):
+    import numpy as np
+
+    from xconv import compare
+
+    twin = TWINS[name]
+    keras_model = twin.build_keras()
+    x = np.random.default_rng(5).normal(size=twin.input_shape).astype("float32")
+    report = compare(keras_model, twin.torch_for(keras_model), x)
+    assert report.ok and report.capture == "hooks", str(report)
+    assert "hook" in str(report).splitlines()[-1].lower() or any("hook" in n.lower() for n in report.notes), str(report)

@@ -66,6 +66,9 @@ class Twin:
     # true GELU in float64 (measured against math.erf; torch's F.gelu is off by 4e-16), and
     # LeakyReLU(0.1) in float64 is off by 6e-9 (its slope is rounded to float32 first).
     float64_rtol: float = 1e-10
+    # How compare is expected to capture the port: "graph" (torch.export), or "hooks" where export
+    # cannot trace the forward (a branch on a tensor's value).
+    capture: str = "graph"
 
     def torch_for(self, keras_model) -> nn.Module:
         """A fresh torch port with ``keras_model``'s weights, in its dtype, in eval mode."""
@@ -1677,6 +1680,46 @@ def load_fpn(net: TinyFPN, km) -> None:
 
 
 # ==============================================================================================
+# 20. A forward that checks its input's values (if torch.isnan(x).any(): raise ...): torch.export
+#     cannot trace a branch on a tensor's value, so compare falls back to hooks (and says so).
+
+
+def _guarded_body(keras, L, x):
+    x = L.Conv2D(8, 3, padding="same", name="conv_a")(x)
+    x = L.BatchNormalization(name="bn_a")(x)
+    x = L.ReLU(name="relu_a")(x)
+    x = L.MaxPooling2D(2, name="pool_a")(x)
+    x = L.Conv2D(12, 3, padding="same", activation="relu", name="conv_b")(x)
+    x = L.GlobalAveragePooling2D(name="gap")(x)
+    x = L.Dropout(0.1, name="drop")(x)
+    return L.Dense(4, name="logits")(x)
+
+
+class GuardedNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv_a = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn_a = nn.BatchNorm2d(8, eps=1e-3)
+        self.conv_b = nn.Conv2d(8, 12, 3, padding=1)
+        self.drop = nn.Dropout(0.1)
+        self.logits = nn.Linear(12, 4)
+
+    def forward(self, x):
+        if torch.isnan(x).any():
+            raise ValueError("NaN in the input batch")
+        x = F.max_pool2d(F.relu(self.bn_a(self.conv_a(x))), 2)
+        x = F.relu(self.conv_b(x))
+        return self.logits(self.drop(x.mean((2, 3))))
+
+
+def load_guarded(net: GuardedNet, km) -> None:
+    _conv2d(net.conv_a, km, "conv_a")
+    _bn(net.bn_a, km, "bn_a")
+    _conv2d(net.conv_b, km, "conv_b")
+    _dense(net.logits, km, "logits")
+
+
+# ==============================================================================================
 # Registry
 
 _NO_F64_POOL3D = "TF's CPU kernels have no float64 MaxPool3D"
@@ -2163,6 +2206,21 @@ _ALL += [
         },
         has_float64=False,
         float64_reason="Keras' bilinear UpSampling2D resizes in float32 (tf.image.resize): float64 is float32-exact only",
+    ),
+    _twin(
+        "guarded_forward",
+        _guarded_body,
+        (2, 16, 16, 3),
+        torch_cls=GuardedNet,
+        load=load_guarded,
+        styles=("value-check-in-forward", "hooks-fallback", "same-names", "batchnorm", "dropout"),
+        pairs={"conv_a": "conv_a", "bn_a": "bn_a", "conv_b": "conv_b", "logits": "logits"},
+        capture="hooks",
+        planted={
+            "filter": _plant_filter("conv_b", 4, "conv_b"),
+            "padding": _plant_attr("conv_a.padding_mode", "reflect", "conv_a"),
+            "train_mode": _plant_train("bn_a"),
+        },
     ),
 ]
 

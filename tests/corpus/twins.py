@@ -11,7 +11,13 @@ This corpus is an independent oracle: it is written without reading xconv's comp
 transfer, translation or capture code, and uses only keras, torch and numpy.
 
 Planted bugs: ``twin.planted[kind](loaded_module) -> (broken_copy, keras_layer)`` where
-``keras_layer`` names the first Keras layer whose output the bug changes.
+``keras_layer`` names the first Keras layer whose output the bug changes. Where a skip connection
+or concatenation needs the shape kept, the "padding" bug is a wrong padding (``padding_mode=
+"reflect"``) rather than a dropped one.
+
+Sections 9 on (SE, U-Net, ShuffleNet, DenseNet, ResNeXt, ConvNeXt, a temporal Conv1d, C3D, forward
+idioms, EfficientNet MBConv, FPN, a value-checking forward) record in ``Twin.known`` each case
+where xconv's verdict is wrong today; the tests mark those ``xfail(strict=True)``.
 """
 
 from __future__ import annotations

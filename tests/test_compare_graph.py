@@ -459,3 +459,14 @@ def test_separable_conv_into_two_modules_is_refused_with_the_way_to_mend_it(styl
     with pytest.raises(MismatchedModelsError, match=r"'sep' \(SeparableConv2D\).*SeparableConv2d.*'depthwise'.*nn\.Sequential"):
         transfer_weights(k, t)
     assert all(torch.equal(before[n], p) for n, p in t.named_parameters())  # nothing half-written
+
+
+def test_fit_unit_axes_squeezes_unit_axes_only():
+    from xconv.comparison.align import fit_unit_axes
+
+    x = np.arange(16.0).reshape(2, 1, 1, 8)
+    assert fit_unit_axes(x, (2, 8)).shape == (2, 8)
+    assert fit_unit_axes(np.zeros((2, 8)), (2, 8, 1, 1)).shape == (2, 8, 1, 1)
+    assert fit_unit_axes(np.zeros((2, 4, 2)), (2, 8)) is None  # real axes are never reshaped
+    assert fit_unit_axes(np.zeros((2, 2, 4)), (2, 4, 2)) is None  # same elements, other axes
+    assert fit_unit_axes(np.zeros((1, 2, 8)), (2, 8)) is None  # the batch axis is kept

@@ -1887,15 +1887,6 @@ _ALL += [
             "stem": "conv1", "stem_bn": "bn1", "se1_fc1": "se1.fc.0", "se1_fc2": "se1.fc.2", "conv2": "conv2",
             "conv2_bn": "bn2", "se2_fc1": "se2.fc1", "se2_fc2": "se2.fc2", "head": "head",
         },
-        known={
-            "float32": "false MISMATCH: se1_fc1/se1_fc2 (Dense on GlobalAveragePooling2D(keepdims=True), (N, 1, 1, C)) "
-            "are measured against nn.Linear's (N, C): 'shapes differ', max rel inf",
-            "float64": "false MISMATCH at se1_fc1: (N, 1, 1, C) against (N, C), 'shapes differ'",
-            "bug:filter": "first divergence reported at se1_fc1 (the false shape mismatch), not at conv2",
-            "bug:se2_fc": "first divergence reported at se1_fc1 (the false shape mismatch), not at se2_fc1",
-            "bug:se_fc": "reported at se1_fc1 only because se1_fc1 fails on the correct port too (shapes differ)",
-            "local:se_fc": "first_local_divergence is se1_scale: se1_fc1 gets no local error (shapes differ)",
-        },
         planted={
             "filter": _plant_filter("conv2", 3, "conv2"),
             "se_fc": _plant_filter("se1.fc.0", 0, "se1_fc1"),

@@ -29,7 +29,7 @@ import numpy as np
 from ..errors import MismatchedModelsError
 from ..layouts import LayoutKind
 
-__all__ = ["Match", "KerasCall", "keras_calls", "align_graph", "align_by_names", "activation_of"]
+__all__ = ["Match", "KerasCall", "keras_calls", "align_graph", "align_by_names", "activation_of", "fit_unit_axes"]
 
 _ACTIVATION_OPS = {
     "relu": ("aten::relu", "aten::threshold", "aten::clamp_min"),
@@ -136,6 +136,21 @@ def activation_of(layer) -> str | None:
     act = getattr(layer, "activation", None)
     name = getattr(act, "__name__", None) if act is not None else None
     return None if name in (None, "linear") else name
+
+
+def fit_unit_axes(x, shape):
+    """``x`` viewed with ``shape`` where the two differ only in unit axes (a Dense after
+    ``GlobalAveragePooling2D(keepdims=True)``, (N, 1, 1, C), against ``nn.Linear``'s (N, C)):
+    the axes longer than 1 must agree in order and length, and the batch axis must be kept.
+    Real axes are never reshaped; returns None where the shapes differ otherwise."""
+    have, want = tuple(x.shape), tuple(shape)
+    if have == want:
+        return x
+    if not have or not want or have[0] != want[0]:
+        return None
+    if [d for d in have[1:] if d != 1] != [d for d in want[1:] if d != 1]:
+        return None
+    return x.reshape(want)
 
 
 def _producer(tensor):

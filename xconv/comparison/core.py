@@ -16,6 +16,7 @@ from ..errors import BadInputError
 from ..frameworks import framework_of
 from . import tolerance
 from .report import LayerDiff, Report
+from .align import fit_unit_axes
 
 _DTYPES = ("float32", "float64")
 
@@ -447,6 +448,8 @@ def _local_feed(matches, captured, dev, tdtype) -> tuple[dict, set]:
                     x = layouts.activation_to_torch(x, c.input_flatten_of)
                 elif x.ndim >= 3 and (lay == LayoutKind.CF or (want is not None and tuple(x.shape) != tuple(want))):
                     x = layouts.activation_to_torch(x)
+                if want is not None and tuple(x.shape) != tuple(want) and fit_unit_axes(x, want) is not None:
+                    x = fit_unit_axes(x, want)  # (N, 1, 1, C) into a Linear's (N, C): unit axes only
                 if want is not None and tuple(x.shape) != tuple(want):
                     mine = None  # Keras' input does not fit (a padding layer folded into the conv): no local value
                     break
@@ -511,6 +514,8 @@ def compare(
     scratch = _Scratch()
 
     def measure(al, torch_value):
+        fitted = fit_unit_axes(torch_value, al.keras.shape)  # unit axes only (keepdims pools)
+        torch_value = torch_value if fitted is None else fitted
         ref, other = (al.keras, torch_value) if cap.a == "keras" else (torch_value, al.keras)
         return _measure(al.name, al.type, ref, other, rtol, atol, scratch)
 

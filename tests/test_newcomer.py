@@ -452,3 +452,25 @@ def test_every_command_says_how_to_write_a_bare_zoo_name(argv, tmp_path, monkeyp
     assert main(argv) == 2
     assert "write zoo:two_conv" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_feature_map_tiles_line_up_across_layers():
+    """Every layer's maps (the input's too) sit on one column grid: one tile size, the input at
+    the left like the layers' first maps (a lone input tile was stretched to the right edge)."""
+    import torch
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from xconv.viz import plot_feature_maps
+
+    fig = plot_feature_maps(_convs(2, 4), torch.rand(1, 1, 10, 10).numpy())
+    FigureCanvasAgg(fig).draw()
+    boxes = {str(a.get_gid()): a.get_window_extent() for a in fig.findobj(lambda o: str(getattr(o, "get_gid", lambda: "")()).startswith("map:"))}
+    assert {"map:input:0", "map:0:0", "map:2:0"} <= set(boxes)
+    widths = {round(b.width) for b in boxes.values()}
+    assert max(widths) <= 1.05 * min(widths), widths  # the colour bars' labels differ a little in width
+    assert abs(boxes["map:input:0"].x0 - boxes["map:0:0"].x0) <= 2
+    vector = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2 * 8 * 8, 5)).eval()
+    fig = plot_feature_maps(vector, torch.rand(1, 1, 10, 10).numpy(), ["0", "2"])
+    assert [sf._suptitle.get_text() for sf in fig.subfigs][-1] == "2: 5 values"  # was "2: 1 maps of "
+    empty = [a for a in fig.axes if a.axison and not a.images and not a.lines and not hasattr(a, "_colorbar")]
+    assert empty == []  # no empty frames beside the line plot

@@ -475,9 +475,10 @@ def plot_feature_maps(
     fig = _figure(width, rows_in + (0.2 * (note.count("\n") + 1) + 0.1 if note else 0))
     ratios = [rows + _HEAD_ROWS for *_, rows, _ in blocks]
     subs = fig.subfigures(len(blocks), 1, height_ratios=ratios) if len(blocks) > 1 else [fig]
+    ncols = min(cols, max(shown for *_, shown in blocks))  # one column grid for every layer: tiles line up
     for sf, (name, m, rows, shown) in zip(np.atleast_1d(subs), blocks):
         channels = m.shape[0] if m.ndim >= 2 else 1
-        grid = sf.subplots(rows, min(cols, shown), squeeze=False)
+        grid = sf.subplots(rows, ncols, squeeze=False)
         lim, cmap = map_scale(m[:shown] if m.ndim >= 2 else m)
         if name == "input":
             cmap = "gray"
@@ -487,10 +488,14 @@ def plot_feature_maps(
                 _show_map(grid.flat[c], m[c], gid=f"map:{name}:{c}", title=f"{name}[{c}]" + (" (all 0)" if dead else ""), lim=lim, cmap=cmap)
             for ax in grid.flat[shown:]:
                 ax.set_axis_off()
-            _colorbar(sf, list(grid.flat[:shown]), lim, cmap, "value" if name == "input" else "activation")
+            _colorbar(sf, list(grid.flat), lim, cmap, "value" if name == "input" else "activation")  # every block's at the right edge
         else:
             _show_map(grid.flat[0], m, gid=f"map:{name}:0", title=name)
-        if name == "input":
+            for ax in grid.flat[1:]:
+                ax.set_axis_off()
+        if m.ndim < 2:  # a vector (a Dense's output): drawn as one line
+            head = f"{name}: {m.shape[0]} values"
+        elif name == "input":
             head = f"input: {channels} channel{'s' if channels != 1 else ''}, {'x'.join(map(str, m.shape[1:]))}"
         else:
             head = f"{name}: {channels} maps of {'x'.join(map(str, m.shape[1:]))}"

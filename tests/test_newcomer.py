@@ -30,6 +30,7 @@ def test_version_flag(capsys):
 def test_env_imports_no_framework_but_reports_them():
     code = (
         "import contextlib, io\nfrom xconv.cli.main import main\nout = io.StringIO()\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n    assert main(['layers']) == main(['layers', '--markdown']) == 0  # cli.md: no TensorFlow either\n"
         "with contextlib.redirect_stdout(out):\n    assert main(['env']) == 0\n"
         "assert 'not installed' not in ''.join(l for l in out.getvalue().splitlines(True) if l.split()[0] in ('keras', 'tensorflow')), out.getvalue()"
     )

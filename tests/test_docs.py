@@ -9,9 +9,12 @@ page. How a block is run follows its fence:
   must appear, in order, in its output (``...`` lines skipped, floats in e-notation free).
 - ```bash: each line is a command (a trailing ``\\`` continues it).
 - Commands: ``xconv ...`` runs ``xconv.cli.main.main([...])`` in one child interpreter shared by
-  the pages (TensorFlow imported once), or ``python -m xconv.cli.main ...`` afresh for each
-  command on a page marked ``<!-- docs-test: fresh processes -->`` (cli.md); ``python ...`` runs
-  this interpreter afresh. A trailing ``# exits N`` is the exit code expected (else 0).
+  the pages (TensorFlow imported once). A page marked ``<!-- docs-test: fresh processes -->``
+  (cli.md) gets a child interpreter of its own, so nothing another page ran is in it, and its
+  first command runs as ``python -m xconv.cli.main ...`` afresh, as a user runs it (one fresh
+  process per command cost cli.md 40 TensorFlow imports; test_cli and test_quiet run commands as
+  real processes). ``python ...`` runs this interpreter afresh. A trailing ``# exits N`` is the
+  exit code expected (else 0).
 - Fences without a language are text (a listing, a table, an output shown alone).
 
 Comments the page's reader never sees steer the test:
@@ -173,8 +176,8 @@ def _assert_lines_in_order(expected: list[str], actual: str, what: str) -> None:
 
 
 # One interpreter that runs xconv commands one after another: TensorFlow is imported once, not
-# once per command (about 7 s each). cli.md runs every command in a fresh interpreter instead,
-# exactly as a user does; python commands always get one.
+# once per command (about 7 s each). cli.md gets one of its own, and its first command a fresh
+# interpreter, exactly as a user runs it; python commands always get one.
 _SERVER = r"""
 import contextlib, io, json, os, sys, traceback
 from xconv.cli.main import main
@@ -228,14 +231,16 @@ def _env() -> dict:
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
-def _run_command(command: str, expected: list[str], folder: pathlib.Path, extra: str = "", fresh: bool = True) -> None:
+def _run_command(command: str, expected: list[str], folder: pathlib.Path, extra: str = "", server: list | None = None) -> None:
+    """Run one command: in ``server`` (a list holding the page's runner, started on first use),
+    or, where ``server`` is None or it is not an xconv command, in a fresh interpreter."""
     argv, code = _argv(command, extra)
-    if fresh or argv[1:3] != ["-m", "xconv.cli.main"]:
+    if server is None or argv[1:3] != ["-m", "xconv.cli.main"]:
         proc = subprocess.run(argv, cwd=folder, capture_output=True, text=True, timeout=600, env=_env())
     else:
-        if not _SHARED:
-            _SHARED.append(_Server(_env()))
-        proc = _SHARED[0].run(argv[3:], folder)
+        if not server:
+            server.append(_Server(_env()))
+        proc = server[0].run(argv[3:], folder)
     shown = f"$ {command}\n{proc.stdout[-1500:]}\n{proc.stderr[-2500:]}"
     assert proc.returncode == code, shown
     assert "Traceback" not in proc.stderr, shown
@@ -256,34 +261,42 @@ def run_page(page: Page, folder: pathlib.Path, monkeypatch) -> list[str]:
     monkeypatch.chdir(folder)
     monkeypatch.syspath_prepend(str(folder))
     name = page.path.name
-    fresh = "<!-- docs-test: fresh processes -->" in page.path.read_text()
+    own: list[_Server] | None = [] if "<!-- docs-test: fresh processes -->" in page.path.read_text() else None
+    server = _SHARED if own is None else own
+    first = own is not None  # on a fresh-processes page, the first command runs afresh
     namespace: dict = {"__name__": f"docs.{page.path.stem}", "ROOT": ROOT}
     not_run = []
-    for block in page.blocks:
-        where = f"{name}:{block.line}"
-        if block.kind == "hidden":
-            exec(compile(block.body, f"{where} ({block.mark})", "exec"), namespace)
-            continue
-        if block.kind == "text" and not block.mark.startswith("matches"):
-            continue
-        if block.skip_reason is not None:
-            not_run.append(f"{where}: {block.skip_reason}")
-            continue
-        mark, _, arg = block.mark.partition(" ")
-        if mark == "needs" and not all(_NEEDS[n.strip()]() for n in arg.split(",")):
-            not_run.append(f"{where}: needs {arg}")
-            continue
-        if mark == "matches":
-            _assert_lines_in_order(block.body.splitlines(), str(namespace[arg.strip()]), f"{where} (as {arg})")
-        elif block.kind == "doctest":
-            _run_doctest(block, where, namespace)
-        elif block.kind == "python":
-            exec(compile(block.body, where, "exec"), namespace)
-        else:
-            for command, expected in _commands(block):
-                _run_command(command, expected, folder, arg if mark == "args" else "", fresh)
-    for command in page.inline:
-        _run_command(command, [], folder, fresh=fresh)
+    try:
+        for block in page.blocks:
+            where = f"{name}:{block.line}"
+            if block.kind == "hidden":
+                exec(compile(block.body, f"{where} ({block.mark})", "exec"), namespace)
+                continue
+            if block.kind == "text" and not block.mark.startswith("matches"):
+                continue
+            if block.skip_reason is not None:
+                not_run.append(f"{where}: {block.skip_reason}")
+                continue
+            mark, _, arg = block.mark.partition(" ")
+            if mark == "needs" and not all(_NEEDS[n.strip()]() for n in arg.split(",")):
+                not_run.append(f"{where}: needs {arg}")
+                continue
+            if mark == "matches":
+                _assert_lines_in_order(block.body.splitlines(), str(namespace[arg.strip()]), f"{where} (as {arg})")
+            elif block.kind == "doctest":
+                _run_doctest(block, where, namespace)
+            elif block.kind == "python":
+                exec(compile(block.body, where, "exec"), namespace)
+            else:
+                for command, expected in _commands(block):
+                    _run_command(command, expected, folder, arg if mark == "args" else "", None if first else server)
+                    first = False
+        for command in page.inline:
+            _run_command(command, [], folder, server=None if first else server)
+            first = False
+    finally:
+        while own:
+            own.pop().close()
     return not_run
 
 

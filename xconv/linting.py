@@ -294,7 +294,11 @@ def _conv_padding(layer, tname, module, explicit) -> list[Finding]:
         pairs_ = pairs_from_torch_pad(pads)[-rank:]  # the spatial axes: the last rank
         pairs_ = ((0, 0),) * (rank - len(pairs_)) + pairs_
         got = tuple((a + p[0], b + p[1]) for (a, b), p in zip(pairs_, got))
+    mode = getattr(module, "padding_mode", "zeros")
     if tuple(got) == tuple(want):
+        if mode != "zeros" and any(map(any, torch_pads)):  # the amounts are right, the values are not
+            return [Finding("padding mode", layer.name, tname, f"Keras pads with zeros; the port's conv pads {torch_pads} with padding_mode='{mode}', so the border outputs differ.",
+                            f"build '{tname}' with padding_mode='zeros' (the default).")]  # fmt: skip
         return []
     if layer.padding == "valid":
         return [Finding("'valid' padding", layer.name, tname, f"Keras pads {want} (before, after) per axis{' (its ZeroPadding layer)' if any(map(any, zero)) else ''}; the port pads {got} ({tp}).",

@@ -378,14 +378,14 @@ def kill_input(tmp_path_factory):
     return path
 
 
-def _start_and_wait_for_temp(src, out, folder, code=_KILL_CHILD, at=50 * 2**20):
-    """A child converting ``src`` into ``out``, returned once its hidden temp file has ``at`` bytes."""
+def _start_and_wait_for_temp(src, out, folder, code=_KILL_CHILD, at=50 * 2**20, extra=()):
+    """A child converting ``src`` into ``out``, returned once one of its hidden temp files has ``at`` bytes."""
     import time
 
-    proc = subprocess.Popen([sys.executable, "-c", code, str(src), str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", code, str(src), str(out), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout.readline().strip() == b"started"
     deadline = time.time() + 60
-    while not leftovers(folder) or os.path.getsize(folder / leftovers(folder)[0]) < at:
+    while max((os.path.getsize(folder / n) for n in leftovers(folder)), default=-1) < at:
         if proc.poll() is not None:
             pytest.fail(f"the conversion ended before the test could act: {proc.stderr.read().decode()[-1500:]}")
         assert time.time() < deadline
@@ -413,13 +413,13 @@ _CLI_CHILD = r"""
 import sys
 from xconv.cli.main import main
 print("started", flush=True)
-sys.exit(main(["convert", sys.argv[1], sys.argv[2], "--layout", "torch", "--force", "--quiet"]))
+sys.exit(main(["convert", sys.argv[1], sys.argv[2], *sys.argv[3:], "--force", "--quiet"]))
 """
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["truncated", "replaced"])
-def test_input_changed_mid_conversion_exits_two_and_leaves_nothing(tmp_path, kill_input, how):
+@pytest.mark.parametrize("how, ext, extra", [("truncated", "safetensors", ["--layout", "torch"]), ("replaced", "safetensors", ["--layout", "torch"]), ("truncated", "pt", [])])
+def test_input_changed_mid_conversion_exits_two_and_leaves_nothing(tmp_path, kill_input, how, ext, extra):
     """Another process cuts (or replaces) the input while a streamed conversion reads it: no SIGBUS,
     exit 2 with one line naming the input, the target untouched and no temp file left."""
     import shutil
@@ -431,9 +431,10 @@ def test_input_changed_mid_conversion_exits_two_and_leaves_nothing(tmp_path, kil
     out_dir.mkdir()
     if how == "replaced":
         shutil.copyfile(src, tmp_path / "in" / "new")
-    write_tensors(out_dir / "out.safetensors", {"old": np.ones(3, np.float32)})
-    old = (out_dir / "out.safetensors").read_bytes()
-    proc = _start_and_wait_for_temp(src, out_dir / "out.safetensors", out_dir, code=_CLI_CHILD, at=20 * 2**20)
+    target = out_dir / f"out.{ext}"
+    write_tensors(target, {"old": np.ones(3, np.float32)})
+    old = target.read_bytes()
+    proc = _start_and_wait_for_temp(src, target, out_dir, code=_CLI_CHILD, at=20 * 2**20, extra=extra)
     if how == "truncated":
         os.truncate(src, os.path.getsize(src) // 3)
     else:  # a new file under the same name (an editor's save): the run must not mix the two
@@ -443,7 +444,7 @@ def test_input_changed_mid_conversion_exits_two_and_leaves_nothing(tmp_path, kil
     assert proc.returncode == 2, err[-2000:]
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err[-2000:]
     assert "in.safetensors" in err and ("truncated" in err or "replaced" in err or "changed" in err), err
-    assert (out_dir / "out.safetensors").read_bytes() == old
+    assert target.read_bytes() == old
     assert leftovers(out_dir) == [], "the temporary file was left behind"
 
 

@@ -332,10 +332,10 @@ def _safetensors_copy(j: _Job) -> Manifest:
 
 
 def _safetensors_to_pt(j: _Job) -> Manifest:
-    from .files.torch_pt import write_torch_from_safetensors
-
-    result = _copy_manifest_of_header(j)  # streamed: the tensors are views of the mapped file
-    j.out.fill(j.dst, lambda tmp: write_torch_from_safetensors(tmp, j.src))
+    result = _copy_manifest_of_header(j)
+    # copied by the kernel into a hidden safetensors beside the output (an input cut meanwhile is an
+    # error, not a SIGBUS in the mapped views), then saved from the mapped copy's views
+    j.out.fill(j.dst, lambda tmp: _layout_via_safetensors(j.src, tmp, None, None))
     return result
 
 
@@ -577,7 +577,8 @@ def _progress_bar(total: int, label: str, enabled: bool):
     return tqdm(total=total, desc=label, unit="tensor", leave=False)
 
 
-def _layout_via_safetensors(src: str, tmp: str, to: str, entry) -> None:
+def _layout_via_safetensors(src: str, tmp: str, to: str | None, entry) -> None:
+    """``src`` streamed (moved to ``to``, or copied) into a hidden safetensors beside ``tmp``, then ``torch.save``d into ``tmp``."""
     from .files.output import TEMP_SUFFIX, _track, _untrack
     from .files.torch_pt import write_torch_from_safetensors
 

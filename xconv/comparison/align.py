@@ -344,9 +344,33 @@ def _fits(layer, module) -> bool:
     if type(layer).__name__.startswith("SeparableConv") and type(module).__name__ not in ("SeparableConv1d", "SeparableConv2d"):
         return False  # two torch modules: see _separable (one SeparableConv2d module: its weight family)
     try:
-        return _shapes_fit(layer, module)
+        if _shapes_fit(layer, module):
+            return True
     except XconvError:
         return False
+    return _custom_fits(layer, module)
+
+
+def _custom_fits(layer, module) -> bool:
+    """A module class of the port's own (not torch's: ConvNeXt's channels-first ``LayerNorm2d``)
+    whose own arrays have the names and shapes the layer's weights convert to. Only for
+    normalisations, whose weights read the same whichever axis holds the channels."""
+    from ..errors import XconvError
+    from ..frameworks import keras_side as ks
+    from ..frameworks import torch_side as ts
+    from ..transfer import _context
+    from ..weights import family_for_keras
+
+    if type(layer).__name__ not in ("LayerNormalization", "BatchNormalization", "GroupNormalization"):
+        return False
+    if type(module).__module__.startswith("torch.") or any(True for _ in module.children()):
+        return False
+    try:
+        converted = family_for_keras(type(layer).__name__, layer.name).to_torch(ks.layer_weights(layer), _context(layer))
+    except (XconvError, KeyError, ValueError):
+        return False
+    target = ts.module_arrays(module)
+    return bool(converted) and set(converted) == set(target) and all(converted[k].shape == target[k].shape for k in converted)
 
 
 def _same_weights(layer, module) -> bool:
@@ -403,9 +427,17 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
     modules = dict(tmodule.named_modules())
     weighted = {name: m for name, m in ts.weighted_modules(tmodule) if name in G.calls}
     claimed: set[str] = set()
+    param_shape = {node: tuple(t.shape) for node, key in graph.params.items()
+                   for t in [tmodule.state_dict(keep_vars=True).get(key)] if t is not None}  # fmt: skip
     for name in weighted:
+        own = None
+        if type(weighted[name]).__name__ not in ts._WHOLE and any(True for _ in weighted[name].children()):
+            # a block holding a parameter of its own (ConvNeXt's gamma) besides children: only the
+            # ops reading that parameter are its own; the rest of its forward stays free to align
+            keys = {f"{name}.{k}" for k, _ in weighted[name].named_parameters(recurse=False)}
+            own = {node for node, key in graph.params.items() if key in keys}
         for call in G.calls[name]:
-            claimed.update(call)
+            claimed.update(call if own is None else [n for n in call if any(i in own for i in G.node[n].inputs)])
     used_calls: set[tuple[str, int]] = set()
     used_modules: set[str] = set()
     nodes: dict[tuple[str, int], str] = {}  # (keras layer, call) -> torch node
@@ -492,6 +524,7 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
         return nearest, "weights", ""
 
     captured_rows = {c.name for c in captured}
+    taken: set[str] = set()  # parameter ops given to a layer without a weight family
     for call in calls:
         in_nodes = [nodes.get(ref) for ref in call.inputs]
         # an unaligned layer without weights (a ZeroPadding2D folded into the conv's padding=)
@@ -556,7 +589,17 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
                 m.why = f"its input {missing[0]!r} is not aligned"
             else:
                 mods, how, why = choose_module(call, known_in)
-                if mods is None:
+                scaled = _scale_by_param(G, call, known_in, param_shape, taken, batch) if mods is None else None
+                if scaled is not None:  # a layer scale: x * gamma, gamma a parameter of the block
+                    end = scaled
+                    taken.add(end)
+                    claimed.add(end)
+                    src = [i for i in G.din.get(end, []) if i in known_in or any(G.is_ancestor(k, i) for k in known_in)]
+                    m.feeds = {end: {src[0]: 0}} if src else {}
+                    m.modules, m.how = [G.node[end].module_path] if G.node[end].module_path else [], "position"
+                elif mods is None and not _has_family(call.layer):
+                    m.why = f"{why}; xconv knows no weight layout for a {call.type}, and no op multiplies its input by a parameter of its weights' shapes"
+                elif mods is None:
                     m.why, m.how = why, "unpaired"
                 else:
                     first_j, first_c = first_call(mods[0], known_in)
@@ -648,6 +691,37 @@ def _inner_refs(source, block_call: KerasCall) -> tuple:
         return ((source, 0),)
     i = source[1]
     return (block_call.inputs[i],) if len(block_call.inputs) > i else block_call.inputs
+
+
+def _has_family(layer) -> bool:
+    from ..errors import XconvError
+    from ..weights import family_for_keras
+
+    try:
+        family_for_keras(type(layer).__name__, layer.name)
+    except (XconvError, KeyError, ValueError):
+        return False
+    return True
+
+
+def _scale_by_param(G: _Graph, call: KerasCall, in_nodes, param_shape, taken, batch):
+    """For a Keras layer with weights xconv has no layout for (a LayerScale ``x * gamma``): the
+    first ``mul`` downstream of its inputs that multiplies by a parameter with the shape of one of
+    the layer's weights and gives the layer's output shape; None where there is none."""
+    shapes = {tuple(w.shape) for w in call.layer.weights}
+    if not in_nodes or not shapes or not call.shape or None in call.shape[1:]:
+        return None
+    cf, plain = _torch_shapes(call.shape, batch)
+    found = []
+    for name in G.names:
+        n = G.node.get(name)
+        if n is None or name in taken or n.op != "aten::mul" or n.shape not in (cf, plain):
+            continue
+        if not any(param_shape.get(i) in shapes for i in n.inputs):
+            continue
+        if all(G.is_ancestor(i, name) for i in in_nodes):
+            found.append(name)
+    return min(found, key=lambda x: G.pos[x]) if found else None
 
 
 def _pinned_head(G: _Graph, tmodule, name, call_nodes, in_nodes, weighted, head_of):

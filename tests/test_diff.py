@@ -100,3 +100,26 @@ def test_the_two_thread_measure_gives_the_one_thread_numbers(case):
     if case in expected:
         assert got.where == expected[case]
     assert got.ok == (case in ("equal", "batch-odd"))
+
+
+@pytest.mark.parametrize("view", ["scalar", "vector", "flipped", "strided", "integer", "channels-last-both"])
+def test_measure_reads_any_view_as_the_oracle_does(view):
+    from xconv.comparison.core import _measure
+
+    rng = np.random.default_rng(5)
+    base = rng.standard_normal((2, 12, 30, 9)).astype(np.float32)
+    ref = {
+        "scalar": np.float32(1.5) * np.ones((), np.float32),
+        "vector": base.reshape(-1),
+        "flipped": np.flip(base, axis=-1),  # negative strides: not a permuted contiguous array
+        "strided": base[:, ::2, ::3],
+        "integer": (base * 10).astype(np.int64),
+        "channels-last-both": np.ascontiguousarray(np.moveaxis(base, 1, -1)).transpose(0, 3, 1, 2),
+    }[view]
+    other = np.asarray(ref) + rng.standard_normal(np.shape(ref)) * 1e-3
+    if view == "channels-last-both":
+        other = np.ascontiguousarray(np.moveaxis(other, 1, -1)).transpose(0, 3, 1, 2)
+    row = _measure("x", "T", ref, other, 1e-4, 1e-6, _Scratch())
+    want_max, want_where = oracle(np.asarray(ref), np.asarray(other))
+    assert row.where == want_where and row.max_abs == pytest.approx(want_max, rel=1e-9)
+    assert row.scale == _absmax(np.asarray(ref))

@@ -173,6 +173,8 @@ class _Blocks:
 
     def first(self, keys, buf: np.ndarray, hit) -> int:
         """The smallest channels-first flat index, over ``keys``' blocks, where ``hit(ref - other)``."""
+        if not self.cf_shape:  # a scalar: its one place
+            return 0
         best = None
         for key in keys:
             r, o = self.r[key], self.o[key]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import BadInputError, UnsupportedLayerError, XconvError
+from ...layouts import LayoutKind
 from . import converters
 from .values import Ctx, Value, channels_last, const_value, default_perm, tensor_value, to_perm, unflat
 
@@ -329,13 +330,14 @@ class _Walk:
 
 
 def _kind(v: Value):
-    """compare's word for a layout: 'cf' (channels-last maps), 'plain', 'flat', else the perm itself."""
+    """compare's word for a layout (:class:`~xconv.layouts.LayoutKind`: CF for the torch maps
+    against channels-last Keras maps, PLAIN, FLAT), else the perm itself."""
     if v.flat is not None:
-        return "flat"
+        return LayoutKind.FLAT
     if v.rank >= 3 and v.perm == channels_last(v.rank):
-        return "cf"
+        return LayoutKind.CF
     if v.perm == tuple(range(v.rank)):
-        return "plain"
+        return LayoutKind.PLAIN
     return tuple(v.perm)
 
 

@@ -14,6 +14,7 @@ MODULES = [
     "linting.py",
     "frameworks/keras_side.py",
     "keras_plugins.py",
+    "translate/torch_to_keras/walker.py",
 ]
 LITERALS = {"cf", "plain", "flat", "cl"}
 

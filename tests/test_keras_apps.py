@@ -8,6 +8,7 @@ float64, where a correct translation agrees to rounding level.
 """
 
 import contextlib
+import copy
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from conftest import needs_keras
 pytestmark = [needs_keras, pytest.mark.slow]
 
 # the smallest input each family accepts (32 px where any size goes)
-SIZES = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71, "NASNetMobile": 32, "NASNetLarge": 32}
+SIZES = {"InceptionV3": 75, "InceptionResNetV2": 75, "Xception": 71, "NASNetMobile": 32, "NASNetLarge": 32, "NASNetMini": 32}
 
 BUILDERS = [
     "ConvNeXtTiny", "ConvNeXtSmall", "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtXLarge",
@@ -33,15 +34,16 @@ BUILDERS = [
     "VGG16", "VGG19", "Xception",
 ]  # fmt: skip
 
-# one model of each family in float64 strict mode. ConvNeXt's is built by Keras' own ConvNeXt
-# builder at depths (1, 1, 1, 1) and widths 8-64 ("ConvNeXtMini"): the same stem, blocks (7x7
-# grouped conv, LayerNormalization, exact gelu, LayerScale), downsampling and head as ConvNeXtTiny,
-# which float32 checks whole; at Tiny's size this case took ~100 s (grouped convs are compiled per
-# call). The exact gelu has TF's float32 constant inside, ~5e-9 off in float64 unless mimicked (see
-# KerasGELU): the mini model catches a planted exact constant too (gelu 5.6e-9 off, first divergence).
+# one model of each family in float64 strict mode. Where Keras has a configurable builder for the
+# family, it runs small ("...Mini", see _builder): the same builder code, the same layer kinds
+# and blocks, fewer and narrower; the float32 cases check every published size whole. Rounding-level
+# agreement does not depend on the depth; at full size these five took 209 s of test time in a
+# full run on the loaded 2-core machine, 36 s small (grouped convs and float64 kernels are slow in TF). The exact gelu has TF's float32
+# constant inside, ~5e-9 off in float64 unless mimicked (see KerasGELU): ConvNeXtMini catches a
+# planted exact constant (gelu 5.6e-9 off, first divergence at the first gelu).
 FLOAT64 = [
-    "ConvNeXtMini", "DenseNet121", "EfficientNetB0", "EfficientNetV2B0", "InceptionResNetV2", "InceptionV3",
-    "MobileNet", "MobileNetV2", "MobileNetV3Small", "NASNetMobile", "ResNet50", "ResNet50V2", "VGG16", "Xception",
+    "ConvNeXtMini", "DenseNetMini", "EfficientNetMini", "EfficientNetV2Mini", "InceptionResNetV2", "InceptionV3",
+    "MobileNet", "MobileNetV2", "MobileNetV3Small", "NASNetMini", "ResNet50", "ResNet50V2", "VGG16", "Xception",
 ]  # fmt: skip
 
 
@@ -93,6 +95,23 @@ def _builder(name):
         from keras.src.applications.convnext import ConvNeXt
 
         return lambda **kw: ConvNeXt(depths=[1, 1, 1, 1], projection_dims=[8, 16, 32, 64], name="convnext_mini", **kw)
+    if name == "DenseNetMini":  # DenseNet121's blocks, one per dense block
+        from keras.src.applications.densenet import DenseNet
+
+        return lambda **kw: DenseNet([1, 1, 1, 1], name="densenet_mini", **kw)
+    if name == "EfficientNetMini":  # EfficientNetB0's block list at a quarter of its width and depth
+        from keras.src.applications.efficientnet import EfficientNet
+
+        return lambda **kw: EfficientNet(0.25, 0.25, 32, name="efficientnet_mini", **kw)
+    if name == "EfficientNetV2Mini":  # EfficientNetV2B0's block list at a quarter of its width and depth
+        from keras.src.applications.efficientnet_v2 import DEFAULT_BLOCKS_ARGS, EfficientNetV2
+
+        blocks = copy.deepcopy(DEFAULT_BLOCKS_ARGS["efficientnetv2-b0"])
+        return lambda **kw: EfficientNetV2(0.25, 0.25, 32, blocks_args=blocks, name="efficientnetv2_mini", **kw)
+    if name == "NASNetMini":  # NASNetMobile's settings (no skip reduction) at 1 cell per stage, 4 filters
+        from keras.src.applications.nasnet import NASNet
+
+        return lambda **kw: NASNet(penultimate_filters=96, num_blocks=1, stem_block_filters=8, skip_reduction=False, filter_multiplier=2, default_size=32, name="nasnet_mini", **kw)
     return getattr(keras.applications, name)
 
 

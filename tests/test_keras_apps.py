@@ -37,13 +37,14 @@ BUILDERS = [
 # one model of each family in float64 strict mode. Where Keras has a configurable builder for the
 # family, it runs small ("...Mini", see _builder): the same builder code, the same layer kinds
 # and blocks, fewer and narrower; the float32 cases check every published size whole. Rounding-level
-# agreement does not depend on the depth; at full size these five took 209 s of test time in a
-# full run on the loaded 2-core machine, 36 s small (grouped convs and float64 kernels are slow in TF). The exact gelu has TF's float32
+# agreement does not depend on the depth; at full size these seven took 253 s of test time in a
+# full run on the loaded 2-core machine, about 50 s small, one by one on the same loaded machine
+# (grouped convs and float64 kernels are slow in TF). The exact gelu has TF's float32
 # constant inside, ~5e-9 off in float64 unless mimicked (see KerasGELU): ConvNeXtMini catches a
 # planted exact constant (gelu 5.6e-9 off, first divergence at the first gelu).
 FLOAT64 = [
     "ConvNeXtMini", "DenseNetMini", "EfficientNetMini", "EfficientNetV2Mini", "InceptionResNetV2", "InceptionV3",
-    "MobileNet", "MobileNetV2", "MobileNetV3Small", "NASNetMini", "ResNet50", "ResNet50V2", "VGG16", "Xception",
+    "MobileNet", "MobileNetV2", "MobileNetV3Small", "NASNetMini", "ResNetMini", "ResNetV2Mini", "VGG16", "Xception",
 ]  # fmt: skip
 
 
@@ -108,6 +109,19 @@ def _builder(name):
 
         blocks = copy.deepcopy(DEFAULT_BLOCKS_ARGS["efficientnetv2-b0"])
         return lambda **kw: EfficientNetV2(0.25, 0.25, 32, blocks_args=blocks, name="efficientnetv2_mini", **kw)
+    if name in ("ResNetMini", "ResNetV2Mini"):  # ResNet50('s V2) stacks: two blocks each, filters 8-64
+        from keras.src.applications import resnet
+
+        v2 = name == "ResNetV2Mini"
+        stack = resnet.stack_residual_blocks_v2 if v2 else resnet.stack_residual_blocks_v1
+
+        def stack_fn(x):  # as ResNet50 and ResNet50V2 write theirs: stride 1 first (v1) or last (v2)
+            x = stack(x, 8, 2, name="conv2") if v2 else stack(x, 8, 2, stride1=1, name="conv2")
+            x = stack(x, 16, 2, name="conv3")
+            x = stack(x, 32, 2, name="conv4")
+            return stack(x, 64, 2, stride1=1, name="conv5") if v2 else stack(x, 64, 2, name="conv5")
+
+        return lambda **kw: resnet.ResNet(stack_fn, preact=v2, use_bias=True, name=name.lower(), **kw)
     if name == "NASNetMini":  # NASNetMobile's settings (no skip reduction) at 1 cell per stage, 4 filters
         from keras.src.applications.nasnet import NASNet
 

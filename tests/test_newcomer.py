@@ -443,8 +443,10 @@ def test_pytorch_to_keras_maps_weights_through_the_weight_families(monkeypatch, 
         ["lint", "zoo:two_conv", "two_conv"],
         ["train-check", "two_conv", "zoo:two_conv", "--loss", "mse", "--optimizer", "sgd"],
         ["compare", "two_conv"],
+        ["convert", "two_conv", "x.pt"],
+        ["convert", "w.pt", "o.keras", "--arch", "two_conv"],
     ],
-    ids=lambda argv: "-".join(argv[:2]),
+    ids=lambda argv: "-".join(argv[:2]) + ("-arch" if "--arch" in argv else ""),
 )
 def test_every_command_says_how_to_write_a_bare_zoo_name(argv, tmp_path, monkeypatch, capsys):
     """``two_conv`` where ``zoo:two_conv`` was meant: one answer from every command (filters and
@@ -453,6 +455,14 @@ def test_every_command_says_how_to_write_a_bare_zoo_name(argv, tmp_path, monkeyp
     assert main(argv) == 2
     assert "write zoo:two_conv" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_missing_weight_file_is_named_once(tmp_path, monkeypatch, capsys):
+    """'No such file: 'x' does not exist.' said it twice over: the message names the file once."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["inspect", "missing.safetensors"]) == 2
+    err = capsys.readouterr().err
+    assert "No such file: 'missing.safetensors'" in err and "does not exist" not in err
 
 
 def test_feature_map_tiles_line_up_across_layers():

@@ -31,7 +31,9 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from ..convert import convert_file, convert_layout
+    from ._sources import refuse_bare_zoo_names
 
+    refuse_bare_zoo_names(args.source, args.arch)
     if args.layout:
         manifest = convert_layout(
             args.source, args.output, to=args.layout, force=args.force, manifest=args.manifest, progress=not args.quiet

@@ -49,8 +49,7 @@ def detect_format(path, *, must_exist: bool = True) -> str:
     if not must_exist:
         return fmt
     if not os.path.isfile(path):
-        what = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
-        raise BadInputError(f"No such file: {path!r} {what}." if what == "does not exist" else f"{path!r} {what}.")
+        raise BadInputError(f"{path!r} is a folder, not a file." if os.path.isdir(path) else f"No such file: {path!r}.")
     try:
         with open(path, "rb") as fh:
             head = fh.read(16)

@@ -193,3 +193,56 @@ def test_sequence_families_transfer_both_ways_bit_exact():
     transfer_weights(module, model)
     for a, b in zip(original, _keras_weights(model), strict=True):
         assert a.tobytes() == b.tobytes()
+
+
+def _twin_pair(name):
+    twins = pytest.importorskip("corpus.twins")
+    twin = twins.TWINS[name]
+    k = twin.build_keras()
+    x = np.random.default_rng(5).normal(size=twin.input_shape).astype("float32")
+    return twin, k, x
+
+
+@needs_keras
+def test_a_dense_after_a_permute_then_flatten_gets_plain_rows_and_the_reorder_would_be_caught():
+    """same_padding's port flattens after permute(0, 2, 3, 1): the Dense rows move as a plain
+    transpose (read from the exported graph), not in channels-first flatten order."""
+    from xconv import compare
+    from xconv.frameworks import keras_side as ks
+    from xconv.transfer import _context
+    from xconv.weights import family_for_keras
+
+    twin, k, x = _twin_pair("same_padding")
+    fresh = twin.torch_cls().eval()
+    manifest = transfer_weights(k, fresh)
+    fc = next(e for e in manifest.entries if e.target == "fc.weight")
+    assert fc.transform == "transpose"
+    assert compare(k, fresh, x).ok
+    by_hand = twin.torch_for(k).state_dict()
+    assert torch.equal(fresh.state_dict()["fc.weight"], by_hand["fc.weight"])
+    # the channels-first reorder (what a torch.flatten of NCHW maps needs) is wrong here, and compare says where
+    dense = k.get_layer("dense")
+    wrong = family_for_keras("Dense", "dense").to_torch(ks.layer_weights(dense), _context(dense))
+    with torch.no_grad():
+        fresh.fc.weight.copy_(torch.from_numpy(wrong["weight"]))
+    report = compare(k, fresh, x)
+    assert not report.ok and report.first_divergence == "dense", str(report)
+
+
+@needs_keras
+def test_torchvision_block_order_is_paired_on_the_graph():
+    """tiny_resnet declares downsample after conv2 (as torchvision's BasicBlock), but runs it
+    beside conv1: pairing by declaration order is ambiguous, the graph pairs it; the weights are
+    the hand copy's and compare matches."""
+    from xconv import compare
+
+    twin, k, x = _twin_pair("tiny_resnet")
+    fresh = twin.torch_cls().eval()
+    manifest = transfer_weights(k, fresh)
+    assert manifest.matched_by == "graph position"
+    by_hand = twin.torch_for(k).state_dict()
+    moved = fresh.state_dict()
+    assert all(torch.equal(v, moved[n]) for n, v in by_hand.items() if not n.endswith("num_batches_tracked"))
+    assert compare(k, fresh, x).ok
+    plan = manifest.layer_plan()
+    assert plan["b2_proj_conv"] == "layer2.downsample.0" and plan["b2_2_conv"] == "layer2.conv2"

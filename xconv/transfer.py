@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -165,6 +165,83 @@ def _pair(keras_layers, torch_modules, plan: dict[str, str] | None = None):
     return pairs, how
 
 
+class _Traced:
+    """The PyTorch module's exported graph on a seeded input of the Keras model's shape, made only
+    when asked (transfer needs it for a Dense after a Flatten, or a pairing by declaration order
+    that fails); ``failed`` says why there is none."""
+
+    def __init__(self, kmodel, tmodule):
+        self.kmodel, self.tmodule = kmodel, tmodule
+        self._g, self.failed, self._tried = None, "", False
+
+    def graph(self):
+        if self._tried:
+            return self._g
+        self._tried = True
+        from .comparison.align import _Graph, module_aliases
+        from .errors import XconvError
+        from .frameworks import torch_side as ts
+
+        try:
+            shapes = [tuple(t.shape) for t in self.kmodel.inputs]
+        except (AttributeError, ValueError) as exc:
+            self.failed = f"the Keras model has no input shape ({exc})"
+            return None
+        if any(d is None for s in shapes for d in s[1:]):
+            self.failed = "the Keras model's input shape is not fixed"
+            return None
+        rng = np.random.default_rng(0)
+        arrays = [rng.normal(size=(2, *s[1:])).astype(np.float32) for s in shapes]
+        arrays = [layouts.activation_to_torch(a) if a.ndim >= 3 else a for a in arrays]
+        try:
+            p = next(self.tmodule.parameters())
+            graph = ts.export_graph(self.tmodule, ts.to_tensors(arrays, p.device, p.dtype))
+        except (XconvError, RuntimeError, StopIteration, TypeError, ValueError) as exc:
+            self.failed = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            return None
+        self._g = _Graph(graph, module_aliases(self.tmodule))
+        return self._g
+
+    def pairing(self, k_layers) -> dict[str, str] | None:
+        """Keras layer -> torch module as compare's alignment pairs them on the graph (each layer
+        with the nearest module downstream of its input that has weights of its shapes); None
+        without a graph or where a layer with weights finds no single module."""
+        from .comparison.align import align_graph
+
+        G = self.graph()
+        if G is None:
+            return None
+        try:
+            matches = align_graph(self.kmodel, [], G.g, self.tmodule, {}, 2)
+        except MismatchedModelsError:
+            return None
+        plan = {}
+        for layer in k_layers:
+            m = matches.get(layer.name)
+            if m is not None and len(m.modules) == 2 and type(layer).__name__.startswith("SeparableConv"):
+                from .weights.separable import refusal
+
+                raise MismatchedModelsError(refusal(layer.name, type(layer).__name__, list(m.modules)))
+            if m is None or m.node is None or len(m.modules) != 1 or m.how not in ("name", "weights"):
+                return None
+            plan[layer.name] = m.modules[0]
+        return plan if len(set(plan.values())) == len(plan) else None
+
+    def linear_input(self, path) -> str | None:
+        """How module ``path`` (a Linear) reads its input: 'flat' (a flatten of channels-first
+        maps), 'plain' (the Keras order: a flatten after a permute to channels-last), or None."""
+        from .layouts import LayoutKind
+
+        G = self.graph()
+        if G is None or not G.calls.get(path):
+            return None
+        entry = G.calls[path][0][0]
+        if not G.din.get(entry):
+            return None
+        lay = G.layout.get(G.din[entry][0])
+        return {LayoutKind.FLAT: "flat", LayoutKind.PLAIN: "plain"}.get(lay)
+
+
 def _transform(kind: str, key: str, ctx: LayerContext, rank: int, to: str) -> str:
     if key not in ("kernel", "weight"):
         return "copy"
@@ -214,7 +291,18 @@ def transfer_weights(src, dst, *, manifest: Manifest | str | None = None) -> Man
     if isinstance(manifest, str):
         manifest = Manifest.from_json(manifest)
     plan = manifest.layer_plan() if manifest is not None else None
-    pairs, matched_by = _pair(ks.weighted_layers(kmodel), ts.weighted_modules(tmodule), plan)
+    k_layers, t_modules = ks.weighted_layers(kmodel), ts.weighted_modules(tmodule)
+    graph = _Traced(kmodel, tmodule)
+    try:
+        pairs, matched_by = _pair(k_layers, t_modules, plan)
+    except MismatchedModelsError:
+        by_graph = graph.pairing(k_layers) if plan is None else None
+        if by_graph is None:
+            raise
+        # the port declares its modules in another order than it runs them (torchvision's
+        # BasicBlock declares downsample after conv2): pair as compare aligns, on the graph
+        pairs, _ = _pair(k_layers, t_modules, by_graph)
+        matched_by = "graph position"
     manifest = Manifest(direction=f"{kinds[0]}->{kinds[1]}", matched_by=matched_by)
     plan = []
     for layer, tname, module in pairs:
@@ -227,6 +315,17 @@ def transfer_weights(src, dst, *, manifest: Manifest | str | None = None) -> Man
             )
         _check_config(layer, module)
         ctx = _context(layer)
+        if ctx.flatten_of is not None and family.kind == "dense":
+            read = graph.linear_input(tname)
+            if read == "plain":  # the port flattens channels-last (permute(0, 2, 3, 1) first): rows as Keras has them
+                ctx = replace(ctx, flatten_of=None)
+            elif read is None and graph.failed:
+                raise MismatchedModelsError(
+                    f"Keras layer '{layer.name}' (Dense) reads a Flatten of {ctx.flatten_of}; whether PyTorch module "
+                    f"'{tname}' reads a channels-first flatten or one after a permute cannot be told, because the "
+                    f"module could not be exported ({graph.failed}). Move the weights with a manifest whose pairing you checked, "
+                    f"or make the module exportable with torch.export."
+                )
         k_arrays, t_arrays = ks.layer_weights(layer), ts.module_arrays(module)
         if to == "torch":
             src_arrays, dst_arrays, new = k_arrays, t_arrays, family.to_torch(k_arrays, ctx)

@@ -1783,10 +1783,6 @@ _ALL = [
         load=load_same_pad,
         styles=("explicit-pad", "even-kernel-same", "permute-flatten"),
         pairs={"down1": "conv1", "even4": "conv2", "down2": "conv3", "dense": "fc"},
-        known={
-            "transfer": "transfer_weights reorders the Dense rows for a channels-first torch.flatten, but this "
-            "port flattens after permute(0, 2, 3, 1), so fc.weight is silently wrong (the hand copy is a plain .T)",
-        },
         planted={
             "filter": _plant_filter("conv2", 4, "even4"),
             "padding": _plant_attr("pad1", (1, 1, 1, 1), "down1"),

@@ -191,6 +191,7 @@ def main() -> None:
     parser.add_argument("--gb", type=float, default=1.0)
     parser.add_argument("--dir", default="/tmp", help="where to put the temporary files (needs 3 x --gb free)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--kernel-repeat", type=int, default=15, help="rounds of the in-memory transform per kernel shape")
     parser.add_argument("--skip-files", action="store_true", help="only the in-memory transform")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -198,7 +199,7 @@ def main() -> None:
     if not args.skip_files:
         with tempfile.TemporaryDirectory(dir=args.dir, prefix="xconv-bench-") as tmp:
             result["files"] = files_vs_cp(tmp, args.gb, args.repeat)
-    result["layout_transform"] = layout_vs_torch()
+    result["layout_transform"] = layout_vs_torch(args.kernel_repeat)
     result["load_average_after"] = os.getloadavg()
     if args.json:
         print(json.dumps(result, indent=2))

@@ -566,7 +566,7 @@ def test_convert_routes_are_one_table():
 def test_convert_benchmark_runs_and_reports_each_ratio(tmp_path):
     """scripts/bench_convert.py on a small file: the figures docs/benchmarks.md quotes are all printed."""
     script = os.path.join(os.path.dirname(__file__), "..", "scripts", "bench_convert.py")
-    proc = subprocess.run([sys.executable, script, "--gb", "0.02", "--repeat", "1", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, script, "--gb", "0.02", "--repeat", "1", "--kernel-repeat", "1", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     assert "RESULT --layout torch:" in out and "of cp's throughput" in out and "RESULT in-memory transform: worst ratio" in out

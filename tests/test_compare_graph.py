@@ -470,3 +470,61 @@ def test_fit_unit_axes_squeezes_unit_axes_only():
     assert fit_unit_axes(np.zeros((2, 4, 2)), (2, 8)) is None  # real axes are never reshaped
     assert fit_unit_axes(np.zeros((2, 2, 4)), (2, 4, 2)) is None  # same elements, other axes
     assert fit_unit_axes(np.zeros((1, 2, 8)), (2, 8)) is None  # the batch axis is kept
+
+
+def _residual_keras():
+    L = keras.layers
+    inp = keras.Input((8, 8, 3))
+    x = L.Conv2D(4, 3, padding="same", name="conv")(inp)
+    s = L.Add(name="add")([L.BatchNormalization(name="bn")(x), x])
+    k = keras.Model(inp, L.Conv2D(5, 3, padding="same", name="head")(L.ReLU(name="relu")(s)))
+    bn = k.get_layer("bn")
+    bn.moving_mean.assign(np.linspace(-0.5, 0.5, 4).astype("float32"))
+    bn.moving_variance.assign(np.linspace(0.5, 2.0, 4).astype("float32"))
+    return k
+
+
+class _Residual(nn.Module):
+    """A residual step as ports write it: an in-place add on BatchNorm's output, then torch.relu."""
+
+    scale = 1.0
+
+    def __init__(self):
+        super().__init__()
+        self.conv, self.bn, self.head = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4, eps=1e-3), nn.Conv2d(4, 5, 3, padding=1)
+
+    def forward(self, x):
+        x = self.conv(x)
+        out = self.bn(x)
+        out += x * self.scale if self.scale != 1.0 else x
+        return self.head(torch.relu(out))
+
+
+def test_hooks_align_an_inplace_add_and_a_functional_activation_after_a_module():
+    x = np.random.default_rng(4).normal(size=(2, 8, 8, 3)).astype("float32")
+    k = _residual_keras()
+    t = _hooks_only(_Residual)().eval()
+    transfer_weights(k, t)
+    report = compare(k, t, x)
+    assert report.capture == "hooks" and report.ok, str(report)
+    assert [r.name for r in report.layers] == ["conv", "bn", "add", "relu", "head"] and not report.skipped, str(report)
+    local = compare(k, t, x, mode="local")  # the rows after a value have no module to feed: accumulated values only
+    assert local.ok and local["add"].local_ok is None and local["bn"].local_ok, str(local)
+    # a planted bug in the add (the shortcut scaled) shows at the add, not before it
+    bad = _hooks_only(_Residual)().eval()
+    bad.load_state_dict(t.state_dict())
+    bad.scale = 1.5
+    report = compare(k, bad, x)
+    assert report.capture == "hooks" and report.first_divergence == "add", str(report)
+    assert report["bn"].ok and not report["relu"].ok
+    # a port that forgot the shortcut: the add's row is not aligned (and says why), never a false verdict
+    class NoShortcut(_Residual):
+        def forward(self, x):
+            return self.head(torch.relu(self.bn(self.conv(x))))
+
+    gone = _hooks_only(NoShortcut)().eval()
+    gone.load_state_dict(t.state_dict())
+    report = compare(k, gone, x)
+    skipped = dict(report.skipped)
+    assert "add" in skipped and "call on the value before it was seen" in skipped["add"], report.skipped
+    assert report.first_divergence == "head"

@@ -122,6 +122,7 @@ class Match:
     pads: list = field(default_factory=list)  # explicit paddings (torch pad lists) before the chain's module, outermost first
     input_layout: LayoutKind | None = None  # layout of the value the chain's first module reads (FLAT or PLAIN before a Linear)
     follow: tuple = ()  # hooks: torch functions (names) that continue the module's output (the fused activation)
+    after: tuple = ()  # hooks, a layer with no module: ((source keys), call names): the first such call on a source's value
 
 
 def activation_of(layer) -> str | None:
@@ -793,6 +794,8 @@ def align_by_names(kmodel, captured, tmodule, pins: dict) -> dict[str, Match]:
     modules = dict(tmodule.named_modules())
     weighted = [n for n, _ in ts.weighted_modules(tmodule)]
     has_weights = {l.name: l for l in ks.weighted_layers(kmodel)}
+    layers = {l.name: l for l in ks.iter_layers(kmodel)}
+    sources = {call.name: [s for s, _ in call.inputs] for call in keras_calls(kmodel) if call.ordinal == 0}
     used: set[str] = set()
     out = {}
     for c in captured:
@@ -818,7 +821,31 @@ def align_by_names(kmodel, captured, tmodule, pins: dict) -> dict[str, Match]:
                     # the module computes the layer without its activation: take the activation
                     # forward applies to its output (F.relu(self.conv(x)), or an nn.ReLU after it)
                     m.follow = hook_follow(act)
+        elif not m.why and _after_a_value(m, layers.get(c.name), sources.get(c.name, []), out):
+            pass
         elif not m.why:
-            m.why = "no PyTorch module of its name (hooks see modules only: functional ops are not aligned)"
+            m.why = "no PyTorch module of its name (hooks see modules, and one activation or add after a value)"
         out[c.name] = m
     return out
+
+
+_ADD_CALLS = ("add", "iadd", "radd")
+
+
+def _after_a_value(m: Match, layer, srcs: list[str], matched: dict) -> bool:
+    """A Keras activation layer (ReLU, Activation, Softmax, ...) or Add with no module of its own:
+    its value is the first torch call on the value of the layer before it, when that call is one
+    it may be (``F.relu(self.bn(x))``, ``out += identity``); the rows' keys are 'after:<layer>'."""
+    if layer is None:
+        return False
+    kind = type(layer).__name__
+    act = activation_of(layer) if kind in ("ReLU", "Activation", "Softmax", "LeakyReLU", "ELU") else None
+    names = hook_follow(act) if act else (_ADD_CALLS if kind == "Add" else ())
+    befores = [matched.get(src) for src in srcs] if names else []
+    # a fused activation already takes its module's first call
+    keys = tuple(b.node for b in befores if b is not None and b.node is not None and not b.follow)
+    if not keys or (act and len(srcs) != 1):
+        return False
+    m.node, m.after, m.how = f"after:{m.name}", (keys, names), "hooks"
+    m.modules = [p for b in befores if b is not None for p in b.modules][-1:]
+    return True

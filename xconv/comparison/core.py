@@ -295,6 +295,7 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
     Keras model runs once either way. Neither model is changed.
     """
     from ..capture.torch_graph import ExportFailedError
+    from ..capture.torch_hooks import watch_calls
     from ..frameworks import keras_side as ks
     from ..frameworks import torch_side as ts
     from . import align as al
@@ -342,7 +343,8 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
             capture = "hooks"
             notes.append(
                 "torch.export failed, so the PyTorch side was captured with forward hooks (module outputs, each copied when made, "
-                f"and the activation forward applies right after a module; other functional calls in forward are not aligned): {exc}"
+                f"the activation forward applies right after a module, and a layer with no module of its own (an activation, an add) "
+                f"from the first call on the value before it; other functional calls in forward are not aligned): {exc}"
             )
         if graph is not None:
             matches = al.align_graph(kmodel, k_acts, graph, tmodule, pins, batch)
@@ -367,10 +369,15 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
         else:
             matches = al.align_by_names(kmodel, k_acts, tmodule, pins)
             runner = _eval_copy(tmodule)
-            wanted = [m.node for m in matches.values() if m.node]
+            wanted = [m.node for m in matches.values() if m.node and not m.after]
             follow = {m.node: m.follow for m in matches.values() if m.node and m.follow}
+            after = {m.node: m.after for m in matches.values() if m.node and m.after}
             followed: set = set()
-            t_vals, _ = ts.capture(runner, t_in, wanted, dev, tdtype, follow=follow, followed=followed)
+            (t_vals, _), seen = watch_calls(runner, lambda: ts.capture(runner, t_in, wanted, dev, tdtype, follow=follow, followed=followed), after)
+            t_vals.update(seen)
+            for m in matches.values():
+                if m.after and m.node not in seen:
+                    m.why = f"no {'/'.join(m.after[1])} call on the value before it was seen (hooks see one call after a value)"
             unseen = [m.name for m in matches.values() if m.node in follow and m.node not in followed]
             if unseen:
                 notes.append(
@@ -386,7 +393,7 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
                 feed = {}
                 for c in k_acts:
                     m = matches[c.name]
-                    head = chains.get(c.name, [m.node])[0] if m.node else None
+                    head = chains.get(c.name, [m.node])[0] if (m.node and not m.after) else None  # a call after a value: no module to feed
                     if head is not None and c.inputs:
                         feed[head] = [layouts.activation_to_torch(x, c.input_flatten_of if x.ndim == 2 else None) for x in c.inputs]
                 t_local = ts.capture(runner, t_in, wanted, dev, tdtype, feed=feed, follow=follow)[0]

@@ -1925,10 +1925,8 @@ _ALL += [
             "fc": "fc",
         },
         known={
-            "bug:no_shuffle": "u1_shuffle_merge is 'not aligned' when the port has no shuffle view, so the first "
-            "divergence is reported at 'pool', after the layer where the values first differ",
-            "local:no_shuffle": "local mode: 'every layer is right on its own inputs' (no first local divergence); "
-            "the error starts at the unaligned u1_shuffle_merge",
+            "local:no_shuffle": "local mode: u1_shuffle_merge is aligned to the port's concatenation (the port has "
+            "no op of its own there), so it gets no local value of its own; no first local divergence is named",
         },
         planted={
             "filter": _plant_filter("stage.0.branch2.5", 1, "u1_pw2"),
@@ -1949,12 +1947,6 @@ _ALL += [
             **{f"db{i}_bn": f"block.layers.{i}.norm" for i in range(3)},
             **{f"db{i}_conv": f"block.layers.{i}.conv" for i in range(3)},
             "tr_bn": "transition.0", "tr_conv": "transition.2", "final_bn": "norm5", "classifier": "classifier",
-        },
-        known={
-            "bug:cat_order": "db1_cat and db2_cat are 'not aligned' (no PyTorch op of its kind with that shape) "
-            "although torch.cat(features, 1) computes both; first divergence reported at tr_bn, not db2_cat",
-            "local:cat_order": "local mode: 'every layer is right on its own inputs'; the error starts at the "
-            "unaligned db2_cat",
         },
         planted={
             "filter": _plant_filter("block.layers.1.conv", 2, "db1_conv"),
@@ -2138,10 +2130,6 @@ _ALL += [
         known={
             "float64": "MISMATCH in float64 at stage0_act (max rel 3.2e-9 > 1e-10) on an exact port: Keras' "
             "float64 LeakyReLU(0.2) rounds its slope to float32",
-            "bug:slice": "take_half (Lambda z[..., :8]) is 'not aligned' although the port's slice x[:, 0:8] has "
-            "its shape right after its input; first divergence reported at gap, not take_half",
-            "local:slice": "local mode: 'every layer is right on its own inputs'; the error is in the unaligned "
-            "take_half",
         },
         planted={
             "filter": _plant_filter("stages.1", 2, "stage1_conv"),
@@ -2164,12 +2152,6 @@ _ALL += [
             "b_se_reduce": "_blocks.0._se_reduce", "b_se_expand": "_blocks.0._se_expand",
             "b_project": "_blocks.0._project_conv", "b_project_bn": "_blocks.0._bn2",
             "top_conv": "_conv_head", "top_bn": "_bn1", "predictions": "_fc",
-        },
-        known={
-            "bug:activation": "b_expand_act (Activation('swish')) is 'not aligned' when the port writes swish by hand "
-            "(x * torch.sigmoid(x)); with ReLU planted there, the first divergence is reported at b_dw",
-            "local:activation": "local mode: 'every layer is right on its own inputs'; the error is in the "
-            "unaligned b_expand_act",
         },
         planted={
             "filter": _plant_filter("_blocks.0._se_reduce", 1, "b_se_reduce"),

@@ -636,14 +636,35 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
                 end, m.own_node, m.how = src, False, "identity"
         else:
             end, path_head = _search(G, call, known_in, claimed, batch)
-            if end is None:
+            if end is None and call.type.startswith("Concatenate"):
+                # DenseNet's torch.cat(features, 1) in a loop: Keras concatenates the previous
+                # concatenation, torch its pieces again; search downstream of the pieces
+                pieces = _cat_pieces(G, known_in)
+                if pieces != known_in:
+                    end, path_head = _search(G, call, pieces, claimed, batch)
+            if end is None and call.type == "Lambda" and len(known_in) == 1 and call.shape and None not in call.shape[1:]:
+                # a Lambda that slices (z[..., :8] as x[:, 0:8]): the one slice of its input with its shape
+                fits = [c for c in G.cons.get(known_in[0], []) if c not in claimed and G.op(c) in ("aten::slice", "aten::narrow")
+                        and G.shape(c) in _torch_shapes(call.shape, batch)]  # fmt: skip
+                if len(fits) == 1:
+                    end = path_head = fits[0]
+            if end is None and call.type in _ACTIVATION_LAYERS and len(known_in) == 1:
+                end = _elementwise_after(G, known_in[0], claimed)  # a hand-written swish, or another activation
+                path_head = end
+            if (end is None and call.type.startswith(("Reshape", "Permute")) and len(known_in) == 1
+                    and G.shape(known_in[0]) in _torch_shapes(call.shape, batch)):  # fmt: skip
+                # the port has no op here (a channel shuffle left out) but its value has the
+                # layer's shape: the layer's value in the port is that value, and is measured
+                end, m.own_node, m.how = known_in[0], False, "identity"
+                m.modules = [G.node[end].module_path] if end in G.node and G.node[end].module_path else []
+            elif end is None:
                 kind_ops = _kind_ops(call.type, call.layer)
                 m.why = (
                     f"no PyTorch op {'of its kind ' if kind_ops else ''}with output shape "
                     f"{_torch_shapes(call.shape, batch)[0]} follows its input"
                     + ("" if kind_ops else f" (xconv does not know which ops compute a {call.type})")
                 )
-            else:
+            elif m.how != "identity":
                 claimed.add(end)
                 m.feeds = {path_head: {i: j for j, i in enumerate(known_in) if i in G.din.get(path_head, [])}} if path_head else {}
                 if path_head and not m.feeds[path_head] and len(known_in) == 1 and G.din.get(path_head):
@@ -692,6 +713,38 @@ def _inner_refs(source, block_call: KerasCall) -> tuple:
         return ((source, 0),)
     i = source[1]
     return (block_call.inputs[i],) if len(block_call.inputs) > i else block_call.inputs
+
+
+def _cat_pieces(G: _Graph, nodes) -> list:
+    """``nodes`` with every concatenation replaced by what it concatenates (recursively)."""
+    out = []
+    for n in nodes:
+        if G.op(n) in ("aten::cat", "aten::concat", "aten::concatenate") and G.din.get(n):
+            out.extend(_cat_pieces(G, G.din[n]))
+        else:
+            out.append(n)
+    return list(dict.fromkeys(out))
+
+
+def _elementwise_after(G: _Graph, src, claimed):
+    """The activation an activation layer's value is, where no op of its own kind follows its
+    input: a hand-written swish ``x * torch.sigmoid(x)`` (the mul), else the one activation op
+    that reads the input and keeps its shape (a port computing another activation: it is
+    measured, and found wrong). None where there is not exactly one."""
+    shape = G.shape(src)
+    found = []
+    for c in G.cons.get(src, []):
+        if c in claimed or G.shape(c) != shape:
+            continue
+        if G.op(c) == "aten::sigmoid":
+            muls = [m for m in G.cons.get(c, []) if G.op(m) == "aten::mul" and src in G.din.get(m, []) and G.shape(m) == shape]
+            if muls:
+                found.append(muls[0])
+                continue
+        if G.op(c) in _ALL_ACTIVATION_OPS:
+            found.append(c)
+    found = [f for f in found if not (G.op(f) == "aten::sigmoid" and any(G.op(m) == "aten::mul" for m in found))]
+    return found[0] if len(found) == 1 else None
 
 
 def _has_family(layer) -> bool:

@@ -255,3 +255,16 @@ def test_functional_weights_reshapes_and_registered_custom_layers(tmp_path):
     again = keras.saving.load_model(tmp_path / "custom.keras", safe_mode=True)
     x = np.random.default_rng(0).standard_normal((1, 6, 5, 3))
     np.testing.assert_allclose(np.asarray(again(x)), np.asarray(k(x)), rtol=1e-12)
+
+
+def test_torch_to_keras_prints_no_warning_of_torch_export(recwarn):
+    """torch.export's own pytree deprecation ('isinstance(treespec, LeafSpec) is deprecated', a
+    FutureWarning raised while it decomposes the graph) is torch's business, not the user's."""
+    import warnings
+
+    from xconv import zoo
+    from xconv.translate.torch_to_keras import torch_to_keras
+
+    warnings.simplefilter("always")
+    torch_to_keras(zoo.build("two_conv", "torch"), (1, 28, 28))
+    assert not [w for w in recwarn if "LeafSpec" in str(w.message)], [str(w.message) for w in recwarn]

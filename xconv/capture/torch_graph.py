@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -269,8 +270,10 @@ def export(
     if any(m.training for m in module.modules()):
         target = copy.deepcopy(module).eval()
     try:
-        program = torch.export.export(target, tuple(args), kwargs=dict(kwargs or {}), strict=False)
-        program = _functional_program(program, decompose, keep_whole)
+        with warnings.catch_warnings():  # torch's own pytree deprecation, raised inside export (not the user's)
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated", category=FutureWarning)
+            program = torch.export.export(target, tuple(args), kwargs=dict(kwargs or {}), strict=False)
+            program = _functional_program(program, decompose, keep_whole)
     except Exception as exc:  # export raises many types (UserError, GuardOnDataDependent, ...): say what torch said
         reason = str(exc).strip().splitlines()
         first = next((line for line in reason if line.strip()), type(exc).__name__)

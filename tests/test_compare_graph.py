@@ -528,3 +528,26 @@ def test_hooks_align_an_inplace_add_and_a_functional_activation_after_a_module()
     skipped = dict(report.skipped)
     assert "add" in skipped and "call on the value before it was seen" in skipped["add"], report.skipped
     assert report.first_divergence == "head"
+
+
+@needs_keras
+def test_a_port_that_takes_the_keras_layout_is_fed_it_and_the_error_says_how():
+    """temporal_conv1d's port takes (batch, time, features) and transposes itself."""
+    from xconv import compare
+    from xconv.errors import BadInputError
+
+    twins = pytest.importorskip("corpus.twins")
+    twin = twins.TWINS["temporal_conv1d"]
+    k = twin.build_keras()
+    t = twin.torch_for(k)
+    x = np.random.default_rng(5).normal(size=twin.input_shape).astype("float32")
+    with pytest.raises(BadInputError, match="input_layout='keras'"):
+        compare(k, t, x, input_layout="torch")  # told channels-first: the port fails, the message says what to pass
+    told = compare(k, t, x, input_layout="keras")
+    assert told.ok and not any("fails on channels-first" in n for n in told.notes), str(told)
+    found = compare(k, t, x)  # found by itself: it fails channels-first and runs on the Keras layout
+    assert found.ok and any("fails on channels-first" in n for n in found.notes), str(found)
+    broken, layer = twin.planted["filter"](t)
+    assert compare(k, broken, x, input_layout="keras").first_divergence == layer
+    with pytest.raises(BadInputError, match="input_layout"):
+        compare(k, t, x, input_layout="nhwc")

@@ -55,6 +55,18 @@ def _prepare_torch(module, device: str, dtype: str):
     return module, dev, tdtype
 
 
+def _runs_on(module, tensors) -> bool:
+    """Does an eval-mode copy of ``module`` run on ``tensors`` (no gradients, the caller's module untouched)?"""
+    import torch
+
+    try:
+        with torch.no_grad():
+            copy.deepcopy(module).eval()(*tensors)
+    except Exception:  # any failure means no: the caller gets the channels-first error as before
+        return False
+    return True
+
+
 def _eval_copy(module):
     return copy.deepcopy(module).eval() if any(m.training for m in module.modules()) else module
 
@@ -284,7 +296,7 @@ class Capture:
     torch_module: object = None  # the module that ran (the caller's, or a cast copy)
 
 
-def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None, align=None, layers=None, local: bool = False) -> Capture:
+def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None, align=None, layers=None, local: bool = False, input_layout: str | None = None) -> Capture:
     """Run a Keras model and a torch module on the same input and line up their activations.
 
     The shared first half of :func:`compare`, also used by the pictures. The torch side is its
@@ -312,6 +324,10 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
     kmodel, tmodule = (a, b) if fa == "keras" else (b, a)
     arrays = _as_list(inputs)
     k_in, t_in = _in_layout(arrays, fa, "keras"), _in_layout(arrays, fa, "torch")
+    if input_layout not in (None, "torch", "keras"):
+        raise BadInputError(f"input_layout must be 'torch' (channels-first), 'keras' (the module takes Keras' layout) or None; received {input_layout!r}.")
+    if input_layout == "keras":
+        t_in = list(k_in)  # the port transposes its input itself: feed it what the Keras model gets
     keras_names = {l.name for l in ks.iter_layers(kmodel)}
     pins = _pins(align, tmodule, kmodel, keras_names)
     notes = []
@@ -340,11 +356,23 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
         try:
             graph = ts.export_graph(tmodule, tensors)
         except ExportFailedError as exc:
+            failure = exc
+            keras_in = ts.to_tensors(k_in, dev, tdtype) if input_layout is None and any(x.ndim >= 3 for x in k_in) else None
+            if keras_in is not None and not _runs_on(tmodule, tensors) and _runs_on(tmodule, keras_in):
+                # fails channels-first, runs on Keras' layout: a port that transposes its input itself
+                t_in, tensors = list(k_in), keras_in
+                notes.append("The PyTorch module fails on channels-first input and runs on the Keras layout, so it was fed "
+                             "the Keras layout (pass input_layout='keras' to say so, or 'torch' to refuse).")  # fmt: skip
+                try:
+                    graph = ts.export_graph(tmodule, tensors)
+                except ExportFailedError as again:
+                    failure = again
+        if graph is None and capture == "graph":
             capture = "hooks"
             notes.append(
                 "torch.export failed, so the PyTorch side was captured with forward hooks (module outputs, each copied when made, "
                 f"the activation forward applies right after a module, and a layer with no module of its own (an activation, an add) "
-                f"from the first call on the value before it; other functional calls in forward are not aligned): {exc}"
+                f"from the first call on the value before it; other functional calls in forward are not aligned): {failure}"
             )
         if graph is not None:
             matches = al.align_graph(kmodel, k_acts, graph, tmodule, pins, batch)
@@ -426,7 +454,8 @@ def _run_graph(graph, tensors, keep, feed, state) -> dict[str, np.ndarray]:
     except RuntimeError as exc:
         raise BadInputError(
             f"The PyTorch module {graph.root_type} failed on inputs of shape {[tuple(t.shape) for t in tensors]} "
-            f"(channels-first): {exc}"
+            f"(channels-first): {exc}. If the module takes the Keras layout (batch, ..., channels) and transposes it "
+            f"itself, pass input_layout='keras' (xconv compare --input-layout keras)."
         ) from exc
     out = {}
     for name, value in store.items():
@@ -485,6 +514,7 @@ def compare(
     layers: Sequence[str] | None = None,
     mode: str = "accumulated",
     onnx: bool = False,
+    input_layout: str | None = None,
 ) -> Report:
     """Compare every layer of a Keras model and a PyTorch module (in either order) on ``inputs``.
 
@@ -505,6 +535,9 @@ def compare(
     ``onnx=True`` exports each model to ONNX (tf2onnx, torch.onnx), runs both with ONNX Runtime
     with every tensor exposed, and adds per-layer columns: each framework against its own
     export, a third opinion on which side departs.
+    ``input_layout='keras'`` feeds the PyTorch module the Keras layout (a port that transposes its
+    input itself); by default it gets channels-first, and where it fails on that but runs on the
+    Keras layout it is fed that, with a note in the report.
 
     >>> from xconv import zoo
     >>> k = zoo.build("two_conv", "keras", random_biases=True)   # doctest: +SKIP
@@ -519,7 +552,7 @@ def compare(
             raise BadInputError("With an .onnx file as a side, compare runs the accumulated mode only.")
         return _compare_with_onnx_file(a, b, inputs, rtol=rtol, atol=atol, dtype=dtype or "float32", align=align)
     rtol, atol = tolerance.resolve(dtype or "float32", rtol, atol)
-    cap = capture_pair(a, b, inputs, device=device, dtype=dtype, align=align, layers=layers, local=mode == "local")
+    cap = capture_pair(a, b, inputs, device=device, dtype=dtype, align=align, layers=layers, local=mode == "local", input_layout=input_layout)
     scratch = _Scratch()
 
     def measure(al, torch_value):

@@ -160,7 +160,8 @@ def capture(
     except RuntimeError as exc:
         raise BadInputError(
             f"The PyTorch module {type(module).__name__} failed on inputs of shape "
-            f"{[tuple(a.shape) for a in arrays]} (channels-first): {exc}"
+            f"{[tuple(a.shape) for a in arrays]} (channels-first): {exc}. If the module takes the Keras layout "
+            f"(batch, ..., channels) and transposes it itself, pass input_layout='keras' (xconv compare --input-layout keras)."
         ) from exc
     finally:
         for h in handles:

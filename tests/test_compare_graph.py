@@ -551,3 +551,23 @@ def test_a_port_that_takes_the_keras_layout_is_fed_it_and_the_error_says_how():
     assert compare(k, broken, x, input_layout="keras").first_divergence == layer
     with pytest.raises(BadInputError, match="input_layout"):
         compare(k, t, x, input_layout="nhwc")
+
+
+@needs_keras
+def test_xconv_compare_takes_input_layout(tmp_path, capsys):
+    import pathlib
+
+    from xconv.cli.main import main
+
+    twins = pytest.importorskip("corpus.twins")
+    twin = twins.TWINS["temporal_conv1d"]
+    k = twin.build_keras()
+    t = twin.torch_for(k)
+    k.save(tmp_path / "model.keras")
+    torch.save(t.state_dict(), tmp_path / "port.pt")
+    spec = f"{pathlib.Path(twins.__file__).resolve()}:TemporalConvNet"
+    args = ["compare", str(tmp_path / "model.keras"), spec, "--weights", str(tmp_path / "port.pt")]
+    assert main(args + ["--input-layout", "keras"]) == 0
+    assert "MATCH" in capsys.readouterr().out
+    assert main(args + ["--input-layout", "torch"]) == 2
+    assert "--input-layout keras" in capsys.readouterr().err

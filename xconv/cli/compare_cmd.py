@@ -20,6 +20,9 @@ def add_arguments(p) -> None:
     p.add_argument("--weights", help="state_dict for the PyTorch module (.pt/.pth/.safetensors, read safely); default: moved from the Keras side")
     p.add_argument("--kwargs", help="JSON constructor arguments for the module class, e.g. '{\"width\": 64}'")
     p.add_argument("--input", help="a .npy batch in A's layout, or an image (resized to the model's input); default: seeded random")
+    p.add_argument("--input-layout", choices=("torch", "keras"), default=None,
+                   help="the layout the PyTorch module takes: 'keras' for a port that transposes its input itself "
+                   "(default: channels-first, or the Keras layout where the module fails on channels-first and runs on it)")
     add_common(p)
 
 
@@ -79,7 +82,10 @@ def run_files(args) -> int:
     elif args.weights:
         raise BadInputError("--weights is for a PyTorch module side; neither side is one.")
     x = _input(args, fa, a, keras_model, module)
-    report = compare(a, b, x, device=args.device, dtype=args.dtype, mode="local" if args.local else "accumulated", onnx=args.onnx)
+    report = compare(
+        a, b, x, device=args.device, dtype=args.dtype, mode="local" if args.local else "accumulated", onnx=args.onnx,
+        input_layout=args.input_layout,
+    )
     if args.plot:
         from ..viz import plot_report
 

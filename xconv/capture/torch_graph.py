@@ -51,14 +51,17 @@ class OpNode:
 
     @property
     def target(self):
+        """The fx node's target: the operator (``torch.ops.aten.conv2d.default``) or Python function it calls."""
         return self.node.target
 
     @property
     def args(self):
+        """The fx node's positional arguments, as fx holds them (other nodes, constants)."""
         return self.node.args
 
     @property
     def kwargs(self):
+        """The fx node's keyword arguments, as fx holds them."""
         return self.node.kwargs
 
 

@@ -6,6 +6,7 @@ import sys
 
 
 def add_arguments(p) -> None:
+    """Add ``xconv convert``'s arguments and help text to the argparse parser ``p``."""
     p.epilog = (
         "Every file written (the output, --manifest, --source and the .pt beside it) is checked before any work: none may "
         "be an input or another output (by path, symlink or hard link), and an existing one needs --force. Each is written "
@@ -30,6 +31,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    """Run ``xconv convert`` on the parsed ``args``: convert the file (or only its layout, with
+    ``--layout``) and print a summary or the JSON manifest; returns the exit status, 0."""
     from ..convert import convert_file, convert_layout
     from ._sources import refuse_bare_zoo_names
 

@@ -66,6 +66,7 @@ def st_code(dtype, what: str = "a tensor") -> str:
 
 
 def st_dtype(code: str) -> np.dtype:
+    """The NumPy dtype of a safetensors dtype code (``"F32"``, ``"BF16"``); ValueError for an unknown code."""
     if code not in ST_TO_NAME:
         raise ValueError(f"unknown dtype {code!r}")
     return np_dtype(ST_TO_NAME[code])
@@ -115,4 +116,5 @@ def to_torch(array: np.ndarray, what: str = "a tensor"):
 
 
 def is_float(dtype) -> bool:
+    """Whether ``dtype`` is a floating-point type: NumPy's own, or bfloat16 / float8 from ml_dtypes."""
     return np.dtype(dtype).kind == "f" or np.dtype(dtype).name in _EXTENDED

@@ -13,6 +13,9 @@ _ZIP = b"PK\x03\x04"
 
 @dataclass(frozen=True)
 class Format:
+    """One row of the format table: its ``name``, file ``extensions``, the ``layout`` its tensors
+    follow ('keras' or 'torch'), whether convert ``writes`` it, and ``what`` it is, in words."""
+
     name: str
     extensions: tuple[str, ...]
     layout: str  # the layout its tensors follow ('keras' or 'torch')
@@ -33,6 +36,7 @@ BY_NAME = {f.name: f for f in TABLE}
 
 
 def ext_of(path: str) -> str:
+    """``path``'s extension in lower case, with ``.weights.h5`` kept whole (``''`` when it has none)."""
     low = os.fspath(path).lower()
     return ".weights.h5" if low.endswith(".weights.h5") else os.path.splitext(low)[1]
 

@@ -177,6 +177,7 @@ def h5_datasets(path: str) -> dict[str, np.ndarray]:
 
 
 def keras_model_tensors(model) -> dict[str, np.ndarray]:
+    """Every weight of a Keras ``model`` as NumPy, keyed ``layer name/weight key`` (``conv1/kernel``)."""
     from ..frameworks import keras_side as ks
 
     out = {}

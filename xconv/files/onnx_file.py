@@ -40,6 +40,11 @@ def _external(path: str, init, folder: str) -> None:
 
 
 def read_onnx(path: str) -> dict[str, np.ndarray]:
+    """The initializers of the ONNX model at ``path`` (external data included), name -> array.
+
+    A truncated or corrupt file, sparse initializers, a repeated name or an unknown dtype raise
+    BadInputError naming the file.
+    """
     from .._optional import require
 
     onnx = require("onnx", "read .onnx files")

@@ -199,6 +199,7 @@ class Outputs:
 
     # -- the end
     def abort(self) -> None:
+        """Delete every temporary file added so far and forget them; the final paths are not touched."""
         for *_, tmp in self._planned:
             try:
                 os.unlink(tmp)
@@ -208,6 +209,10 @@ class Outputs:
         self._planned.clear()
 
     def commit(self) -> list[str]:
+        """Move every temporary file onto its path (replacing only with ``force``); returns the paths.
+
+        If one move fails, the files this run created are removed again and the temporaries deleted.
+        """
         umask = os.umask(0)
         os.umask(umask)
         done: list[str] = []

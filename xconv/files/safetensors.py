@@ -107,6 +107,7 @@ def safetensors_header(path: str) -> tuple[dict, int]:
 
 
 def tensor_names(header: dict) -> list[str]:
+    """The tensor names of a safetensors header, in header order (the ``__metadata__`` entry left out)."""
     return [k for k in header if k != "__metadata__"]
 
 
@@ -133,9 +134,11 @@ class SafetensorsView(Mapping):
 
     @property
     def metadata(self) -> dict:
+        """The header's ``__metadata__`` (string keys and values), ``{}`` when it has none."""
         return self.header.get("__metadata__", {})
 
     def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        """``(shape, dtype)`` of the tensor ``name``, from the header alone (no data read)."""
         entry = self.header[name]
         return tuple(entry["shape"]), st_dtype(entry["dtype"])
 

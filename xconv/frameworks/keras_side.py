@@ -13,6 +13,7 @@ from ..layouts import LayoutKind
 
 
 def keras():
+    """The ``keras`` module, imported on first use (a clear pip hint if it is not installed)."""
     return require("keras", "work with Keras models")
 
 
@@ -48,6 +49,7 @@ def iter_layers(model) -> Iterator:
 
 
 def short_name(variable) -> str:
+    """A Keras variable's name without its layer path: ``conv1/kernel`` -> ``kernel``."""
     return variable.path.rsplit("/", 1)[-1]
 
 
@@ -79,12 +81,14 @@ def layer_weights(layer) -> dict[str, np.ndarray]:
 
 
 def set_layer_weights(layer, arrays: Mapping[str, np.ndarray]) -> None:
+    """Assign ``arrays`` (keyed as :func:`weight_keys` names them) to ``layer``'s weights, in each weight's dtype."""
     by_name = dict(zip(weight_keys(layer), layer.weights))
     for key, value in arrays.items():
         by_name[key].assign(np.asarray(value, dtype=by_name[key].dtype))
 
 
 def weighted_layers(model) -> list:
+    """The layers of ``model`` (nested models descended into) that hold weights, in graph order."""
     return [layer for layer in iter_layers(model) if layer.weights]
 
 
@@ -146,10 +150,12 @@ class Captured:
 
 
 def input_shapes(model) -> list[tuple]:
+    """The shape of each of ``model``'s inputs, batch first (``None`` = any size)."""
     return [tuple(t.shape) for t in model.inputs]
 
 
 def check_inputs(model, arrays: Sequence[np.ndarray]) -> None:
+    """Raise BadInputError unless ``arrays`` match ``model``'s inputs in number, rank and every fixed size."""
     expected = input_shapes(model)
     if len(expected) != len(arrays):
         raise BadInputError(
@@ -394,6 +400,7 @@ def cast(model, dtype: str):
 
 
 def versions() -> dict[str, str]:
+    """The Keras version and backend, and TensorFlow's version when it is installed, by name."""
     k = keras()
     out = {"keras": k.__version__, "keras_backend": k.backend.backend()}
     try:

@@ -118,6 +118,7 @@ def scope_outputs(order: list[str], layer_names: Sequence[str], style: str) -> d
 
 
 def versions() -> dict[str, str]:
+    """The onnx version, and onnxruntime's when it is installed, by name."""
     out = {"onnx": onnx().__version__}
     try:
         import onnxruntime

@@ -12,6 +12,7 @@ from ..errors import BadInputError
 
 
 def torch():
+    """The ``torch`` module, imported on first use (a clear pip hint if it is not installed)."""
     return require("torch", "work with PyTorch modules")
 
 
@@ -49,6 +50,8 @@ def module_arrays(sub) -> dict[str, np.ndarray]:
 
 
 def set_module_arrays(sub, arrays: Mapping[str, np.ndarray]) -> None:
+    """Copy ``arrays`` into the parameters and buffers of module ``sub`` with those names, in place,
+    keeping each tensor's dtype and device (dotted child names for the modules that own their children's)."""
     t = torch()
     recurse = type(sub).__name__ in _WHOLE
     tensors = dict(sub.named_parameters(recurse=recurse))
@@ -202,6 +205,7 @@ def _Follow(pending, follow, store, followed):
 
 
 def versions() -> dict[str, str]:
+    """The torch and CUDA versions, and whether CUDA is available, by name."""
     t = torch()
     return {
         "torch": t.__version__,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 
 
 def add_arguments(p) -> None:
@@ -49,9 +50,7 @@ def run(args) -> int:
     if args.json:
         print(manifest.to_json(indent=2))
     elif not args.quiet:
-        moved = {}
-        for e in manifest.entries:
-            moved[e.transform.split(" (")[0].split(";")[0]] = moved.get(e.transform.split(" (")[0].split(";")[0], 0) + 1
-        how = ", ".join(f"{n} {t}" for t, n in sorted(moved.items(), key=lambda kv: -kv[1]))
+        moved = Counter(e.transform.split(" (")[0].split(";")[0] for e in manifest.entries)  # the move, without its detail
+        how = ", ".join(f"{n} {t}" for t, n in moved.most_common())
         print(f"wrote {args.output}: {len(manifest.entries)} tensors, {manifest.direction} ({how})", file=sys.stdout)
     return 0

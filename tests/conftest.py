@@ -12,9 +12,13 @@ except ImportError:  # pragma: no cover
 
 
 def has_keras() -> bool:
+    """Keras importable; imported the way xconv imports it, so TensorFlow's start-up lines stay hidden."""
+    from xconv._optional import require
+    from xconv.errors import MissingDependencyError
+
     try:
-        import keras  # noqa: F401
-    except ImportError:
+        require("keras")
+    except MissingDependencyError:
         return False
     return True
 

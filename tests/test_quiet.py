@@ -68,3 +68,15 @@ def test_start_up_filter_gives_back_fd_2_on_error(monkeypatch, capfd):
         raise ImportError("no tensorflow")
     os.write(2, b"after\n")
     assert capfd.readouterr().err == "said before the error\nafter\n"
+
+
+@needs_keras
+def test_the_suites_own_keras_check_prints_no_start_up_lines():
+    """tests/conftest.py asks whether Keras imports at every pytest start: the suite's own run
+    showed TensorFlow's start-up lines at its top until it imported Keras the way xconv does."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {tests!r}); import conftest; print(conftest.has_keras())"],
+                          capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr[-2000:]
+    assert "port.cc" not in proc.stderr and "absl::InitializeLog" not in proc.stderr, proc.stderr

@@ -80,6 +80,8 @@ CASES = [
     ("groupnorm", (6, 5, 8), lambda: [L.GroupNormalization(groups=4), L.Activation("softsign")], "float64"),
     ("relu-options", (9,), lambda: [L.ReLU(max_value=0.5, negative_slope=0.1, threshold=0.2)], "float64"),
     ("leaky-prelu-elu", (7, 7, 2), lambda: [L.LeakyReLU(0.3), L.PReLU(shared_axes=[1, 2]), L.ELU(alpha=0.7)], "float64"),
+    # activation="leaky_relu": TF applies its 0.2 as a float32 attribute, also in float64 (mimicked)
+    ("leaky-relu-activation", (8,), lambda: [L.Dense(6, activation="leaky_relu"), L.Activation("leaky_relu")], "float64"),
     ("prelu-per-element", (5, 4, 2), lambda: [L.PReLU()], "float64"),
     ("softmax-axis", (5, 4, 3), lambda: [L.Softmax(axis=1)], "float64"),
     ("activations", (8,), lambda: [L.Activation("exponential"), L.Activation("mish"), L.Activation("linear")], "float64"),

@@ -581,7 +581,58 @@ def compare(
             note = f"{al.training} is in training mode, where it computes otherwise; compared in eval mode (call .eval() on the port)"
             row = replace(row, ok=False, note=note, local_ok=False if mode == "local" else row.local_ok)
         report.layers.append(row)
+    caveat = _keras_float32_caveat(report, kmodel)
+    if caveat:
+        report.notes.append(caveat)
     return report
+
+
+def _float32_inside(layer) -> str | None:
+    """What TensorFlow computes in float32 inside this Keras layer even in a float64 model, or None.
+
+    Known from TensorFlow's kernels: LeakyReLU's slope is a float32 attribute (0.1 becomes
+    0.100000001...), the exact GELU uses a float32 constant (about 5e-9 off), and bilinear
+    resizing runs in float32. A hand-written port computes these in float64, so the two differ
+    at rounding level of float32, not float64; xconv's own translation mimics Keras there.
+    """
+    cls = type(layer).__name__
+    act = getattr(getattr(layer, "activation", None), "__name__", "")
+    slope = getattr(layer, "negative_slope", 0.2 if act == "leaky_relu" else None)
+    if (cls == "LeakyReLU" or act == "leaky_relu") and slope is not None and float(np.float32(slope)) != float(slope):
+        return f"LeakyReLU's slope {slope} as the float32 value {float(np.float32(slope))!r}"
+    if act == "gelu":
+        return "the exact GELU with a float32 constant (about 5e-9 off)"
+    if cls.startswith("UpSampling") and getattr(layer, "interpolation", "nearest") != "nearest":
+        return f"{getattr(layer, 'interpolation', '')} resizing in float32"
+    return None
+
+
+def _keras_float32_caveat(report, kmodel) -> str | None:
+    """A float64 MISMATCH whose first divergence is a Keras layer computed partly in float32, at a
+    size float32 explains: say so, since the difference is then Keras', not the port's."""
+    first = report.first_divergence
+    if report.dtype != "float64" or first is None:
+        return None
+    row = next(r for r in report.layers if r.name == first)
+    if not row.max_rel < 1e-6:  # larger than float32 rounding can explain: a real porting bug
+        return None
+    try:
+        layer = kmodel.get_layer(first.split("#")[0])
+    except (ValueError, AttributeError):
+        return None
+    what = _float32_inside(layer)
+    if what is None:
+        return None
+    text = (
+        f"'{first}' is a Keras layer that TensorFlow computes with {what}, also in float64: a difference of "
+        f"{row.max_rel:.1e} there is Keras' rounding, not a bug of the port (xconv's keras_to_torch mimics it); "
+        f"compare in float32 to check the port at that layer."
+    )
+    later = report.layers[report.layers.index(row) + 1 :]
+    worse = next((r for r in later if not r.ok and not r.max_rel < 1e-6), None)
+    if worse is not None:  # a later layer differs by more than that rounding can carry: a bug of its own
+        text += f" But '{worse.name}' differs by {worse.max_rel:.1e} (relative), more than this rounding explains: look there."
+    return text
 
 
 def _is_onnx_path(x) -> bool:

@@ -25,7 +25,9 @@ _SIMPLE = {
     "softplus": "nn.Softplus()",
     "softsign": "nn.Softsign()",
     "mish": "nn.Mish()",
-    "leaky_relu": "nn.LeakyReLU(0.2)",  # keras.activations.leaky_relu's default slope
+    # keras.activations.leaky_relu's default slope 0.2, as TensorFlow applies it: a float32
+    # attribute, also in a float64 model (what LeakyReLU layers get too, see _leaky)
+    "leaky_relu": "nn.LeakyReLU(0.20000000298023224)",
     "softmax": "nn.Softmax(dim={dim})",
     "log_softmax": "nn.LogSoftmax(dim={dim})",
 }

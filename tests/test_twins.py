@@ -67,6 +67,12 @@ def test_twin_matches_without_align_in_float64(name):
 
     k, t = _pair(name, "float64")
     report = compare(k, t, _sample(name, "float64"), dtype="float64")
+    rounding = TWINS[name].keras_float64_rounding
+    if rounding:  # Keras computes that layer with a float32 constant: the outputs do differ, and the verdict says why
+        assert not report.ok and report.first_divergence == rounding, str(report)
+        verdict = report.verdict()
+        assert "is Keras' rounding, not a bug of the port" in verdict and "look there" not in verdict, verdict
+        return
     assert report.ok, str(report)
     assert max(r.max_rel for r in report.layers) <= 1e-10, str(report)
 

@@ -467,6 +467,23 @@ def test_streamed_layout_equals_the_in_memory_transform_for_many_shapes(tmp_path
         assert same_bits(back.tensors[k], np.ascontiguousarray(want) if v.ndim else want), (k, v.shape)
 
 
+@pytest.mark.parametrize("to", ["torch", None])
+def test_stream_layout_into_a_longer_file_leaves_exactly_the_output(tmp_path, to):
+    """stream_layout opens its target without O_TRUNC (ext4 flushes such a file on close): a target
+    that already held more bytes must still end as exactly the output, a trailing empty tensor included."""
+    from xconv.files.stream import stream_layout
+
+    tensors = {"k": np.arange(3 * 3 * 4 * 5, dtype=np.float32).reshape(3, 3, 4, 5), "z": np.zeros((0, 3), np.float32)}
+    write_tensors(tmp_path / "a.safetensors", tensors, layout="keras")
+    fresh, old = tmp_path / "fresh.safetensors", tmp_path / "old.safetensors"
+    fresh.touch()
+    old.write_bytes(b"\xff" * 100_000)
+    for target in (fresh, old):
+        stream_layout(str(tmp_path / "a.safetensors"), str(target), to)
+    assert old.read_bytes() == fresh.read_bytes()
+    assert read_tensors(fresh).tensors["z"].shape == ((0, 3) if to is None else (3, 0))
+
+
 def test_help_names_the_side_files(capsys):
     with pytest.raises(SystemExit):
         main(["convert", "--help"])

@@ -470,6 +470,7 @@ def test_fit_unit_axes_squeezes_unit_axes_only():
     assert fit_unit_axes(np.zeros((2, 4, 2)), (2, 8)) is None  # real axes are never reshaped
     assert fit_unit_axes(np.zeros((2, 2, 4)), (2, 4, 2)) is None  # same elements, other axes
     assert fit_unit_axes(np.zeros((1, 2, 8)), (2, 8)) is None  # the batch axis is kept
+    assert fit_unit_axes(np.zeros((2, 1, 4, 5)), (2, 4, 1, 5)) is None  # a moved unit axis is a transpose
 
 
 def _residual_keras():

@@ -47,6 +47,17 @@ def test_diff_reports_nan_and_shape_mismatch():
     assert not row.ok and "shapes differ" in row.note
 
 
+def test_an_infinite_value_on_one_side_is_a_mismatch():
+    """An inf in the reference made the allowance (rtol * max |ref|) infinite: [1, inf, 2] against
+    [1, 5, 100] passed. An infinite difference never passes, in either order, scale measured or given."""
+    a = np.array([[1.0, np.inf, 2.0]], np.float32)
+    b = np.array([[1.0, 5.0, 100.0]], np.float32)
+    for ref, other in ((a, b), (b, a)):
+        row = _diff("x", "T", ref, other, None, 1e-4, 1e-6, _Scratch())
+        assert not row.ok and row.where == (0, 1), row
+    assert not _diff("x", "T", a, b, float("inf"), 1e-4, 1e-6, _Scratch()).ok
+
+
 def test_identical_and_all_zero_layers_pass():
     z = np.zeros((2, 4, 5, 5), np.float32)
     row = _diff("x", "T", z, z.copy(), 0.0, 1e-4, 1e-6, _Scratch())

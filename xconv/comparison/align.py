@@ -142,12 +142,14 @@ def activation_of(layer) -> str | None:
 def fit_unit_axes(x, shape):
     """``x`` viewed with ``shape`` where the two differ only in unit axes (a Dense after
     ``GlobalAveragePooling2D(keepdims=True)``, (N, 1, 1, C), against ``nn.Linear``'s (N, C)):
-    the axes longer than 1 must agree in order and length, and the batch axis must be kept.
+    the axes longer than 1 must agree in order and length, the batch axis must be kept, and the
+    ranks must differ (unit axes only dropped or added: at one rank, moving a unit axis would be a
+    transpose, which a port gets wrong, e.g. (N, 1, 4, 5) read as (N, 4, 1, 5)).
     Real axes are never reshaped; returns None where the shapes differ otherwise."""
     have, want = tuple(x.shape), tuple(shape)
     if have == want:
         return x
-    if not have or not want or have[0] != want[0]:
+    if not have or not want or have[0] != want[0] or len(have) == len(want):
         return None
     if [d for d in have[1:] if d != 1] != [d for d in want[1:] if d != 1]:
         return None
@@ -428,8 +430,8 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dic
     modules = dict(tmodule.named_modules())
     weighted = {name: m for name, m in ts.weighted_modules(tmodule) if name in G.calls}
     claimed: set[str] = set()
-    param_shape = {node: tuple(t.shape) for node, key in graph.params.items()
-                   for t in [tmodule.state_dict(keep_vars=True).get(key)] if t is not None}  # fmt: skip
+    state = tmodule.state_dict(keep_vars=True)  # once: it walks every module
+    param_shape = {node: tuple(state[key].shape) for node, key in graph.params.items() if state.get(key) is not None}
     for name in weighted:
         own = None
         if type(weighted[name]).__name__ not in ts._WHOLE and any(True for _ in weighted[name].children()):

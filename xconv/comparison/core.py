@@ -256,7 +256,8 @@ def _diff(name, kind, ref: np.ndarray, other: np.ndarray, scale: float | None, r
         else:
             max_abs, index = -lo, blocks.first([key for key, s in zip(keys, stats) if s[1] == lo], buf, lambda d: d == lo)
     max_rel = max_abs / scale if scale > 0 else (0.0 if max_abs == 0 else float("inf"))
-    ok = bool(max_abs <= atol + rtol * scale)
+    # an infinite difference never passes (an inf in ref would make the allowance infinite too)
+    ok = bool(math.isfinite(max_abs) and max_abs <= atol + rtol * scale)
     where = tuple(int(i) for i in np.unravel_index(index, ref.shape))
     return LayerDiff(name, kind, tuple(ref.shape), max_abs, max_rel, where, atol, rtol, ok, scale=scale)
 

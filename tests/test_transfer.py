@@ -229,6 +229,55 @@ def test_a_dense_after_a_permute_then_flatten_gets_plain_rows_and_the_reorder_wo
     assert not report.ok and report.first_divergence == "dense", str(report)
 
 
+def _flatten_port(order):
+    class Port(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(2, 3, 3), nn.Linear(3 * 4 * 5, 4)
+
+        def forward(self, x):
+            y = self.conv(x)
+            if order == "transposes":  # channels-last by two transposes, as a reshape-heavy port writes it
+                y = y.transpose(1, 3).transpose(1, 2)
+            elif order == "odd":  # (N, W, H, C): neither channels-first nor channels-last
+                y = y.permute(0, 3, 2, 1)
+            return self.fc(y.reshape(y.shape[0], -1))
+
+    return Port().eval()
+
+
+def _flatten_keras():
+    import keras
+
+    inp = keras.Input((6, 7, 2))
+    y = keras.layers.Flatten(name="flat")(keras.layers.Conv2D(3, 3, name="conv")(inp))
+    return keras.Model(inp, keras.layers.Dense(4, name="dense")(y))
+
+
+@needs_keras
+def test_a_flatten_after_a_chain_of_transposes_is_followed_and_an_odd_order_refused():
+    """x.transpose(1, 3).transpose(1, 2) is channels-last: the Dense rows move as a plain transpose
+    and compare matches (the alignment followed only aten::permute, called it a channels-first
+    flatten and reordered the rows wrongly, silently). A flatten of (N, W, H, C) maps has rows in
+    an order neither layout gives: refused, naming the layer, not guessed."""
+    from xconv import compare
+
+    k = _flatten_keras()
+    x = np.random.default_rng(0).normal(size=(2, 6, 7, 2)).astype("float32")
+    port = _flatten_port("transposes")
+    manifest = transfer_weights(k, port)
+    assert next(e for e in manifest.entries if e.target == "fc.weight").transform == "transpose"
+    assert compare(k, port, x).ok
+    port = _flatten_port("channels-first")
+    assert next(e for e in transfer_weights(k, port).entries if e.target == "fc.weight").transform.startswith("transpose + flatten order")
+    assert compare(k, port, x).ok
+    odd = _flatten_port("odd")
+    before = {n: t.clone() for n, t in odd.state_dict().items()}
+    with pytest.raises(MismatchedModelsError, match="'dense'.*neither channels-first nor channels-last"):
+        transfer_weights(k, odd)
+    assert all(torch.equal(before[n], t) for n, t in odd.state_dict().items())  # nothing written
+
+
 @needs_keras
 def test_torchvision_block_order_is_paired_on_the_graph():
     """tiny_resnet declares downsample after conv2 (as torchvision's BasicBlock), but runs it

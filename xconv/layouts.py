@@ -38,6 +38,7 @@ class LayoutKind(str, Enum):
     PLAIN = "plain"  # rank <= 2, or any tensor whose axes mean the same in both frameworks
     CL = "cl"  # rank >= 3 in Keras' own axis order (operations on KerasTensors, channels_first layers)
     FLAT = "flat"  # a torch-order flatten of channels-last maps (the Dense after it takes permuted rows)
+    OTHER = "other"  # (compare's alignment) axes permuted into an order that is none of the above
 
     @classmethod
     def for_rank(cls, rank: int) -> "LayoutKind":

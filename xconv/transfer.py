@@ -229,7 +229,8 @@ class _Traced:
 
     def linear_input(self, path) -> str | None:
         """How module ``path`` (a Linear) reads its input: 'flat' (a flatten of channels-first
-        maps), 'plain' (the Keras order: a flatten after a permute to channels-last), or None."""
+        maps), 'plain' (the Keras order: a flatten after a permute to channels-last), 'other' (a
+        flatten of maps permuted into another order), or None."""
         from .layouts import LayoutKind
 
         G = self.graph()
@@ -239,7 +240,7 @@ class _Traced:
         if not G.din.get(entry):
             return None
         lay = G.layout.get(G.din[entry][0])
-        return {LayoutKind.FLAT: "flat", LayoutKind.PLAIN: "plain"}.get(lay)
+        return {LayoutKind.FLAT: "flat", LayoutKind.PLAIN: "plain", LayoutKind.OTHER: "other"}.get(lay)
 
 
 def _transform(kind: str, key: str, ctx: LayerContext, rank: int, to: str) -> str:
@@ -319,6 +320,13 @@ def transfer_weights(src, dst, *, manifest: Manifest | str | None = None) -> Man
             read = graph.linear_input(tname)
             if read == "plain":  # the port flattens channels-last (permute(0, 2, 3, 1) first): rows as Keras has them
                 ctx = replace(ctx, flatten_of=None)
+            elif read == "other":
+                raise MismatchedModelsError(
+                    f"Keras layer '{layer.name}' (Dense) reads a Flatten of {ctx.flatten_of}; PyTorch module '{tname}' "
+                    f"reads a flatten of maps whose axes its forward permuted into an order that is neither channels-first "
+                    f"nor channels-last, so the row order cannot be told. Flatten channels-first (torch.flatten(x, 1)) or "
+                    f"after permute(0, 2, 3, 1), or move the weights with a manifest whose pairing you checked."
+                )
             elif read is None and graph.failed:
                 raise MismatchedModelsError(
                     f"Keras layer '{layer.name}' (Dense) reads a Flatten of {ctx.flatten_of}; whether PyTorch module "

@@ -52,6 +52,10 @@ _ACTIVATION_OPS = {
     "mish": ("aten::mish",),
 }
 _ALL_ACTIVATION_OPS = frozenset(op for ops in _ACTIVATION_OPS.values() for op in ops)
+_LAYOUT_ORDER = {  # a layout's axes, as positions of the channels-first axes, by rank
+    LayoutKind.CF: lambda r: tuple(range(r)),
+    LayoutKind.CL: lambda r: (0, *range(2, r), 1),
+}
 _SHAPE_OPS = frozenset(
     f"aten::{o}" for o in ("view", "reshape", "_unsafe_view", "flatten", "squeeze", "unsqueeze", "permute", "clone", "contiguous", "transpose", "alias")
 )  # fmt: skip
@@ -217,7 +221,7 @@ class _Graph:
     """A TorchGraph with what alignment asks of it: positions, data inputs, consumers,
     ancestry (bit sets), module calls and each value's layout against Keras."""
 
-    def __init__(self, graph, aliases: dict[str, str] | None = None):
+    def __init__(self, graph, aliases: dict[str, str] | None = None, keras_input: bool = False):
         self.g = graph
         aliases = aliases or {}  # a module registered under several names: every path -> its first name
         self.names = list(graph.inputs) + [n.name for n in graph.nodes]
@@ -243,7 +247,7 @@ class _Graph:
                     keyed.setdefault((aliases.get(str(path), str(path)), str(key)), []).append(n.name)
         for (path, key), names in sorted(keyed.items(), key=lambda kv: self.pos[kv[1][0]]):
             self.calls.setdefault(path, []).append(self._entry_first(names))
-        self.layout = self._layouts()
+        self.layout = self._layouts(keras_input)
 
     def shape(self, name):
         if name in self.node:
@@ -257,30 +261,49 @@ class _Graph:
     def is_ancestor(self, a, b) -> bool:
         return bool(self.anc[b] >> self.pos[a] & 1)
 
-    def _layouts(self) -> dict[str, LayoutKind]:
+    def _layouts(self, keras_input: bool = False) -> dict[str, LayoutKind]:
         """CF (torch's channels-first maps), CL (moved channels-last), FLAT (a flatten of
-        channels-first maps: Keras' flatten reordered) or PLAIN (same axes as Keras)."""
-        CF, CL, FLAT, PLAIN = LayoutKind.CF, LayoutKind.CL, LayoutKind.FLAT, LayoutKind.PLAIN
-        out = {}
+        channels-first maps: Keras' flatten reordered), PLAIN (same axes as Keras) or OTHER (maps
+        permuted into another order and flattened). ``keras_input``: the module is fed the Keras
+        layout (channels-last maps), which its forward transposes itself."""
+        CF, CL, FLAT, PLAIN, OTHER = LayoutKind.CF, LayoutKind.CL, LayoutKind.FLAT, LayoutKind.PLAIN, LayoutKind.OTHER
+        out, order = {}, {}  # order: a rank >= 3 value's axes as positions of the channels-first ones
         for i, name in enumerate(self.g.inputs):
             shape = self.g.input_shapes[i] if i < len(self.g.input_shapes) else ()
-            out[name] = LayoutKind.for_rank(len(shape))
+            out[name] = CL if keras_input and len(shape) >= 3 else LayoutKind.for_rank(len(shape))
         for n in self.g.nodes:
-            first = next((out[i] for i in self.din[n.name] if i in out), PLAIN)
+            src = next((i for i in self.din[n.name] if i in out), None)
+            first = out[src] if src is not None else PLAIN
             src_shape = self.shape(self.din[n.name][0]) if self.din[n.name] else None
             rank = len(n.shape) if n.shape is not None else 0
             if n.shape is None:
                 out[n.name] = first  # a tuple (batch norm's value and statistics): getitem picks
             elif n.op in ("aten::linear", "aten::matmul", "aten::mm", "aten::addmm", "aten::bmm", "aten::embedding"):
                 out[n.name] = PLAIN
-            elif n.op == "aten::permute" and src_shape is not None and len(src_shape) >= 3:
-                dims = tuple(int(d) % len(src_shape) for d in n.args[1])
+            elif n.op in ("aten::permute", "aten::transpose") and src_shape is not None and len(src_shape) >= 3 and rank == len(src_shape):
+                # follow the axes through a chain of permutes and transposes (x.transpose(1, 3).transpose(1, 2) is channels-last)
                 r = len(src_shape)
-                to_last, to_first = (0, *range(2, r), 1), (0, r - 1, *range(1, r - 1))
-                out[n.name] = CL if (first == CF and dims == to_last) else (CF if first == CL and dims == to_first else first)
+                have = order.get(src) or _LAYOUT_ORDER.get(first, lambda r: None)(r)
+                if n.op == "aten::permute":
+                    dims = [int(d) % r for d in n.args[1]]
+                else:
+                    dims = list(range(r))
+                    a, b = int(n.args[1]) % r, int(n.args[2]) % r
+                    dims[a], dims[b] = dims[b], dims[a]
+                if have is None:  # not maps xconv follows (PLAIN, FLAT): as before the permute
+                    out[n.name] = first
+                    continue
+                now = order[n.name] = tuple(have[d] for d in dims)
+                # neither (a channel shuffle's transpose inside a 5-D view): keeps its label, and a
+                # flatten of it is OTHER below
+                out[n.name] = next((kind for kind, of in _LAYOUT_ORDER.items() if of(r) == now), first)
+            elif n.op in _SHAPE_OPS and src in order and n.shape == src_shape:  # a copy of it (clone, contiguous)
+                order[n.name] = order[src]
+                out[n.name] = first
             elif n.op in _SHAPE_OPS and rank == 2 and src_shape is not None and len(src_shape) >= 3:
-                out[n.name] = {CF: FLAT, CL: PLAIN}.get(first, first)
-            elif rank < 3 and first == CF:
+                odd = src in order and order[src] not in {of(len(src_shape)) for of in _LAYOUT_ORDER.values()}
+                out[n.name] = OTHER if odd else {CF: FLAT, CL: PLAIN}.get(first, first)
+            elif rank < 3 and first in (CF, OTHER):
                 out[n.name] = PLAIN  # a pooling to (N, C), a mean over the maps
             else:
                 out[n.name] = first
@@ -412,13 +435,13 @@ def _separable(layer, modules) -> bool:
 # ---- the alignment -----------------------------------------------------------------------------
 
 
-def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int) -> dict[str, Match]:
+def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int, keras_input: bool = False) -> dict[str, Match]:
     """Match every captured Keras layer call with a node of ``graph``; returns row name -> Match
     (a shared layer's later calls as ``name#1``, ...: the matching module's later calls)."""
     from ..frameworks import keras_side as ks
     from ..frameworks import torch_side as ts
 
-    G = _Graph(graph, module_aliases(tmodule))
+    G = _Graph(graph, module_aliases(tmodule), keras_input)
     calls = keras_calls(kmodel)
     if not calls:  # not a functional graph: the layers in order, each fed by the one before
         prev, calls = ("input:0", 0), []

@@ -327,7 +327,8 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
     k_in, t_in = _in_layout(arrays, fa, "keras"), _in_layout(arrays, fa, "torch")
     if input_layout not in (None, "torch", "keras"):
         raise BadInputError(f"input_layout must be 'torch' (channels-first), 'keras' (the module takes Keras' layout) or None; received {input_layout!r}.")
-    if input_layout == "keras":
+    fed_keras = input_layout == "keras"
+    if fed_keras:
         t_in = list(k_in)  # the port transposes its input itself: feed it what the Keras model gets
     keras_names = {l.name for l in ks.iter_layers(kmodel)}
     pins = _pins(align, tmodule, kmodel, keras_names)
@@ -361,7 +362,7 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
             keras_in = ts.to_tensors(k_in, dev, tdtype) if input_layout is None and any(x.ndim >= 3 for x in k_in) else None
             if keras_in is not None and not _runs_on(tmodule, tensors) and _runs_on(tmodule, keras_in):
                 # fails channels-first, runs on Keras' layout: a port that transposes its input itself
-                t_in, tensors = list(k_in), keras_in
+                t_in, tensors, fed_keras = list(k_in), keras_in, True
                 notes.append("The PyTorch module fails on channels-first input and runs on the Keras layout, so it was fed "
                              "the Keras layout (pass input_layout='keras' to say so, or 'torch' to refuse).")  # fmt: skip
                 try:
@@ -376,7 +377,7 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
                 f"from the first call on the value before it; other functional calls in forward are not aligned): {failure}"
             )
         if graph is not None:
-            matches = al.align_graph(kmodel, k_acts, graph, tmodule, pins, batch)
+            matches = al.align_graph(kmodel, k_acts, graph, tmodule, pins, batch, keras_input=fed_keras)
             unpaired = [m for m in matches.values() if m.how == "unpaired"]
             if unpaired:
                 raise BadInputError(

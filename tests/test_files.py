@@ -654,3 +654,27 @@ def test_a_copy_whose_input_shrinks_meanwhile_is_refused(tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert "a.safetensors" in err and "changed while it was copied" in err and len(err.strip().splitlines()) == 1
     assert sorted(os.listdir(tmp_path)) == ["a.safetensors"]
+
+
+def test_an_input_rewritten_in_place_at_the_same_size_is_refused(tmp_path):
+    """The streamed move reads the input while it runs: one rewritten meanwhile (same size, same
+    inode, new bytes: another process saving over it) would give an output mixing old and new
+    tensors. Its modification time is checked with device, inode and size."""
+    from xconv.files.stream import stream_layout
+
+    src, dst = tmp_path / "k.safetensors", tmp_path / "t.safetensors"
+    tensors = {f"w{i}": np.full((3, 3, 4, 4), i, np.float32) for i in range(3)}
+    write_tensors(src, tensors, layout="keras")
+    dst.write_bytes(b"")
+
+    def rewrite(name, shape):
+        if name == "w0":
+            data = bytearray(src.read_bytes())
+            data[-4:] = np.float32(99).tobytes()  # the same length, other bytes, written in place
+            with open(src, "r+b") as fh:
+                fh.write(bytes(data))
+            st = os.stat(src)
+            os.utime(src, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # a coarse clock could miss the write
+
+    with pytest.raises(BadInputError, match="k.safetensors.*was written while it was read"):
+        stream_layout(str(src), str(dst), "torch", on_tensor=rewrite)

@@ -409,9 +409,10 @@ def _copy_bytes(src: str, dst: str) -> None:
     """``src`` copied to ``dst`` by the kernel; an ``src`` truncated, grown or replaced meanwhile is refused."""
     import shutil
 
+    from .files.stream import file_stamp
+
     def stamp(path):
-        st = os.stat(path)
-        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+        return file_stamp(os.stat(path))
 
     before = stamp(src)
     shutil.copyfile(src, dst)  # sendfile / copy_file_range where the system has them

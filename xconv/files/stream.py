@@ -111,10 +111,14 @@ class _Input:
     def __init__(self, path: str):
         self.path = path
         self._fd = os.open(path, os.O_RDONLY)
-        st = os.fstat(self._fd)
-        self._size, self._ident = st.st_size, (st.st_dev, st.st_ino)
-        if hasattr(os, "posix_fadvise"):
-            os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        try:
+            st = os.fstat(self._fd)
+            if hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._size, self._stamp = st.st_size, file_stamp(st)
 
     def _changed(self, what: str) -> BadInputError:
         try:
@@ -158,18 +162,25 @@ class _Input:
             lo, out_offset = lo + done, out_offset + done
 
     def check_unchanged(self) -> None:
-        """Raise if the file was replaced, or changed its size, while it was read."""
+        """Raise if the file was replaced, changed its size or was written, while it was read."""
         try:
-            st = os.stat(self.path)
+            now = file_stamp(os.stat(self.path))
         except OSError:
             raise self._changed("was removed") from None
-        if (st.st_dev, st.st_ino) != self._ident:
+        if now[:2] != self._stamp[:2]:
             raise self._changed("was replaced")
-        if st.st_size != self._size:
+        if now[2] != self._stamp[2]:
             raise self._changed("changed size")
+        if now != self._stamp:  # rewritten in place at the same size: the output could mix old and new bytes
+            raise self._changed("was written")
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def file_stamp(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What says a file is still the one read: device, inode, size and modification time (ns)."""
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
 _COPY_RANGE = [hasattr(os, "copy_file_range")]  # cleared once the kernel refuses it
@@ -194,7 +205,11 @@ def stream_layout(src: str, dst: str, to: str | None, on_tensor: Callable[[str, 
     # no O_TRUNC: on ext4 a file truncated to 0 and then written is flushed to disk by close()
     # (auto_da_alloc), which cost a third of the run's wall time on 1 GiB; the size is set at the end
     fd = os.open(dst, os.O_WRONLY)
-    src_in = _Input(src)
+    try:
+        src_in = _Input(src)
+    except BaseException:
+        os.close(fd)
+        raise
     pool = _Pool()
     try:
         _pwrite_all(fd, blob, 0)

@@ -80,3 +80,18 @@ def test_the_suites_own_keras_check_prints_no_start_up_lines():
                           capture_output=True, text=True, env=env, timeout=300)  # fmt: skip
     assert proc.returncode == 0 and proc.stdout.strip() == "True", proc.stderr[-2000:]
     assert "port.cc" not in proc.stderr and "absl::InitializeLog" not in proc.stderr, proc.stderr
+
+
+def test_only_a_hidden_records_own_lines_go_with_it():
+    """After a hidden record, its continuation (indented, or cpu_feature_guard's 'To enable ...')
+    is dropped, but any other line is kept: a traceback or another thread's output that happens
+    to follow an INFO record was swallowed until the next record."""
+    text = (
+        "I0000 00:00:1796190675.887351    6315 cpu_feature_guard.cc:210] This TensorFlow binary is optimized.\n"
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow.\n"
+        "I0000 00:00:1796190675.887351    6315 port.cc:153] oneDNN custom operations are on.\n"
+        "    a record's indented second line\n"
+        "Traceback (most recent call last):\n"
+        "ImportError: something of yours\n"
+    )
+    assert _quiet.drop_tf_startup_lines(text, 2) == "Traceback (most recent call last):\nImportError: something of yours\n"

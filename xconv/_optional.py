@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 from types import ModuleType
 
 from ._quiet import set_tf_log_default, tf_startup_quiet
@@ -11,6 +12,7 @@ from .errors import MissingDependencyError
 
 # importing these imports TensorFlow (Keras on its default backend)
 _LOADS_TF = {"keras", "tensorflow", "tf2onnx"}
+_FIRST_TF_IMPORT = threading.Lock()
 
 # module -> the extra that installs it
 _EXTRAS = {
@@ -34,9 +36,11 @@ def require(module: str, purpose: str = "") -> ModuleType:
     """
     try:
         if module.split(".")[0] in _LOADS_TF and "tensorflow" not in sys.modules:
-            set_tf_log_default()
-            with tf_startup_quiet():
-                return importlib.import_module(module)
+            with _FIRST_TF_IMPORT:  # one redirect of fd 2 at a time (two threads would nest them)
+                if "tensorflow" not in sys.modules:
+                    set_tf_log_default()
+                    with tf_startup_quiet():
+                        return importlib.import_module(module)
         return importlib.import_module(module)
     except ImportError as exc:
         extra = _EXTRAS.get(module.split(".")[0], "all")

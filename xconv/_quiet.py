@@ -61,7 +61,8 @@ TF_DEFAULT_LEVEL = "2"  # INFO and WARNING hidden, ERROR shown
 _ABSL_BANNER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 # absl's record prefix: severity letter, MMDD (0000 before absl is set up), time, thread, file:line]
 _ABSL_RECORD = re.compile(r"^([IWEF])\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [^\s\]]+:\d+\] ")
-_PY_WARNING = re.compile(r"^\S.*:\d+: \w*Warning: ")
+# a record's own further lines: indented, or cpu_feature_guard's "To enable the following instructions: ..."
+_CONTINUATION = re.compile(r"^(\s+\S|To enable the following instructions)")
 _HIDDEN = {"I": 1, "W": 2, "E": 3}  # severity -> lowest level that hides it (F, fatal, always shows)
 
 
@@ -99,12 +100,15 @@ def drop_tf_startup_lines(text: str, level: int) -> str:
     for line in text.splitlines(keepends=True):
         record = _ABSL_RECORD.match(line)
         if line.rstrip("\r\n") == _ABSL_BANNER:
-            dropping = True
+            kept_line, dropping = False, False  # the banner alone: what follows it is judged by itself
         elif record:
             dropping = level >= _HIDDEN.get(record.group(1), 99)
-        elif dropping and _PY_WARNING.match(line):
-            dropping = False
-        if not dropping:
+            kept_line = not dropping
+        elif dropping and _CONTINUATION.match(line):
+            kept_line = False  # a hidden record's second line
+        else:  # anything else (another thread's output, a traceback) is never swallowed
+            kept_line, dropping = True, False
+        if kept_line:
             kept.append(line)
     return "".join(kept)
 
@@ -129,7 +133,12 @@ def tf_startup_quiet() -> Iterator[None]:
         return
     import tempfile
 
-    held = tempfile.TemporaryFile()
+    try:
+        held = tempfile.TemporaryFile()
+    except OSError:  # nowhere to hold the lines: let them through
+        os.close(saved)
+        yield
+        return
     try:
         os.dup2(held.fileno(), 2)
         try:
@@ -138,11 +147,12 @@ def tf_startup_quiet() -> Iterator[None]:
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 sys.stderr.flush()
             os.dup2(saved, 2)
-            held.seek(0)
-            text = held.read().decode("utf-8", "replace")
-            rest = memoryview(drop_tf_startup_lines(text, level).encode("utf-8"))
-            while rest:
-                rest = rest[os.write(2, rest):]
+            with contextlib.suppress(OSError):  # a closed or full stderr must not hide the import's own error
+                held.seek(0)
+                text = held.read().decode("utf-8", "replace")
+                rest = memoryview(drop_tf_startup_lines(text, level).encode("utf-8"))
+                while rest:
+                    rest = rest[os.write(2, rest):]
     finally:
         os.close(saved)
         held.close()

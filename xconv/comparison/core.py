@@ -112,7 +112,6 @@ def _pins(align, tmodule, kmodel, keras_names) -> dict:
 
 _BLOCK = 1 << 16  # elements per block: a block of each side and its difference stay in L2
 _PARALLEL_MIN = 2**20  # elements: below this a second thread costs more than it saves
-_POOL = None
 
 
 class _Scratch:
@@ -229,14 +228,13 @@ def _diff(name, kind, ref: np.ndarray, other: np.ndarray, scale: float | None, r
     blocks = _Blocks(ref, other)
     keys, with_scale = blocks.keys, scale is None
     if threads > 1 and ref.size >= _PARALLEL_MIN and len(keys) > 1:
-        global _POOL
-        if _POOL is None:
-            from concurrent.futures import ThreadPoolExecutor
+        parts: dict[int, list] = {}
 
-            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xconv-measure")
-        half = len(keys) // 2
-        later = _POOL.submit(blocks.scan, keys[half:], scratch.block(1, dtype), with_scale)
-        stats = blocks.scan(keys[:half], scratch.block(0, dtype), with_scale) + later.result()
+        def scan(lo, hi):  # the two halves of the blocks, each with its own scratch block
+            parts[lo] = blocks.scan(keys[lo:hi], scratch.block(0 if lo == 0 else 1, dtype), with_scale)
+
+        layouts._in_parallel(scan, len(keys))  # the package's one worker pool (made once, under a lock)
+        stats = [s for lo in sorted(parts) for s in parts[lo]]
     else:
         stats = blocks.scan(keys, scratch.block(0, dtype), with_scale)
     if with_scale:

@@ -212,7 +212,7 @@ class _Traced:
         if G is None:
             return None
         try:
-            matches = align_graph(self.kmodel, [], G.g, self.tmodule, {}, 2)
+            matches = align_graph(self.kmodel, [], G, self.tmodule, {}, 2)  # the graph built once, for pairing and linear_input
         except MismatchedModelsError:
             return None
         plan = {}

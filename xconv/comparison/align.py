@@ -441,7 +441,8 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int, keras_
     from ..frameworks import keras_side as ks
     from ..frameworks import torch_side as ts
 
-    G = _Graph(graph, module_aliases(tmodule), keras_input)
+    G = graph if isinstance(graph, _Graph) else _Graph(graph, module_aliases(tmodule), keras_input)  # transfer passes its own
+    graph = G.g
     calls = keras_calls(kmodel)
     if not calls:  # not a functional graph: the layers in order, each fed by the one before
         prev, calls = ("input:0", 0), []

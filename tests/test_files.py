@@ -548,7 +548,7 @@ def test_keras_to_torch_source_follows_the_output_rule(tmp_path):
 def test_convert_diff_and_describe_share_one_rank_rule(tmp_path, monkeypatch):
     """'conv if rank >= 3, else dense' lives in files.by_rank only: a planted change there reaches all three."""
     from xconv.cli.diff_cmd import compare_files
-    from xconv.describe import describe_file
+    from xconv.weight_axes import describe_file
     from xconv.files import by_rank
 
     rng = np.random.default_rng(0)

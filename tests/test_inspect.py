@@ -27,7 +27,7 @@ def test_a_model_with_unsupported_layers_shows_what_it_can():
     import keras
     from keras import layers as L
 
-    from xconv.describe import format_table
+    from xconv.weight_axes import format_table
 
     inputs = keras.Input((3, 6, 6, 2))
     x = L.ConvLSTM2D(3, 3, name="clstm")(inputs)  # no weight family

@@ -33,7 +33,7 @@ _LAZY = {
     "transfer_weights": "xconv.transfer",
     "Manifest": "xconv.transfer",
     "TransferEntry": "xconv.transfer",
-    "describe": "xconv.describe",
+    "describe": "xconv.weight_axes",
     "keras_to_torch": "xconv.translate",
     "torch_to_keras": "xconv.translate.to_keras",
     "lint": "xconv.linting",
@@ -41,7 +41,7 @@ _LAZY = {
     "register_layer": "xconv.keras_plugins",
     "register_module": "xconv.keras_plugins",
 }
-_SUBMODULES = ("zoo", "weights", "frameworks", "describe", "translate", "viz", "testing", "onnx", "capture", "keras_plugins", "training")
+_SUBMODULES = ("zoo", "weights", "frameworks", "weight_axes", "translate", "viz", "testing", "onnx", "capture", "keras_plugins", "training")
 
 __all__ = [
     "compare",

@@ -38,7 +38,7 @@ def select_layers(rows, names: list[str], source: str):
 
 def run(args) -> int:
     """``xconv inspect`` with the parsed ``args``: print every weight in both layouts; 0, or 2 on bad input."""
-    from ..describe import describe, describe_file, format_table, to_json
+    from ..weight_axes import describe, describe_file, format_table, to_json
     from ._sources import refuse_bare_zoo_names
 
     if args.source.startswith("zoo:"):

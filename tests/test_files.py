@@ -1,6 +1,7 @@
 """xconv.files: every dtype bit-exact, the output rule, validated reading, diff semantics."""
 
 import json
+import math
 import os
 import signal
 import struct
@@ -465,6 +466,68 @@ def test_streamed_layout_equals_the_in_memory_transform_for_many_shapes(tmp_path
         else:
             want = v.T if v.ndim == 2 else v
         assert same_bits(back.tensors[k], np.ascontiguousarray(want) if v.ndim else want), (k, v.shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, ml_dtypes.bfloat16, np.float64, np.int8, np.float16])
+@pytest.mark.parametrize("to", ["torch", "keras"])
+def test_streamed_layout_with_padded_rows_is_exact(tmp_path, to, dtype):
+    """Rows a multiple of 1 KiB long are read into the stream's buffers a cache line apart (scattered by
+    one preadv), and the scratch's runs are kept apart too: every path through that (short runs
+    several to a slab, long runs cut into blocks, rows longer than a slab, a move that is one 2D
+    transpose) must still give the in-memory transform's bits, for every element size."""
+    from xconv import layouts
+    from xconv.files.stream import PAD_EVERY, SLAB
+
+    item = np.dtype(dtype).itemsize
+    wide = PAD_EVERY // item  # elements in the shortest padded row
+    shapes = [
+        (3, 3, 7, wide),  # short runs, a few to a slab
+        (3, 3, SLAB // (2 * wide * item) + 5, 2 * wide),  # long runs, cut into blocks of rows
+        (1, 2, 3, (SLAB + PAD_EVERY) // item),  # a row longer than a slab
+        (1, 1, 40, 2 * wide),  # one 2D transpose, padded rows
+        (2, 2, 5, wide // 2),  # unpadded rows beside them
+        (3, 3, 9, wide + 3),
+    ]
+    rng = np.random.default_rng(1)
+    tensors = {}
+    for i, shape in enumerate(shapes):
+        bits = rng.integers(0, 256, size=math.prod(shape) * item, dtype=np.uint8)
+        tensors[f"t{i}"] = bits.view(dtype).reshape(shape)
+    if to == "keras":
+        tensors = {k: layouts.conv_kernel_to_torch(v) for k, v in tensors.items()}
+    write_tensors(tmp_path / "a.safetensors", tensors, layout="torch" if to == "keras" else "keras")
+    convert_layout(tmp_path / "a.safetensors", tmp_path / "b.safetensors", to=to)
+    back = read_tensors(tmp_path / "b.safetensors").tensors
+    for k, v in tensors.items():
+        want = layouts.conv_kernel_to_torch(v) if to == "torch" else layouts.conv_kernel_to_keras(v)
+        assert same_bits(back[k], want), (k, v.shape, np.dtype(dtype).name)
+
+
+def test_padded_rows_survive_short_reads(tmp_path, monkeypatch):
+    """preadv may fill fewer bytes than asked (a signal, a network file system): the scatter read
+    of padded rows must finish a row cut in the middle and go on from the next one."""
+    from xconv import layouts
+    from xconv.files.stream import stream_layout
+
+    real = os.preadv
+
+    def short(fd, buffers, offset):  # a third of what was asked, cut inside a row
+        want = max(1, sum(len(b) for b in buffers) // 3 + 7)
+        kept, n = [], 0
+        for b in buffers:
+            if n >= want:
+                break
+            kept.append(b[: want - n])
+            n += len(kept[-1])
+        return real(fd, kept, offset)
+
+    x = np.random.default_rng(0).standard_normal((3, 3, 300, 700)).astype(np.float32)
+    write_tensors(tmp_path / "a.safetensors", {"w": x}, layout="keras")
+    (tmp_path / "b.safetensors").touch()
+    monkeypatch.setattr(os, "preadv", short)
+    stream_layout(str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), "torch")
+    monkeypatch.undo()
+    assert same_bits(read_tensors(tmp_path / "b.safetensors").tensors["w"], layouts.conv_kernel_to_torch(x))
 
 
 @pytest.mark.parametrize("to", ["torch", None])

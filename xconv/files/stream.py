@@ -11,13 +11,19 @@ A move is ``(k, a, b) -> (b, a, k)`` (a conv kernel either way; a matrix is ``a 
 in two passes through one reused scratch buffer the size of the largest tensor:
 
 1. ``(k, a, b) -> (k, b, a)``: ``k`` independent transposes, each task reading about a slab
-   (1 MiB) of whole input rows and transposing it into place (bands of 64 rows:
-   ``layouts._transpose_into``);
+   (1 MiB) of whole input rows and transposing it into place, in bands of 512 bytes of rows;
 2. ``(k, b * a) -> (b * a, k)``: a 2D transpose, a slab of output rows at a time, each slab
    written as soon as it is made.
 
 A move with an axis of length 1 is one 2D transpose: the tensor is read whole into the same
 buffer, then written in slabs. Memory: that buffer (one largest tensor) and a slab per thread.
+
+**Padded rows.** A transpose reads its input down columns, so rows a power of two apart (a
+1024-wide float32 kernel has 4 KiB rows) fall in the same few cache sets and evict each other:
+that alone made pass one three times slower. Rows a multiple of 1 KiB long are therefore read
+into the slab (or the whole-tensor buffer) ``PAD`` bytes apart, scattered there by one
+``preadv`` of many row buffers, and the scratch's ``k`` runs are kept ``PAD`` bytes apart too. Measured
+per shape in docs/benchmarks.md (2026-12-02, session 5).
 """
 
 from __future__ import annotations
@@ -30,13 +36,16 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from .. import layouts
 from . import by_rank
 from ..errors import BadInputError
 from .dtypes import st_dtype
 from .safetensors import header_bytes, safetensors_header, tensor_names
 
 SLAB = 2**20  # bytes of output each thread makes and writes at a time (stays in its core's cache)
+PAD = 64  # bytes between padded rows: one cache line, so rows a power of two long do not share cache sets
+PAD_EVERY = 1024  # rows whose length in bytes is a multiple of this are padded (other lengths spread over
+# the cache sets by themselves, and paid more for the scattered read than they gained: measured)
+_IOV_MAX = 1024  # buffers per preadv call (Linux's UIO_MAXIOV)
 _RAW = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
 
 
@@ -119,6 +128,7 @@ class _Input:
             os.close(self._fd)
             raise
         self._size, self._stamp = st.st_size, file_stamp(st)
+        self._views: dict[tuple, list] = {}  # (buffer address, grid shape, width) -> row views of it
 
     def _changed(self, what: str) -> BadInputError:
         try:
@@ -139,6 +149,40 @@ class _Input:
                 raise self._changed("was truncated")
             offset, view = offset + done, view[done:]
         return buf
+
+    def read_rows(self, grid: np.ndarray, width: int, offset: int) -> None:
+        """Fill the first ``width`` bytes of each row of ``grid`` (2D uint8, C-contiguous) from the
+        input's consecutive bytes at ``offset``: one ``preadv`` scatters up to 1024 rows."""
+        rows, stride = grid.shape
+        if stride == width:
+            self.read_into(grid, offset)
+            return
+        views = self._row_views(grid, width)
+        i = 0
+        while i < rows:
+            n = min(rows - i, _IOV_MAX)
+            done = os.preadv(self._fd, views[i : i + n], offset)
+            if done <= 0:
+                raise self._changed("was truncated")
+            full, part = divmod(done, width)
+            if part:  # a short read inside a row: finish that row, then go on
+                self.read_into(grid[i + full, part:width], offset + done)
+                full += 1
+            i, offset = i + full, offset + full * width
+
+    def _row_views(self, grid: np.ndarray, width: int) -> list:
+        """One memoryview per row of ``grid``, kept for the next read into the same buffer: the
+        slabs are reused with one geometry per tensor, and making a thousand views per slab
+        cost a tenth of the run on 1 KiB rows."""
+        key = (grid.__array_interface__["data"][0], grid.shape, width)
+        views = self._views.get(key)
+        if views is None:
+            if len(self._views) >= 16:
+                self._views.clear()
+            flat = memoryview(grid.reshape(-1))
+            stride = grid.shape[1]
+            views = self._views[key] = [flat[r * stride : r * stride + width] for r in range(grid.shape[0])]
+        return views
 
     def copy_to(self, fd: int, lo: int, hi: int, out_offset: int, slab: np.ndarray) -> None:
         """Bytes ``lo:hi`` written at ``out_offset`` of ``fd``: in the kernel where it can, else through ``slab``."""
@@ -200,7 +244,7 @@ def stream_layout(src: str, dst: str, to: str | None, on_tensor: Callable[[str, 
     if to:
         meta["layout"] = to
     blob, out_header = header_bytes(shapes, meta)
-    largest = max((header[n]["data_offsets"][1] - header[n]["data_offsets"][0] for n in names), default=0)
+    largest = max((scratch_bytes(tuple(header[n]["shape"]), to, _raw(st_dtype(header[n]["dtype"])).itemsize) for n in names), default=0) if to else 0
     big: list[np.ndarray] = []  # one buffer the size of the largest tensor, made when first needed
     # no O_TRUNC: on ext4 a file truncated to 0 and then written is flushed to disk by close()
     # (auto_da_alloc), which cost a third of the run's wall time on 1 GiB; the size is set at the end
@@ -224,7 +268,7 @@ def stream_layout(src: str, dst: str, to: str | None, on_tensor: Callable[[str, 
                 if kab is None:  # copied as it is, in slabs shared by the two threads
                     pool.run(lambda slab, o=o: src_in.copy_to(fd, lo + o, min(hi, lo + o + SLAB), base + o, slab) for o in range(0, hi - lo, SLAB))
                 else:
-                    if not big:
+                    if not big:  # the largest tensor's bytes, plus its row padding
                         big.append(np.empty(largest, np.uint8))
                     if 1 in kab:
                         _move_simple(pool, src_in, fd, lo, hi, base, raw, kab, big[0])
@@ -246,8 +290,61 @@ def _rows_per_slab(row_bytes: int) -> int:
     return max(1, SLAB // max(1, row_bytes))
 
 
+def _stride(row: int, item: int) -> int:
+    """Bytes from one row's start to the next in our buffers: ``row``, plus PAD for long rows."""
+    return row + PAD if row and row % PAD_EVERY == 0 and PAD % item == 0 else row
+
+
+def _band_rows(item: int) -> int:
+    """Input rows per band of a transpose out of a padded buffer: 512 bytes of each column.
+
+    Measured on 384- to 1024-wide kernels (float32, 16- and 64-bit alike): a band of 512 bytes
+    (128 float32 rows) took 0.6 to 0.9 of the time of 256-byte bands, once rows are padded."""
+    return max(1, min(256, 512 // item))
+
+
+def _transpose_bands(out: np.ndarray, matrix: np.ndarray) -> None:
+    """``out[...] = matrix.T``, a band of input rows at a time (each band writes whole lines of ``out``)."""
+    n = matrix.shape[0]
+    band = _band_rows(matrix.itemsize)
+    if n <= band or matrix.itemsize > 8:
+        np.copyto(out, matrix.T)
+        return
+    for r in range(0, n, band):
+        np.copyto(out[:, r : r + band], matrix[r : r + band].T)
+
+
+def _grid(buf: np.ndarray, rows: int, row: int, item: int) -> np.ndarray:
+    """``rows`` rows of ``row`` bytes at the start of ``buf`` (uint8), ``_stride`` apart: (rows, stride) bytes."""
+    return buf[: rows * _stride(row, item)].reshape(rows, _stride(row, item))
+
+
+def _as_rows(grid: np.ndarray, row: int, raw: np.dtype) -> np.ndarray:
+    """The (rows, row // item) elements of a padded byte grid."""
+    return grid.view(raw)[:, : row // raw.itemsize]
+
+
+def scratch_bytes(shape: tuple[int, ...], to: str, itemsize: int) -> int:
+    """Bytes of the one buffer :func:`stream_layout` needs for a tensor (its size, plus the row padding)."""
+    kab = _kab(tuple(shape), to)
+    size = math.prod(shape) * itemsize
+    if kab is None:
+        return 0
+    k, a, b = kab
+    if 1 in kab:
+        rows, row = _simple_matrix(kab, itemsize)
+        return rows * _stride(row, itemsize)
+    return k * (a * b * itemsize + PAD) if PAD % itemsize == 0 else size
+
+
+def _simple_matrix(kab, item: int) -> tuple[int, int]:
+    """(rows, row bytes) of the 2D matrix a move with an axis of length 1 transposes."""
+    k, a, b = kab
+    return (k * a, b * item) if k == 1 or a == 1 else (k, a * item)
+
+
 def _write_transposed(pool: _Pool, fd: int, m: np.ndarray, base: int, raw: np.dtype) -> None:
-    """Write ``m.T`` (``m`` is ``(rows, cols)``) at ``base``, a slab of output rows per task."""
+    """Write ``m.T`` (``m`` is ``(rows, cols)``, rows maybe padded) at ``base``, a slab of output rows per task."""
     rows, cols = m.shape
     item = raw.itemsize
     step = _rows_per_slab(rows * item)
@@ -258,54 +355,54 @@ def _write_transposed(pool: _Pool, fd: int, m: np.ndarray, base: int, raw: np.dt
             piece = np.ascontiguousarray(m[:, o : o + c].T)
         else:
             piece = slab[: c * rows * item].view(raw).reshape(c, rows)
-            layouts._transpose_into(piece, m[:, o : o + c], parallel=False)
+            _transpose_bands(piece, m[:, o : o + c])
         _pwrite_all(fd, piece, base + o * rows * item)
 
     pool.run(lambda slab, o=o: task(slab, o) for o in range(0, cols, step))
 
 
-def _read_all(pool: _Pool, src: _Input, lo: int, hi: int, into: np.ndarray) -> np.ndarray:
-    """Bytes ``lo:hi`` of the input read into ``into`` by the two threads, a slab each at a time."""
-    out = into[: hi - lo]
-    pool.run(lambda slab, o=o: src.read_into(out[o : o + SLAB], lo + o) for o in range(0, hi - lo, SLAB))
-    return out
-
-
 def _move_simple(pool: _Pool, src: _Input, fd: int, lo: int, hi: int, base: int, raw: np.dtype, kab, big: np.ndarray) -> None:
     """A move that is one 2D transpose (one of k, a, b is 1): the tensor read whole, then written in slabs."""
-    k, a, b = kab
-    x = _read_all(pool, src, lo, hi, big).view(raw)
+    item = raw.itemsize
     # (k, a, b) -> (b, a, k) with one axis of length 1 is out = m.T
-    m = x.reshape(k * a, b) if k == 1 or a == 1 else x.reshape(k, a)
-    _write_transposed(pool, fd, m, base, raw)
+    rows, row = _simple_matrix(kab, item)
+    grid = _grid(big, rows, row, item)
+    per = _rows_per_slab(grid.shape[1])  # the two threads read a slab of rows each at a time
+    pool.run(lambda slab, r=r: src.read_rows(grid[r : r + per], row, lo + r * row) for r in range(0, rows, per))
+    _write_transposed(pool, fd, _as_rows(grid, row, raw), base, raw)
 
 
 def _move_general(pool: _Pool, src: _Input, fd: int, lo: int, hi: int, base: int, raw: np.dtype, kab, scratch: np.ndarray) -> None:
     k, a, b = kab
     item = raw.itemsize
-    scr = scratch[: hi - lo].view(raw).reshape(k, b, a)
-    one = a * b * item
+    one = a * b * item  # bytes of one of the k runs
+    run = one + PAD if PAD % item == 0 else one  # the scratch's runs, PAD apart: k rows a power of two long share cache sets
+    scr2d = scratch[: k * run].view(raw).reshape(k, run // item)[:, : a * b]
     row = b * item
-    # pass one: (k, a, b) -> (k, b, a); each task reads about a slab of input and transposes it into place
-    if one > SLAB:  # long runs: each cut into blocks of whole input rows
-        rows = _rows_per_slab(row)
+    stride = _stride(row, item)
+    # pass one: (k, a, b) -> (k, b, a); each task reads about a slab of input rows and transposes it into place
+    if a * stride > SLAB:  # long runs: each cut into blocks of whole input rows
 
         def first(slab, j, r0):
-            r1 = min(a, r0 + rows)
-            need = (r1 - r0) * row
-            buf = slab[:need] if need <= slab.nbytes else np.empty(need, np.uint8)
-            piece = src.read_into(buf, lo + j * one + r0 * row).view(raw).reshape(r1 - r0, b)
-            layouts._transpose_into(scr[j][:, r0:r1], piece, parallel=False)
+            r1 = min(a, r0 + max(1, SLAB // stride))
+            need = (r1 - r0) * stride
+            grid = _grid(slab if need <= slab.nbytes else np.empty(need, np.uint8), r1 - r0, row, item)
+            src.read_rows(grid, row, lo + j * one + r0 * row)
+            _transpose_bands(scr2d[j].reshape(b, a)[:, r0:r1], _as_rows(grid, row, raw))
 
-        pool.run(lambda slab, j=j, r0=r0: first(slab, j, r0) for j in range(k) for r0 in range(0, a, rows))
+        step = max(1, SLAB // stride)
+        pool.run(lambda slab, j=j, r0=r0: first(slab, j, r0) for j in range(k) for r0 in range(0, a, step))
     else:  # short runs: a few whole runs per task
-        group = max(1, SLAB // one)
+        group = max(1, SLAB // (a * stride))
 
         def first_group(slab, k0):
             k1 = min(k, k0 + group)
-            piece = src.read_into(slab[: (k1 - k0) * one], lo + k0 * one).view(raw).reshape(k1 - k0, a, b)
-            np.copyto(scr[k0:k1], piece.transpose(0, 2, 1))
+            grid = _grid(slab, (k1 - k0) * a, row, item)
+            src.read_rows(grid, row, lo + k0 * one)
+            pieces = _as_rows(grid, row, raw)
+            for j in range(k0, k1):
+                _transpose_bands(scr2d[j].reshape(b, a), pieces[(j - k0) * a : (j - k0 + 1) * a])
 
         pool.run(lambda slab, k0=k0: first_group(slab, k0) for k0 in range(0, k, group))
     # pass two: (k, b * a) -> (b * a, k), a slab of output rows at a time
-    _write_transposed(pool, fd, scr.reshape(k, b * a), base, raw)
+    _write_transposed(pool, fd, scr2d, base, raw)

@@ -741,3 +741,30 @@ def test_an_input_rewritten_in_place_at_the_same_size_is_refused(tmp_path):
 
     with pytest.raises(BadInputError, match="k.safetensors.*was written while it was read"):
         stream_layout(str(src), str(dst), "torch", on_tensor=rewrite)
+
+
+@pytest.mark.parametrize("open_files", [True, False])
+def test_copy_file_range_ebadf_falls_back_only_on_open_files(tmp_path, monkeypatch, open_files):
+    """EBADF from copy_file_range on two open files means the kernel will not copy between them (an
+    appending output, some FUSE file systems): copy through user space. On a closed descriptor
+    it is a bug, raised, not hidden by the fallback."""
+    import errno
+
+    from xconv.files import stream
+
+    def refuse(*args):
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(stream, "_COPY_RANGE", [True])
+    monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+    monkeypatch.setattr(stream, "_both_open", lambda *fds: open_files)
+    tensors = {"b": np.arange(1000, dtype=np.float32), "k": np.ones((3, 3, 2, 2), np.float32)}
+    write_tensors(tmp_path / "a.safetensors", tensors, layout="keras")
+    (tmp_path / "b.safetensors").touch()
+    if not open_files:
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            stream.stream_layout(str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), None)
+        return
+    stream.stream_layout(str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), None)
+    assert stream._COPY_RANGE == [False]
+    assert same_bits(read_tensors(tmp_path / "b.safetensors").tensors["b"], tensors["b"])

@@ -193,7 +193,7 @@ class _Input:
                 try:
                     done = os.copy_file_range(self._fd, fd, n, lo, out_offset)
                 except OSError as exc:  # not supported between these files: through user space from now on
-                    if exc.errno in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EBADF):
+                    if exc.errno in (errno.EXDEV, errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP) or exc.errno == errno.EBADF and _both_open(self._fd, fd):
                         _COPY_RANGE[0] = False
                         continue
                     raise
@@ -220,6 +220,18 @@ class _Input:
 
     def close(self) -> None:
         os.close(self._fd)
+
+
+def _both_open(*fds: int) -> bool:
+    """Whether every descriptor is open: an EBADF from copy_file_range on open files means the kernel
+    will not copy between them (an output opened for appending, some FUSE file systems), where on a
+    closed one it is a bug to raise, not a reason to copy through user space."""
+    try:
+        for fd in fds:
+            os.fstat(fd)
+    except OSError:
+        return False
+    return True
 
 
 def file_stamp(st: os.stat_result) -> tuple[int, int, int, int]:

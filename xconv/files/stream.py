@@ -412,7 +412,10 @@ def _move_general(pool: _Pool, src: _Input, fd: int, lo: int, hi: int, base: int
             grid = _grid(slab, (k1 - k0) * a, row, item)
             src.read_rows(grid, row, lo + k0 * one)
             pieces = _as_rows(grid, row, raw)
-            for j in range(k0, k1):
+            if stride == row:  # short rows (a Keras-bound kernel's window): one copy for the group is cheapest
+                np.copyto(scr2d[k0:k1].reshape(k1 - k0, b, a), pieces.reshape(k1 - k0, a, b).transpose(0, 2, 1))
+                return
+            for j in range(k0, k1):  # padded rows: a few long runs, each in bands
                 _transpose_bands(scr2d[j].reshape(b, a), pieces[(j - k0) * a : (j - k0 + 1) * a])
 
         pool.run(lambda slab, k0=k0: first_group(slab, k0) for k0 in range(0, k, group))

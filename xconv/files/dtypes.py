@@ -8,6 +8,8 @@ included) survives. A dtype a format cannot hold is refused with the tensor's na
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..errors import BadInputError
@@ -65,6 +67,7 @@ def st_code(dtype, what: str = "a tensor") -> str:
     return code
 
 
+@functools.lru_cache(maxsize=64)  # called for every tensor of a file: thousands in a small-tensor checkpoint
 def st_dtype(code: str) -> np.dtype:
     """The NumPy dtype of a safetensors dtype code (``"F32"``, ``"BF16"``); ValueError for an unknown code."""
     if code not in ST_TO_NAME:

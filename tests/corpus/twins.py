@@ -1928,10 +1928,6 @@ _ALL += [
             },
             "fc": "fc",
         },
-        known={
-            "local:no_shuffle": "local mode: u1_shuffle_merge is aligned to the port's concatenation (the port has "
-            "no op of its own there), so it gets no local value of its own; no first local divergence is named",
-        },
         planted={
             "filter": _plant_filter("stage.0.branch2.5", 1, "u1_pw2"),
             "padding": _plant_attr("stage.2.branch2.3.padding_mode", "reflect", "u2_dw"),

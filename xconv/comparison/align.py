@@ -123,6 +123,7 @@ class Match:
     how: str = ""  # 'pinned', 'name', 'weights', 'position', 'identity'
     why: str = ""
     own_node: bool = True  # False: the layer passes its input through (a Dropout with no op of its own)
+    passes: str = ""  # own_node False: the Keras row (or 'input:i') whose torch value this one passes on (local mode measures that row's Keras value here)
     pads: list = field(default_factory=list)  # explicit paddings (torch pad lists) before the chain's module, outermost first
     input_layout: LayoutKind | None = None  # layout of the value the chain's first module reads (FLAT or PLAIN before a Linear)
     follow: tuple = ()  # hooks: torch functions (names) that continue the module's output (the fused activation)
@@ -468,8 +469,10 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int, keras_
     used_calls: set[tuple[str, int]] = set()
     used_modules: set[str] = set()
     nodes: dict[tuple[str, int], str] = {}  # (keras layer, call) -> torch node
+    owner: dict[str, str] = {}  # torch node -> the first Keras row (or 'input:i') aligned to it with an op of its own
     for i, name in enumerate(graph.inputs):
         nodes[(f"input:{i}", 0)] = name
+        owner[name] = f"input:{i}"
     matches: dict[str, Match] = {}
     has_weights = {l.name for l in ks.weighted_layers(kmodel)} | {c.name for c in captured if c.block and c.layer.weights}
     paired: dict[str, list[str]] = {}  # keras layer -> its module(s)
@@ -701,6 +704,10 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int, keras_
         if end is not None:
             nodes[call.key] = end
             m.node = end
+            if m.own_node:
+                owner.setdefault(end, call.row)
+            else:  # a pass-through: local mode gives it the Keras value of the row it passes on
+                m.passes = owner.get(end, "")
             m.layout = G.layout.get(end, LayoutKind.CF)
             cf, plain = _torch_shapes(call.shape, batch)
             if cf != plain and G.shape(end) in (cf, plain):  # the shape settles what the walk guessed

@@ -434,6 +434,8 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
         k_val = c.torch_view(kind)
         t_val = t_vals.get(m.node) if m.node else None
         loc = t_local.get(m.node) if (m.node and m.own_node and c.name in fed) else None
+        if local and m.node and not m.own_node and t_val is not None:
+            loc = _passed_on(m.passes, matches, by_name, declared, t_in, t_val.shape)
         why = m.why or ("" if t_val is not None else "the PyTorch module did not run it")
         flag = next((f"{t} '{p}'" for p, t in training if p in m.modules), "")
         aligned.append(Aligned(c.name, c.type, k_val, c.value, t_val, why, loc, (m.modules or [None])[-1], flag, m))
@@ -446,6 +448,24 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
             f"Give the port the Keras layers' weighted layers, or pass align={{keras_name: torch_name}}."
         )
     return Capture(fa, fb, str(dev), dtype, settings["tf32"], aligned, capture, notes, graph, tmodule)
+
+
+def _passed_on(source: str, matches, by_name, declared, t_in, shape) -> np.ndarray | None:
+    """Local mode for a layer the port computes with no op of its own (a Dropout, a Reshape the
+    port left out): the port passes on its input unchanged, so its local value is the Keras value
+    of the row (or model input) it passes on, in that value's torch layout. Compared with the
+    layer's own Keras output, it fails exactly where the port's missing op made a difference (a
+    channel shuffle left out). None where that value is not captured or does not have the port's shape."""
+    if source.startswith("input:"):
+        i = int(source.split(":", 1)[1])
+        value = np.asarray(t_in[i]) if i < len(t_in) else None
+    elif source in by_name and source in matches:
+        c, src = by_name[source], matches[source]
+        flat = LayoutKind.FLAT if c.flatten_of else LayoutKind.PLAIN
+        value = c.torch_view(declared.get(source) or {LayoutKind.CF: LayoutKind.CF, LayoutKind.FLAT: flat}.get(src.layout, LayoutKind.PLAIN))
+    else:
+        value = None
+    return value if value is not None and tuple(value.shape) == tuple(shape) else None
 
 
 def _run_graph(graph, tensors, keep, feed, state) -> dict[str, np.ndarray]:

@@ -768,3 +768,25 @@ def test_copy_file_range_ebadf_falls_back_only_on_open_files(tmp_path, monkeypat
     stream.stream_layout(str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), None)
     assert stream._COPY_RANGE == [False]
     assert same_bits(read_tensors(tmp_path / "b.safetensors").tensors["b"], tensors["b"])
+
+
+def test_row_views_are_kept_only_for_the_reused_buffers(tmp_path, monkeypatch):
+    """The scatter read keeps its row views per buffer for the next read into it. A row longer
+    than a slab is read into a buffer of its own: keeping views of those kept every such buffer
+    alive (16 rows of 4 MiB held 3.4 times the largest tensor in bench_convert's --layout keras)."""
+    from xconv.files import stream
+    from xconv.files.stream import SLAB
+
+    held = []
+    real_close = stream._Input.close
+
+    def close(self):
+        held.append(sum(len(v[0].obj) if v else 0 for v in self._views.values()))
+        real_close(self)
+
+    monkeypatch.setattr(stream._Input, "close", close)
+    x = np.random.default_rng(0).standard_normal((3, 3, 2, SLAB // 4 + 256)).astype(np.float32)  # rows of a slab and 1 KiB
+    write_tensors(tmp_path / "a.safetensors", {f"w{i}": x for i in range(3)}, layout="torch")
+    (tmp_path / "b.safetensors").touch()
+    stream.stream_layout(str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), "keras")
+    assert held and held[0] <= 2 * SLAB, f"{held[0]} bytes of one-off row buffers kept"

@@ -163,8 +163,8 @@ class _Input:
         """Fill the first ``width`` bytes of each row of ``grid`` (2D uint8, C-contiguous) from the
         input's consecutive bytes at ``offset``: one ``preadv`` scatters up to 1024 rows."""
         rows, stride = grid.shape
-        if stride == width:
-            self.read_into(grid, offset)
+        if stride == width or rows == 1:  # (one row: a row longer than a slab, in a buffer of its own)
+            self.read_into(grid if stride == width else grid[0, :width], offset)
             return
         views = self._row_views(grid, width)
         i = 0
@@ -348,14 +348,13 @@ def _as_rows(grid: np.ndarray, row: int, raw: np.dtype) -> np.ndarray:
 def scratch_bytes(shape: tuple[int, ...], to: str, itemsize: int) -> int:
     """Bytes of the one buffer :func:`stream_layout` needs for a tensor (its size, plus the row padding)."""
     kab = _kab(tuple(shape), to)
-    size = math.prod(shape) * itemsize
     if kab is None:
         return 0
     k, a, b = kab
     if 1 in kab:
         rows, row = _simple_matrix(kab, itemsize)
         return rows * _stride(row, itemsize)
-    return k * (a * b * itemsize + PAD) if PAD % itemsize == 0 else size
+    return k * _stride(a * b * itemsize, itemsize)
 
 
 def _simple_matrix(kab, item: int) -> tuple[int, int]:
@@ -397,7 +396,7 @@ def _move_general(pool: _Pool, src: _Input, fd: int, lo: int, hi: int, base: int
     k, a, b = kab
     item = raw.itemsize
     one = a * b * item  # bytes of one of the k runs
-    run = one + PAD if PAD % item == 0 else one  # the scratch's runs, PAD apart: k rows a power of two long share cache sets
+    run = _stride(one, item)  # the scratch's runs, PAD apart where their length would put them in the same cache sets
     scr2d = scratch[: k * run].view(raw).reshape(k, run // item)[:, : a * b]
     row = b * item
     stride = _stride(row, item)

@@ -405,13 +405,21 @@ def _move_general(pool: _Pool, src: _Input, fd: int, lo: int, hi: int, base: int
 
         def first(slab, j, r0):
             r1 = min(a, r0 + max(1, SLAB // stride))
-            need = (r1 - r0) * stride
-            grid = _grid(slab if need <= slab.nbytes else np.empty(need, np.uint8), r1 - r0, row, item)
+            grid = _grid(slab, r1 - r0, row, item)
             src.read_rows(grid, row, lo + j * one + r0 * row)
             _transpose_bands(scr2d[j].reshape(b, a)[:, r0:r1], _as_rows(grid, row, raw))
 
-        step = max(1, SLAB // stride)
-        pool.run(lambda slab, j=j, r0=r0: first(slab, j, r0) for j in range(k) for r0 in range(0, a, step))
+        def part_of_row(slab, j, r0, c0):  # a row longer than a slab: a slab of it at a time, into its column
+            c1 = min(b, c0 + SLAB // item)
+            piece = src.read_into(slab[: (c1 - c0) * item], lo + j * one + r0 * row + c0 * item).view(raw)
+            np.copyto(scr2d[j].reshape(b, a)[c0:c1, r0], piece)
+
+        if stride <= SLAB:
+            step = SLAB // stride
+            pool.run(lambda slab, j=j, r0=r0: first(slab, j, r0) for j in range(k) for r0 in range(0, a, step))
+        else:
+            cols = SLAB // item
+            pool.run(lambda slab, j=j, r0=r0, c0=c0: part_of_row(slab, j, r0, c0) for j in range(k) for r0 in range(a) for c0 in range(0, b, cols))
     else:  # short runs: a few whole runs per task
         group = max(1, SLAB // (a * stride))
 

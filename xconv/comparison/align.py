@@ -627,6 +627,9 @@ def align_graph(kmodel, captured, graph, tmodule, pins: dict, batch: int, keras_
                     src = [i for i in G.din.get(end, []) if i in known_in or any(G.is_ancestor(k, i) for k in known_in)]
                     m.feeds = {end: {src[0]: 0}} if src else {}
                     m.modules, m.how = [G.node[end].module_path] if G.node[end].module_path else [], "position"
+                elif mods is None and not _has_family(call.layer) and _left_out(G, call, known_in, graph.params, batch):
+                    end, m.own_node, m.how = known_in[0], False, "identity"  # the port has no op here: measured, found wrong
+                    m.modules = [G.node[end].module_path] if end in G.node and G.node[end].module_path else []
                 elif mods is None and not _has_family(call.layer):
                     m.why = f"{why}; xconv knows no weight layout for a {call.type}, and no op multiplies its input by a parameter of its weights' shapes"
                 elif mods is None:
@@ -791,16 +794,33 @@ def _has_family(layer) -> bool:
     return True
 
 
+def _next_ops(G: _Graph, src) -> list[str]:
+    """The ops that read ``src``, looking through pass-through ops (views, permutes, copies):
+    a layer's immediate consumers in the port."""
+    out, stack, seen = [], list(G.cons.get(src, [])), set()
+    while stack:
+        name = stack.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        out.append(name)
+        if G.op(name) in _SHAPE_OPS:
+            stack.extend(G.cons.get(name, []))
+    return out
+
+
 def _scale_by_param(G: _Graph, call: KerasCall, in_nodes, param_shape, taken, batch):
     """For a Keras layer with weights xconv has no layout for (a LayerScale ``x * gamma``): the
-    first ``mul`` downstream of its inputs that multiplies by a parameter with the shape of one of
-    the layer's weights and gives the layer's output shape; None where there is none."""
+    ``mul`` that reads its input right away (through pass-through ops only: views, permutes),
+    multiplies by a parameter with the shape of one of the layer's weights and gives the layer's
+    output shape; None where there is none. A multiply further on is not this layer's: a port
+    that left the layer out would pair it with a later block's gamma."""
     shapes = {tuple(w.shape) for w in call.layer.weights}
     if not in_nodes or not shapes or not call.shape or None in call.shape[1:]:
         return None
     cf, plain = _torch_shapes(call.shape, batch)
     found = []
-    for name in G.names:
+    for name in dict.fromkeys(n for src in in_nodes for n in _next_ops(G, src)):
         n = G.node.get(name)
         if n is None or name in taken or n.op != "aten::mul" or n.shape not in (cf, plain):
             continue
@@ -809,6 +829,17 @@ def _scale_by_param(G: _Graph, call: KerasCall, in_nodes, param_shape, taken, ba
         if all(G.is_ancestor(i, name) for i in in_nodes):
             found.append(name)
     return min(found, key=lambda x: G.pos[x]) if found else None
+
+
+def _left_out(G: _Graph, call: KerasCall, in_nodes, params, batch) -> bool:
+    """A Keras layer with weights xconv has no layout for, which the port computes with no op of
+    its own (a LayerScale left out): one input, whose value has the layer's output shape, read
+    by no op that uses a parameter. Its value in the port is then that input, and is measured."""
+    if len(in_nodes) != 1 or not call.shape or None in call.shape[1:]:
+        return False
+    if G.shape(in_nodes[0]) not in _torch_shapes(call.shape, batch):
+        return False
+    return not any(i in params for c in _next_ops(G, in_nodes[0]) if c in G.node for i in G.node[c].inputs)
 
 
 def _pinned_head(G: _Graph, tmodule, name, call_nodes, in_nodes, weighted, head_of):

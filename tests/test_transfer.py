@@ -209,7 +209,7 @@ def test_a_dense_after_a_permute_then_flatten_gets_plain_rows_and_the_reorder_wo
     transpose (read from the exported graph), not in channels-first flatten order."""
     from xconv import compare
     from xconv.frameworks import keras_side as ks
-    from xconv.transfer import _context
+    from xconv.transfer import layer_context
     from xconv.weights import family_for_keras
 
     twin, k, x = _twin_pair("same_padding")
@@ -222,7 +222,7 @@ def test_a_dense_after_a_permute_then_flatten_gets_plain_rows_and_the_reorder_wo
     assert torch.equal(fresh.state_dict()["fc.weight"], by_hand["fc.weight"])
     # the channels-first reorder (what a torch.flatten of NCHW maps needs) is wrong here, and compare says where
     dense = k.get_layer("dense")
-    wrong = family_for_keras("Dense", "dense").to_torch(ks.layer_weights(dense), _context(dense))
+    wrong = family_for_keras("Dense", "dense").to_torch(ks.layer_weights(dense), layer_context(dense))
     with torch.no_grad():
         fresh.fc.weight.copy_(torch.from_numpy(wrong["weight"]))
     report = compare(k, fresh, x)
@@ -295,3 +295,20 @@ def test_torchvision_block_order_is_paired_on_the_graph():
     assert compare(k, fresh, x).ok
     plan = manifest.layer_plan()
     assert plan["b2_proj_conv"] == "layer2.downsample.0" and plan["b2_2_conv"] == "layer2.conv2"
+
+
+def test_compare_alignment_uses_no_private_name_of_transfer():
+    """align.py shares the weight-fit test and the layer context with transfer through their
+    public names (``shapes_fit``, ``layer_context``), not by reaching into transfer's privates."""
+    import ast
+    import pathlib
+
+    import xconv.comparison.align as align
+
+    tree = ast.parse(pathlib.Path(align.__file__).read_text(encoding="utf-8"))
+    private = [
+        a.name for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").endswith("transfer")
+        for a in node.names if a.name.startswith("_")
+    ]  # fmt: skip
+    assert not private, private

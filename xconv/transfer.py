@@ -80,15 +80,16 @@ def _norm(name: str) -> str:
     return name.replace(".", "_").replace("/", "_")
 
 
-def _shapes_fit(layer, module) -> bool:
-    """Would ``layer``'s weights, converted, have ``module``'s shapes?"""
+def shapes_fit(layer, module) -> bool:
+    """Would ``layer``'s weights, converted, have ``module``'s shapes? (The test transfer pairs by,
+    and compare's alignment too: :mod:`xconv.comparison.align`.)"""
     from .frameworks import keras_side as ks
     from .frameworks import torch_side as ts
 
     family = _family(layer, module)
     if type(module).__name__ not in family.torch_types + family.pairs_with:
         return False
-    ctx = _context(layer)
+    ctx = layer_context(layer)
     try:
         converted = family.to_torch(ks.layer_weights(layer), ctx)
     except (LayoutError, KeyError):
@@ -104,7 +105,9 @@ def _family(layer, module):
     return module_family(type(module).__name__) or family_for_keras(type(layer).__name__, layer.name)
 
 
-def _context(layer) -> LayerContext:
+def layer_context(layer) -> LayerContext:
+    """What a weight family needs to know of a Keras layer beyond its arrays: the flatten shape a
+    Dense reads, a depthwise multiplier, attention heads (shared with compare's alignment)."""
     from .frameworks import keras_side as ks
 
     heads = getattr(layer, "num_heads", None)
@@ -136,11 +139,11 @@ def _pair(keras_layers, torch_modules, plan: dict[str, str] | None = None):
     if not left_k and not left_t:
         return pairs, "name"
     how = "name and order" if pairs else "order"
-    if len(left_k) == len(left_t) and all(_shapes_fit(l, m) for l, (_, m) in zip(left_k, left_t)):
+    if len(left_k) == len(left_t) and all(shapes_fit(l, m) for l, (_, m) in zip(left_k, left_t)):
         return pairs + [(l, n, m) for l, (n, m) in zip(left_k, left_t)], how
     how = "name, type and shape" if pairs else "type and shape"
     for layer in left_k:
-        candidates = [(n, m) for n, m in left_t if n not in used and _shapes_fit(layer, m)]
+        candidates = [(n, m) for n, m in left_t if n not in used and shapes_fit(layer, m)]
         if not candidates and type(layer).__name__.startswith("SeparableConv"):
             from .weights.separable import refusal
 
@@ -315,7 +318,7 @@ def transfer_weights(src, dst, *, manifest: Manifest | str | None = None) -> Man
                 f"'{tname}' ({type(module).__name__}), which is not one of {torch_types}."
             )
         _check_config(layer, module)
-        ctx = _context(layer)
+        ctx = layer_context(layer)
         if ctx.flatten_of is not None and family.kind == "dense":
             read = graph.linear_input(tname)
             if read == "plain":  # the port flattens channels-last (permute(0, 2, 3, 1) first): rows as Keras has them

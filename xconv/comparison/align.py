@@ -366,12 +366,12 @@ def _norm(name: str) -> str:
 def _fits(layer, module) -> bool:
     """Would ``layer``'s weights, converted, have ``module``'s shapes? (families from the registry)"""
     from ..errors import XconvError
-    from ..transfer import _shapes_fit
+    from ..transfer import shapes_fit
 
     if type(layer).__name__.startswith("SeparableConv") and type(module).__name__ not in ("SeparableConv1d", "SeparableConv2d"):
         return False  # two torch modules: see _separable (one SeparableConv2d module: its weight family)
     try:
-        if _shapes_fit(layer, module):
+        if shapes_fit(layer, module):
             return True
     except XconvError:
         return False
@@ -385,7 +385,7 @@ def _custom_fits(layer, module) -> bool:
     from ..errors import XconvError
     from ..frameworks import keras_side as ks
     from ..frameworks import torch_side as ts
-    from ..transfer import _context
+    from ..transfer import layer_context
     from ..weights import family_for_keras
 
     if type(layer).__name__ not in ("LayerNormalization", "BatchNormalization", "GroupNormalization"):
@@ -393,7 +393,7 @@ def _custom_fits(layer, module) -> bool:
     if type(module).__module__.startswith("torch.") or any(True for _ in module.children()):
         return False
     try:
-        converted = family_for_keras(type(layer).__name__, layer.name).to_torch(ks.layer_weights(layer), _context(layer))
+        converted = family_for_keras(type(layer).__name__, layer.name).to_torch(ks.layer_weights(layer), layer_context(layer))
     except (XconvError, KeyError, ValueError):
         return False
     target = ts.module_arrays(module)
@@ -405,10 +405,10 @@ def _same_weights(layer, module) -> bool:
     from ..frameworks import keras_side as ks
     from ..frameworks import torch_side as ts
     from ..weights import family_for_keras
-    from ..transfer import _context
+    from ..transfer import layer_context
 
     try:
-        converted = family_for_keras(type(layer).__name__, layer.name).to_torch(ks.layer_weights(layer), _context(layer))
+        converted = family_for_keras(type(layer).__name__, layer.name).to_torch(ks.layer_weights(layer), layer_context(layer))
     except (XconvError, KeyError, ValueError):
         return False
     target = ts.module_arrays(module)

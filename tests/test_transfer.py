@@ -312,3 +312,31 @@ def test_compare_alignment_uses_no_private_name_of_transfer():
         for a in node.names if a.name.startswith("_")
     ]  # fmt: skip
     assert not private, private
+
+
+@needs_keras
+def test_the_flatten_order_a_dense_reads_is_the_alignments_match_input_layout(monkeypatch):
+    """transfer reads how a Linear takes its input from compare's alignment (Match.input_layout,
+    on the one exported graph), not from a reading of its own: say FLAT there and the rows move
+    in channels-first flatten order; say nothing and it refuses rather than guess."""
+    import xconv.comparison.align as align
+    from xconv.errors import MismatchedModelsError
+    from xconv.layouts import LayoutKind
+
+    real = align.align_graph
+
+    def told(layout):
+        def fake(*args, **kwargs):
+            matches = real(*args, **kwargs)
+            matches["dense"].input_layout = layout
+            return matches
+
+        return fake
+
+    twin, k, _ = _twin_pair("same_padding")
+    monkeypatch.setattr(align, "align_graph", told(LayoutKind.FLAT))
+    fc = next(e for e in transfer_weights(k, twin.torch_cls().eval()).entries if e.target == "fc.weight")
+    assert fc.transform.startswith("transpose + flatten order"), fc.transform
+    monkeypatch.setattr(align, "align_graph", told(None))
+    with pytest.raises(MismatchedModelsError, match="'dense'"):
+        transfer_weights(k, twin.torch_cls().eval())

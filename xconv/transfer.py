@@ -205,18 +205,29 @@ class _Traced:
         self._g = _Graph(graph, module_aliases(self.tmodule))
         return self._g
 
+    def matches(self) -> dict | None:
+        """compare's alignment of the Keras model on this graph (made once; the graph is built once
+        for it): row -> :class:`~xconv.comparison.align.Match`. None without a graph, or where the
+        alignment refuses (``failed`` then says why)."""
+        if hasattr(self, "_m"):
+            return self._m
+        from .comparison.align import align_graph
+
+        self._m = None
+        G = self.graph()
+        if G is not None:
+            try:
+                self._m = align_graph(self.kmodel, [], G, self.tmodule, {}, 2)
+            except MismatchedModelsError as exc:
+                self.failed = f"compare's alignment refused it: {str(exc).splitlines()[0]}"
+        return self._m
+
     def pairing(self, k_layers) -> dict[str, str] | None:
         """Keras layer -> torch module as compare's alignment pairs them on the graph (each layer
         with the nearest module downstream of its input that has weights of its shapes); None
         without a graph or where a layer with weights finds no single module."""
-        from .comparison.align import align_graph
-
-        G = self.graph()
-        if G is None:
-            return None
-        try:
-            matches = align_graph(self.kmodel, [], G, self.tmodule, {}, 2)  # the graph built once, for pairing and linear_input
-        except MismatchedModelsError:
+        matches = self.matches()
+        if matches is None:
             return None
         plan = {}
         for layer in k_layers:
@@ -230,20 +241,23 @@ class _Traced:
             plan[layer.name] = m.modules[0]
         return plan if len(set(plan.values())) == len(plan) else None
 
-    def linear_input(self, path) -> str | None:
-        """How module ``path`` (a Linear) reads its input: 'flat' (a flatten of channels-first
+    def linear_input(self, layer_name: str, path: str) -> str | None:
+        """How module ``path`` (a Linear), aligned with Keras layer ``layer_name``, reads its input,
+        as the alignment's :attr:`Match.input_layout` says: 'flat' (a flatten of channels-first
         maps), 'plain' (the Keras order: a flatten after a permute to channels-last), 'other' (a
-        flatten of maps permuted into another order), or None."""
+        flatten of maps permuted into another order), or None (not aligned there; see ``failed``)."""
         from .layouts import LayoutKind
 
-        G = self.graph()
-        if G is None or not G.calls.get(path):
+        matches = self.matches()
+        m = (matches or {}).get(layer_name)
+        if m is None or not m.modules or m.modules[0] != path:
+            if matches is not None and not self.failed:
+                self.failed = f"compare's alignment does not pair Keras layer '{layer_name}' with '{path}'"
             return None
-        entry = G.calls[path][0][0]
-        if not G.din.get(entry):
-            return None
-        lay = G.layout.get(G.din[entry][0])
-        return {LayoutKind.FLAT: "flat", LayoutKind.PLAIN: "plain", LayoutKind.OTHER: "other"}.get(lay)
+        read = {LayoutKind.FLAT: "flat", LayoutKind.PLAIN: "plain", LayoutKind.OTHER: "other"}.get(m.input_layout)
+        if read is None and not self.failed:
+            self.failed = f"compare's alignment cannot tell the layout of the value '{path}' reads ({m.input_layout})"
+        return read
 
 
 def _transform(kind: str, key: str, ctx: LayerContext, rank: int, to: str) -> str:
@@ -320,7 +334,7 @@ def transfer_weights(src, dst, *, manifest: Manifest | str | None = None) -> Man
         _check_config(layer, module)
         ctx = layer_context(layer)
         if ctx.flatten_of is not None and family.kind == "dense":
-            read = graph.linear_input(tname)
+            read = graph.linear_input(layer.name, tname)
             if read == "plain":  # the port flattens channels-last (permute(0, 2, 3, 1) first): rows as Keras has them
                 ctx = replace(ctx, flatten_of=None)
             elif read == "other":
@@ -333,8 +347,8 @@ def transfer_weights(src, dst, *, manifest: Manifest | str | None = None) -> Man
             elif read is None and graph.failed:
                 raise MismatchedModelsError(
                     f"Keras layer '{layer.name}' (Dense) reads a Flatten of {ctx.flatten_of}; whether PyTorch module "
-                    f"'{tname}' reads a channels-first flatten or one after a permute cannot be told, because the "
-                    f"module could not be exported ({graph.failed}). Move the weights with a manifest whose pairing you checked, "
+                    f"'{tname}' reads a channels-first flatten or one after a permute cannot be told from its exported graph "
+                    f"({graph.failed}). Move the weights with a manifest whose pairing you checked, "
                     f"or make the module exportable with torch.export."
                 )
         k_arrays, t_arrays = ks.layer_weights(layer), ts.module_arrays(module)

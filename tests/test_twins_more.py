@@ -58,3 +58,45 @@ def test_a_port_export_cannot_trace_is_compared_with_hooks_and_the_verdict_says_
     report = compare(keras_model, twin.torch_for(keras_model), x)
     assert report.ok and report.capture == "hooks", str(report)
     assert "hook" in str(report).splitlines()[-1].lower() or any("hook" in n.lower() for n in report.notes), str(report)
+
+
+def test_the_hook_paths_share_one_call_watcher(monkeypatch):
+    """torch_side.capture(follow=) (an activation forward applies after a module) and
+    torch_hooks.watch_calls (a layer with no module: the first call on the value before it) are
+    one TorchFunctionMode, torch_hooks.call_watch: both go through it, and torch_side defines none."""
+    import ast
+    import pathlib
+
+    import numpy as np
+    import torch.nn.functional as F
+
+    import xconv.capture.torch_hooks as th
+    import xconv.frameworks.torch_side as ts
+
+    tree = ast.parse(pathlib.Path(ts.__file__).read_text(encoding="utf-8"))
+    assert not [n for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id == "TorchFunctionMode"]
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(2, 2, 1)
+
+        def forward(self, x):
+            y = F.relu(self.conv(x))
+            return y + x
+
+    made = []
+    real = th.call_watch
+    monkeypatch.setattr(th, "call_watch", lambda *a, **k: made.append(a) or real(*a, **k))
+    net = Net().eval()
+    x = np.random.default_rng(0).normal(size=(1, 2, 3, 3)).astype("float32")
+    followed: set = set()
+    (acts, _), seen = th.watch_calls(
+        net, lambda: ts.capture(net, [x], ["conv"], "cpu", torch.float32, follow={"conv": ("relu",)}, followed=followed),
+        {"after:add": (("conv",), ("add",))},
+    )
+    assert len(made) == 2 and followed == {"conv"}
+    with torch.no_grad():
+        want = F.relu(net.conv(torch.from_numpy(x))).numpy()
+    np.testing.assert_array_equal(acts["conv"], want)  # the followed activation, not the bare conv
+    assert "after:add" not in seen  # the first call on the conv's value is the relu, not an add

@@ -137,7 +137,12 @@ def capture(
     store: dict[str, np.ndarray] = {}
     handles = []
     follow = follow or {}
-    pending: dict[int, tuple[str, object]] = {}  # id(module output) -> (name, the tensor: held so the id stays its own)
+    followed_values: dict[str, np.ndarray] = {}
+    mode = None
+    if follow:
+        from ..capture.torch_hooks import call_watch  # the one call watcher of the hook paths
+
+        mode = call_watch({name: [(name, names)] for name, names in follow.items()}, followed_values, chain=False)
     for name, values in (feed or {}).items():
         tensors = to_tensors(values, device, dtype)
         handles.append(modules[name].register_forward_pre_hook(lambda _m, _args, tensors=tensors: tuple(tensors)))
@@ -148,17 +153,16 @@ def capture(
                 out = out[0]
             if isinstance(out, t.Tensor) and name not in store:  # a shared module: keep its first call, as Keras does
                 store[name] = out.detach().cpu().numpy().copy()
-                if name in follow:
-                    pending[id(out)] = (name, out)
+                if mode is not None and name in follow:
+                    mode.watch(name, out)
 
         return hook
 
     for name in names:
         if name in modules:
             handles.append(modules[name].register_forward_hook(hook_for(name)))
-    mode = _Follow(pending, follow, store, followed) if follow else contextlib.nullcontext()
     try:
-        with t.inference_mode(), mode:
+        with t.inference_mode(), (mode if mode is not None else contextlib.nullcontext()):
             out = module(*to_tensors(arrays, device, dtype))
     except RuntimeError as exc:
         raise BadInputError(
@@ -169,39 +173,11 @@ def capture(
     finally:
         for h in handles:
             h.remove()
+    store.update(followed_values)  # the activation forward applied right after the module
+    if followed is not None:
+        followed.update(followed_values)
     outs = list(out) if isinstance(out, (tuple, list)) else [out]
     return store, [o.detach().cpu().numpy() for o in outs]
-
-
-def _follow_mode():
-    from torch.overrides import TorchFunctionMode
-
-    class Follow(TorchFunctionMode):
-        """Sees every torch call in ``forward`` (functional ones too): the first call on a hooked
-        module's output, if it is a wanted activation, gives that module's value."""
-
-        def __init__(self, pending, follow, store, followed):
-            super().__init__()
-            self.pending, self.follow, self.store, self.followed = pending, follow, store, followed
-
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            result = func(*args, **(kwargs or {}))
-            first = args[0] if args else None
-            # only a call that makes a tensor counts: .dim(), .shape, .size() on the way do not
-            if isinstance(result, torch().Tensor) and first is not None and id(first) in self.pending and self.pending[id(first)][1] is first:
-                name, _ = self.pending.pop(id(first))
-                fname = getattr(func, "__name__", "").rstrip("_")
-                if fname in self.follow[name]:
-                    self.store[name] = result.detach().cpu().numpy().copy()
-                    if self.followed is not None:
-                        self.followed.add(name)
-            return result
-
-    return Follow
-
-
-def _Follow(pending, follow, store, followed):
-    return _follow_mode()(pending, follow, store, followed)
 
 
 def versions() -> dict[str, str]:

@@ -100,3 +100,21 @@ def test_the_hook_paths_share_one_call_watcher(monkeypatch):
         want = F.relu(net.conv(torch.from_numpy(x))).numpy()
     np.testing.assert_array_equal(acts["conv"], want)  # the followed activation, not the bare conv
     assert "after:add" not in seen  # the first call on the conv's value is the relu, not an add
+
+
+@pytest.mark.parametrize("name", HOOKED)
+def test_hook_capture_in_local_mode_names_every_row_it_has_no_local_value_for(name):
+    """A row the hook capture takes from a call watched after a value (F.relu in forward, +=)
+    has no module to feed Keras' input to: it gets no local value, and the report says so by name."""
+    import numpy as np
+
+    from xconv import compare
+
+    twin = TWINS[name]
+    keras_model = twin.build_keras()
+    x = np.random.default_rng(5).normal(size=twin.input_shape).astype("float32")
+    report = compare(keras_model, twin.torch_for(keras_model), x, mode="local")
+    missing = [r.name for r in report.layers if r.local_ok is None]
+    note = next((n for n in report.notes if n.startswith("Rows with no local value")), "")
+    assert missing, str(report)  # these twins do compute layers with no module of their own
+    assert all(f"'{n}'" in note for n in missing[:8]), (missing, report.notes)

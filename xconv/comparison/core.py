@@ -425,6 +425,16 @@ def capture_pair(a, b, inputs, *, device: str = "cpu", dtype: str | None = None,
                     if head is not None and c.inputs:
                         feed[head] = [layouts.activation_to_torch(x, c.input_flatten_of if x.ndim == 2 else None) for x in c.inputs]
                 t_local = ts.capture(runner, t_in, wanted, dev, tdtype, feed=feed, follow=follow)[0]
+                no_local = [c.name for c in k_acts if matches[c.name].after and matches[c.name].node in seen]
+                if no_local:
+                    notes.append(
+                        "Rows with no local value (hook capture): " + ", ".join(f"'{n}'" for n in no_local[:8])
+                        + (" ..." if len(no_local) > 8 else "") + ". Each is a torch call seen on the value before it "
+                        "(an F.relu or += in forward, with no module of its own); forward hooks can feed Keras' input "
+                        "to a module only, so that call's own error is not measured: its accumulated error is, and the "
+                        "local error of the layer before it says whether error starts there. Make the port exportable "
+                        "(torch.export) to measure every layer locally."
+                    )
 
     aligned = []
     for c in k_acts:

@@ -95,3 +95,36 @@ def test_only_a_hidden_records_own_lines_go_with_it():
         "ImportError: something of yours\n"
     )
     assert _quiet.drop_tf_startup_lines(text, 2) == "Traceback (most recent call last):\nImportError: something of yours\n"
+
+
+@pytest.mark.parametrize("death", ["os.abort()", "os.kill(os.getpid(), signal.SIGSEGV)"])
+def test_a_crash_inside_the_import_loses_no_line_written_before_it(death):
+    """TensorFlow's import can kill the process (an illegal instruction on a CPU without AVX, a
+    segfault): what it wrote to fd 2 just before is the one clue, and was lost while it sat in a
+    temporary file. The forwarder writes it on, filtered, also after the crash."""
+    code = (
+        "import os, signal\nfrom xconv import _quiet\nwith _quiet.tf_startup_quiet():\n"
+        f"    os.write(2, {RECORD!r} + b'F0000 00:00:1.2    6315 cpu.cc:9] no AVX on this CPU\\n' + b'partial, no newline')\n"
+        f"    {death}\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=_env(TF_CPP_MIN_LOG_LEVEL="2"), timeout=60)
+    assert proc.returncode < 0, proc
+    assert b"no AVX on this CPU\n" in proc.stderr and b"partial, no newline" in proc.stderr, proc.stderr
+    assert b"port.cc:153" not in proc.stderr
+
+
+def test_the_forwarder_drains_its_pipe_when_stderr_is_gone():
+    """A closed stderr must not block the writer (a full pipe nobody reads) nor raise."""
+    read_end, write_end = os.pipe()
+    dead_read, dead_write = os.pipe()
+    os.close(dead_read)  # writing to dead_write now fails (EPIPE)
+    payload = b"x" * 300_000 + b"\n"  # more than a pipe holds
+    import threading
+
+    writer = threading.Thread(target=lambda: (os.write(write_end, payload), os.close(write_end)))
+    writer.start()
+    _quiet._forward(read_end, dead_write, 2)
+    writer.join(timeout=10)
+    assert not writer.is_alive()
+    os.close(read_end)
+    os.close(dead_write)

@@ -445,20 +445,54 @@ def test_separable_conv_weights_move_into_one_module_both_ways_and_compare_match
     assert compare(k, t, x).first_divergence == "sep"
 
 
+def _two_module_port(style, dw_bias=False):
+    dw, pw = nn.Conv2d(3, 6, 3, padding=1, groups=3, bias=dw_bias), nn.Conv2d(6, 6, 1)
+
+    class Port(nn.Module):
+        def __init__(self):
+            super().__init__()
+            if style == "two modules":
+                self.sep_dw, self.sep_pw = dw, pw
+            else:
+                self.block = nn.Sequential(dw, pw)
+            self.head = nn.Conv2d(6, 4, 1)
+
+        def forward(self, x):
+            y = self.sep_pw(self.sep_dw(x)) if style == "two modules" else self.block(x)
+            return self.head(torch.relu(y))
+
+    return Port().eval(), dw
+
+
 @pytest.mark.parametrize("style", ["two modules", "sequential"])
-def test_separable_conv_into_two_modules_is_refused_with_the_way_to_mend_it(style):
+def test_separable_conv_ported_as_two_modules_is_filled_and_compare_matches(style):
+    """A SeparableConv2D written as a depthwise Conv2d (groups=in) then a 1x1 Conv2d: compare's
+    alignment pairs the layer with the two modules, and transfer fills them as one unit."""
     k = _separable_keras()
-    dw, pw = nn.Conv2d(3, 6, 3, padding=1, groups=3, bias=False), nn.Conv2d(6, 6, 1)
-    t = nn.Module()
-    if style == "two modules":
-        t.sep_dw, t.sep_pw = dw, pw
-    else:
-        t.block = nn.Sequential(dw, pw)
-    t.head = nn.Conv2d(6, 4, 1)
+    t, dw = _two_module_port(style)
+    manifest = transfer_weights(k, t)
+    unit = "sep_dw+sep_pw" if style == "two modules" else "block.0+block.1"
+    assert {e.target for e in manifest.entries} >= {f"{unit}.depthwise.weight", f"{unit}.pointwise.weight", f"{unit}.pointwise.bias"}
+    x = np.random.default_rng(2).normal(size=(2, 8, 8, 3)).astype("float32")
+    report = compare(k, t, x)
+    assert report.ok and [r.name for r in report.layers] == ["sep", "head"], str(report)
+    back = keras.models.clone_model(k)
+    transfer_weights(t, back)
+    assert all(np.array_equal(a, b) for a, b in zip(k.get_weights(), back.get_weights()))  # bit-exact round trip
+    with torch.no_grad():
+        dw.weight[4, 0, 1, 1] += 0.5
+    assert compare(k, t, x).first_divergence == "sep"
+
+
+def test_separable_conv_into_two_modules_with_a_depthwise_bias_is_refused_untouched():
+    """Keras' SeparableConv2D has no depthwise bias: a port whose depthwise conv has one cannot be
+    filled from it, and nothing is half-written."""
+    k = _separable_keras()
+    t, _ = _two_module_port("two modules", dw_bias=True)
     before = {n: p.detach().clone() for n, p in t.named_parameters()}
-    with pytest.raises(MismatchedModelsError, match=r"'sep' \(SeparableConv2D\).*SeparableConv2d.*'depthwise'.*nn\.Sequential"):
+    with pytest.raises(MismatchedModelsError, match="sep"):
         transfer_weights(k, t)
-    assert all(torch.equal(before[n], p) for n, p in t.named_parameters())  # nothing half-written
+    assert all(torch.equal(before[n], p) for n, p in t.named_parameters())
 
 
 def test_fit_unit_axes_squeezes_unit_axes_only():

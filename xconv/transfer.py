@@ -260,6 +260,41 @@ class _Traced:
         return read
 
 
+def _separable_unit(dw, pw):
+    """The two torch modules a port computes a Keras SeparableConv2D with (a depthwise conv, then a
+    1x1 conv), held as one module of the class the separable weight family fills: its arrays are
+    the two modules' own, so writing them writes into the port."""
+    import torch
+
+    class SeparableConv2d(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.depthwise, self.pointwise = dw, pw
+
+    return SeparableConv2d()
+
+
+def _separable_units(k_layers, t_modules, graph):
+    """``t_modules`` with each pair of modules compare's alignment gives a Keras SeparableConv2D
+    (depthwise, then pointwise: ``Match.modules`` of two) replaced by one unit named 'dw+pw',
+    where the port has no SeparableConv module of its own; as it was otherwise."""
+    seps = [l for l in k_layers if type(l).__name__ == "SeparableConv2D"]
+    if not seps or any(type(m).__name__ in ("SeparableConv1d", "SeparableConv2d") for _, m in t_modules):
+        return t_modules
+    matches = graph.matches() or {}
+    out = list(t_modules)
+    for layer in seps:
+        m = matches.get(layer.name)
+        by = dict(out)
+        if m is None or len(m.modules) != 2 or not all(p in by for p in m.modules):
+            continue
+        dw, pw = m.modules
+        at = [n for n, _ in out].index(dw)
+        out = [e for e in out if e[0] not in (dw, pw)]
+        out.insert(at, (f"{dw}+{pw}", _separable_unit(by[dw], by[pw])))
+    return out
+
+
 def _transform(kind: str, key: str, ctx: LayerContext, rank: int, to: str) -> str:
     if key not in ("kernel", "weight"):
         return "copy"
@@ -311,6 +346,7 @@ def transfer_weights(src, dst, *, manifest: Manifest | str | None = None) -> Man
     plan = manifest.layer_plan() if manifest is not None else None
     k_layers, t_modules = ks.weighted_layers(kmodel), ts.weighted_modules(tmodule)
     graph = _Traced(kmodel, tmodule)
+    t_modules = _separable_units(k_layers, t_modules, graph)  # a SeparableConv2D ported as two convs: one unit
     try:
         pairs, matched_by = _pair(k_layers, t_modules, plan)
     except MismatchedModelsError:

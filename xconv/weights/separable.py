@@ -9,8 +9,11 @@ conv (``depthwise``, ``groups=in``) and a 1x1 conv (``pointwise``), the way port
 
 The module's class name is what says it is one unit (``SeparableConv1d``/``SeparableConv2d``);
 its arrays are read as a whole (``depthwise.weight``, ``pointwise.weight``, ``pointwise.bias``).
-Two separate modules, or an ``nn.Sequential`` of the two, cannot be filled from one Keras layer
-(``transfer_weights`` pairs one layer with one module): :func:`refusal` says so and how to mend it.
+Two separate modules, or an ``nn.Sequential`` of the two, are filled too where the port exports
+(``torch.export``): compare's alignment pairs the layer with the depthwise conv and the 1x1 conv
+that reads it, and ``transfer_weights`` writes the pair as one unit (manifest targets such as
+``sep_dw+sep_pw.depthwise.weight``). Where the graph cannot supply the pair, :func:`refusal` says
+so and how to mend it.
 """
 
 from __future__ import annotations
@@ -46,9 +49,10 @@ def refusal(layer_name: str, layer_type: str, candidates) -> str:
     return (
         f"Keras layer '{layer_name}' ({layer_type}) is a depthwise conv and a 1x1 conv in one layer; transfer_weights "
         f"fills it into one torch module of class {' or '.join(TORCH_TYPES)} with children 'depthwise' (groups=in) and "
-        f"'pointwise' (1x1), and found none (modules left: {list(candidates)[:8]}). Two separate modules, or an "
-        f"nn.Sequential of the two, are not filled from one Keras layer: wrap them in such a class, or copy the two "
-        f"kernels by hand (xconv.layouts.depthwise_kernel_to_torch, conv_kernel_to_torch)."
+        f"'pointwise' (1x1), or a depthwise conv and the 1x1 conv that reads it in the exported graph, and found "
+        f"neither (modules left: {list(candidates)[:8]}). Make the port exportable (torch.export) so the pair can be "
+        f"found, wrap the two in such a class, or copy the two kernels by hand "
+        f"(xconv.layouts.depthwise_kernel_to_torch, conv_kernel_to_torch)."
     )
 
 

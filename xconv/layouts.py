@@ -138,6 +138,9 @@ def _transpose2d(matrix: np.ndarray) -> np.ndarray:
     n, m = matrix.shape
     if matrix.nbytes < _SMALL or n < 2 or m < 2:
         return matrix.T.copy()
+    moved = _torch_permute(matrix, (1, 0))
+    if moved is not None:
+        return moved
     out = np.empty((m, n), matrix.dtype)
     _transpose_into(out, matrix)
     return out
@@ -149,23 +152,22 @@ def _rows(array: np.ndarray, k: int) -> np.ndarray:
 
 
 def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
-    """``(k, a, b) -> (b, a, k)`` of a C-contiguous ``array``, in two cache-friendly passes instead of one strided gather.
+    """``(k, a, b) -> (b, a, k)`` of a C-contiguous ``array``.
 
-    Pass one transposes ``(k, a * b) -> (a * b, k)`` in bands of 64 input rows; pass two moves
-    whole ``k``-element rows, ``(a, b) -> (b, a)``, treating each row as one opaque element so
-    NumPy copies it in one go. Tensors above 1 MiB are split between two threads.
-    scripts/bench_convert.py compares this with torch's ``permute().contiguous()`` per shape:
-    torch's copy of a permuted view runs its inner loop along the short ``k`` axis, so these
-    passes take a fraction of its CPU time on large kernels (and are not starved of a second
-    thread on a loaded machine, where torch's threaded copy waits on its workers).
+    Small tensors: one NumPy pass (fits in cache). Larger ones: torch's copy where the caller has
+    loaded torch (:func:`_torch_permute`: on an idle machine it was the fastest measured). Else
+    two cache-friendly NumPy passes instead of one strided gather: pass one transposes
+    ``(k, a * b) -> (a * b, k)`` in bands of 64 input rows; pass two moves whole ``k``-element
+    rows, ``(a, b) -> (b, a)``, treating each row as one opaque element so NumPy copies it in
+    one go. Tensors above 1 MiB are split between two threads. scripts/bench_convert.py
+    compares the result with torch's ``permute().contiguous()`` per shape.
     """
     x = array.reshape(k, a, b)
     if array.nbytes < _SMALL:  # fits in cache: one pass costs less than two calls
         return x.transpose(2, 1, 0).copy()
-    if array.nbytes <= _MID:
-        moved = _torch_permute(x, (2, 1, 0))
-        if moved is not None:
-            return moved
+    moved = _torch_permute(x, (2, 1, 0))  # where torch is loaded, its copy (the fastest measured idle)
+    if moved is not None:
+        return moved
     if k == 1 or b == 1 or a == 1:  # one of the moves is trivial: a plain 2D transpose
         if k == 1:
             return _transpose2d(x.reshape(a, b)).reshape(b, a, 1)
@@ -180,17 +182,17 @@ def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
 
 
 _SMALL = 2**18  # bytes: below this one NumPy pass is cheapest (measured in scripts/bench_convert.py)
-_MID = 2**21  # bytes: up to this, torch's threaded copy (where loaded) beats one NumPy thread, and two cost more than they save
 _INT_OF_SIZE = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}
 
 
 def _torch_permute(array: np.ndarray, perm: tuple[int, ...]) -> np.ndarray | None:
     """``array.transpose(perm)`` as a new C-contiguous array by torch's copy, where the caller has imported torch.
 
-    Used for mid-sized kernels only: there torch splits the copy between its (spinning) threads
-    for less than NumPy's thread hand-off costs; on large kernels its copy, whose inner loop runs
-    along the short window axis, takes several times the CPU of the banded NumPy passes
-    (scripts/bench_convert.py). This module never imports torch. Dtypes torch lacks (bfloat16
+    Used for every kernel above ``_SMALL`` where torch is loaded: on an idle machine its threaded
+    copy was the fastest of everything measured (the banded NumPy passes took 1.2 to 2.6 times
+    its time on large kernels, scripts/bench_convert.py, 2026-12-02). The output is a NumPy
+    array that torch copies into (``.numpy()`` of torch's own result cost 5 to 10 us more on a
+    0.5 MB kernel). This module never imports torch. Dtypes torch lacks (bfloat16
     from ml_dtypes, float8) move as integers of the same size: bits exact. None where torch is
     not loaded or cannot take the array (the NumPy passes then run).
     """
@@ -203,8 +205,9 @@ def _torch_permute(array: np.ndarray, perm: tuple[int, ...]) -> np.ndarray | Non
         if dt.itemsize not in _INT_OF_SIZE:
             return None
         array = array.view(_INT_OF_SIZE[dt.itemsize])
+    moved = np.empty(tuple(array.shape[p] for p in perm), array.dtype)  # NumPy's own memory: freed as NumPy frees it
     try:
-        moved = torch.from_numpy(array).permute(perm).contiguous().numpy()
+        torch.from_numpy(moved).copy_(torch.from_numpy(array).permute(perm))
     except (TypeError, RuntimeError, AttributeError):  # a dtype or torch build without NumPy support
         return None
     return moved if native else moved.view(dt)

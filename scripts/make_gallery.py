@@ -1,6 +1,9 @@
 """Render the pictures of the reference models into docs/gallery/ (docs/gallery.md shows them).
 
-    python scripts/make_gallery.py [--out docs/gallery]
+    python scripts/make_gallery.py [--out docs/gallery] [--small]
+
+--small draws every picture through the same calls, but unet_encoder on a 64x64 input instead of
+200x200 and fewer filter tiles: for tests (tests/test_gallery.py), not for the docs.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[1] / "docs" / "gallery"))
+    parser.add_argument("--small", action="store_true", help="a quick run for tests: unet_encoder on 64x64, fewer tiles (not for the docs)")
     args = parser.parse_args()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -26,9 +30,13 @@ def main() -> None:
     import xconv
     from xconv import viz, zoo
 
+    # unet_encoder's four 2x2 pools need a side that 16 divides; conv4_2's 4x4 kernel sees 8x8 at 64
+    sizes = {"unet_encoder": (64, 64, 1)} if args.small else {}
+    tiles = 24 if args.small else 96  # single_conv's filters drawn
+
     def twins(name):
-        k = zoo.build(name, "keras", seed=0, random_biases=True)
-        t = zoo.build(name, "torch")
+        k = zoo.build(name, "keras", seed=0, random_biases=True, input_shape=sizes.get(name))
+        t = zoo.build(name, "torch", input_shape=sizes.get(name))
         xconv.transfer_weights(k, t)
         return k, t
 
@@ -39,7 +47,7 @@ def main() -> None:
 
     # single_conv: the 96 first-layer filters, and "did training change them?"
     k, t = twins("single_conv")
-    save(viz.plot_filters(k, "conv_1", max_filters=96), "single_conv_filters.png")
+    save(viz.plot_filters(k, "conv_1", max_filters=tiles), "single_conv_filters.png")
     trained = copy.deepcopy(t)
     with torch.no_grad():  # a stand-in for a few training steps: small changes to some filters
         g = torch.Generator().manual_seed(0)
@@ -60,6 +68,8 @@ def main() -> None:
     # unet_encoder: a report, and where a planted padding bug shows
     k, t = twins("unet_encoder")
     x = zoo.sample_input("unet_encoder")
+    if args.small:  # the same seeded noise, cut to the small model's input
+        x = np.ascontiguousarray(x[:, : sizes["unet_encoder"][0], : sizes["unet_encoder"][1]])
     bad = copy.deepcopy(t)
     bad.conv4_2_pad = torch.nn.ZeroPad2d((2, 1, 2, 1))  # the extra row/column before, not after
     report = xconv.compare(k, bad, x)
@@ -69,7 +79,6 @@ def main() -> None:
     save(viz.plot_filters(k, "conv5_2", max_filters=8, max_channels=8), "unet_encoder_conv5_2_filters.png")
     for path in written:
         print(path)
-    del np
 
 
 if __name__ == "__main__":

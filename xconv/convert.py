@@ -38,57 +38,169 @@ _BASE = 2**32  # index arrays count from here: a smaller value is a constant the
 class WeightMap:
     """Where each element of the translated module's state_dict comes from in the Keras model.
 
-    ``index[key]`` has the torch tensor's shape; each element holds ``_BASE`` + the place of its
-    Keras element among all the model's weights end to end (``offsets``: start, stop, name), or,
-    where the converter writes a constant (LSTM's ``bias_hh`` zeros, BatchNormalization's ones
-    without ``scale``), that constant. A torch tensor may draw on several Keras tensors
-    (MultiHeadAttention's packed ``in_proj_weight``).
+    Kept per torch tensor as a compact plan, never as one index per element of the whole model:
+    ``shapes[key]`` is the torch tensor's shape; its plan lists, for each Keras tensor it draws on
+    (``offsets``: start, stop, name of each Keras tensor end to end), the flat torch positions
+    (None: all, in order) and either a named transform of the Keras tensor (``copy``, ``reshape``,
+    ``permute``, ``depthwise``, ``transpose``: no array kept) or the flat Keras indices as int32
+    (int64 past 2**31 elements). Where the converter writes a constant (LSTM's ``bias_hh`` zeros,
+    BatchNormalization's ones without ``scale``) the plan keeps those positions and constants.
+    A torch tensor may draw on several Keras tensors (MultiHeadAttention's packed ``in_proj_weight``).
     """
 
-    index: dict[str, np.ndarray]
+    shapes: dict[str, tuple[int, ...]]
     offsets: list[tuple[int, int, str]]
     keras_shapes: dict[str, tuple[int, ...]]
     epsilons: dict[str, float]  # Keras layer -> epsilon carried into torch
+    keras_dtypes: dict[str, np.dtype]
+    plans: dict[str, "_Plan"]
 
-    def parts(self, key: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
-        """(Keras tensor, flat torch positions, flat Keras indices) for each Keras tensor ``key`` draws on."""
-        flat = self.index[key].reshape(-1)
-        where = np.flatnonzero(flat >= _BASE)
-        glob = flat[where].astype(np.int64) - _BASE
-        starts = np.array([o[0] for o in self.offsets], dtype=np.int64)
-        which = np.searchsorted(starts, glob, side="right") - 1
-        out = []
-        for w in np.unique(which):
-            start, _, name = self.offsets[int(w)]
-            sel = which == w
-            out.append((name, where[sel], glob[sel] - start))
-        return out
+    def parts(self, key: str) -> list[tuple[str, np.ndarray | None, np.ndarray]]:
+        """(Keras tensor, flat torch positions or None for all, flat Keras indices) for each Keras tensor ``key`` draws on."""
+        return [(name, pos, _local_of(how, local, self.keras_shapes[name], self.shapes[key])) for name, pos, how, local in self.plans[key].parts]
 
     def constants(self, key: str) -> tuple[np.ndarray, np.ndarray]:
         """Flat torch positions of ``key`` that hold constants, and the constants."""
-        flat = self.index[key].reshape(-1)
-        where = np.flatnonzero(~(flat >= _BASE))
-        return where, flat[where]
+        return self.plans[key].constants
 
-    @property
-    def sources(self) -> dict[str, tuple[str, np.ndarray]]:
-        """torch key -> (Keras tensor, its flat index per torch element), for keys that are one tensor moved."""
-        out = {}
-        for key, idx in self.index.items():
-            parts = self.parts(key)
-            if len(parts) == 1 and parts[0][1].size == idx.size:
-                out[key] = (parts[0][0], parts[0][2].reshape(idx.shape))
-        return out
+    def single(self, key: str) -> tuple[str, str] | None:
+        """(Keras tensor, transform name) when ``key`` is that one tensor moved whole; else None."""
+        plan = self.plans[key]
+        if len(plan.parts) == 1 and plan.parts[0][1] is None:
+            return plan.parts[0][0], plan.parts[0][2]
+        return None
+
+
+@dataclass
+class _Plan:
+    """One torch tensor's map: parts (Keras tensor, positions or None, transform name, indices or None) and constants."""
+
+    parts: list[tuple[str, np.ndarray | None, str, np.ndarray | None]]
+    constants: tuple[np.ndarray, np.ndarray]
+
+
+def _named_transform(local: np.ndarray, kshape: tuple[int, ...]) -> str:
+    """The transform ``local`` (Keras flat indices, torch shape) performs, by name, or ``reorder``."""
+    size = int(np.prod(kshape))
+    if local.size != size:
+        return "reorder"
+    if np.array_equal(local.reshape(-1), np.arange(size)):
+        return "copy" if local.shape == kshape else "reshape"
+    if len(kshape) >= 3 and local.ndim == len(kshape):
+        ref = np.arange(size).reshape(kshape)
+        if np.array_equal(local, layouts.conv_kernel_to_torch(ref)):
+            return "permute"
+        if np.array_equal(local, layouts.depthwise_kernel_to_torch(ref)):
+            return "depthwise"
+    if len(kshape) == 2 and local.shape == kshape[::-1] and np.array_equal(local, np.arange(size).reshape(kshape).T):
+        return "transpose"
+    return "reorder"
+
+
+def _local_of(how: str, local: np.ndarray | None, kshape: tuple[int, ...], tshape: tuple[int, ...]) -> np.ndarray:
+    """The flat Keras index of each torch element (torch shape where the part is whole)."""
+    if local is not None:
+        return local
+    size = int(np.prod(kshape))
+    dtype = np.int32 if size < 2**31 else np.int64
+    ref = np.arange(size, dtype=dtype).reshape(kshape)
+    if how == "permute":
+        return np.ascontiguousarray(layouts.conv_kernel_to_torch(ref))
+    if how == "depthwise":
+        return np.ascontiguousarray(layouts.depthwise_kernel_to_torch(ref))
+    if how == "transpose":
+        return np.ascontiguousarray(ref.T)
+    return ref.reshape(tshape)
+
+
+class _Planner(dict):
+    """The translation's state_dict, kept as plans: each index array is reduced when it is stored."""
+
+    def __init__(self, offsets, keras_shapes):
+        super().__init__()
+        self.offsets, self.keras_shapes, self.plans = offsets, keras_shapes, {}
+
+    def __setitem__(self, key, idx):
+        idx = np.asarray(idx, dtype=np.float64)
+        self.plans[key] = self._plan(key, idx)
+        super().__setitem__(key, tuple(idx.shape))  # the shape only: the array goes now
+
+    def _plan(self, key, idx) -> _Plan:
+        flat = idx.reshape(-1)
+        quick = self._named(idx, flat)
+        if quick is not None:
+            return quick
+        drawn = flat >= _BASE
+        where = np.flatnonzero(drawn)
+        glob = flat[where]
+        if glob.size and (np.any(glob != np.floor(glob)) or np.unique(glob).size != glob.size):
+            raise BadInputError(f"The converter for torch tensor {key!r} computes its values instead of moving them; xconv cannot map it.")
+        glob = glob.astype(np.int64) - _BASE
+        not_drawn = np.flatnonzero(~drawn)
+        constants = (not_drawn, flat[not_drawn])
+        starts = np.array([o[0] for o in self.offsets], dtype=np.int64)
+        which = np.searchsorted(starts, glob, side="right") - 1
+        parts = []
+        for w in np.unique(which):
+            start, _, name = self.offsets[int(w)]
+            sel = which == w
+            kshape = self.keras_shapes[name]
+            index_type = np.int32 if int(np.prod(kshape)) < 2**31 else np.int64
+            local = (glob[sel] - start).astype(index_type)
+            pos = where[sel]
+            if pos.size == flat.size:  # the whole torch tensor from this one Keras tensor
+                how = _named_transform(local.reshape(idx.shape), kshape)
+                parts.append((name, None, how, None if how != "reorder" else local))
+            else:
+                parts.append((name, pos.astype(np.int32 if flat.size < 2**31 else np.int64), "gather", local))
+        return _Plan(parts, constants)
+
+
+    def _named(self, idx, flat) -> _Plan | None:
+        """The plan of a torch tensor that is one Keras tensor moved by a named transform, found with
+        one reference array (no sort, no per-element searches); None where it is not."""
+        if not flat.size:
+            return None
+        lo = float(flat[0]) if idx.ndim < 2 else float(flat.min())
+        if lo < _BASE:
+            return None
+        starts = [o[0] for o in self.offsets]
+        w = int(np.searchsorted(starts, lo - _BASE, side="right")) - 1
+        start, stop, name = self.offsets[w]
+        kshape = self.keras_shapes[name]
+        if stop - start != flat.size or lo - _BASE != start:
+            return None
+        ref = np.arange(_BASE + start, _BASE + stop, dtype=np.float64)
+        if np.array_equal(flat, ref):
+            return _Plan([(name, None, "copy" if tuple(idx.shape) == kshape else "reshape", None)], _NO_CONSTANTS)
+        ref = ref.reshape(kshape)
+        candidates = []
+        if len(kshape) >= 3 and idx.ndim == len(kshape):
+            candidates = [("permute", layouts.conv_kernel_to_torch), ("depthwise", layouts.depthwise_kernel_to_torch)]
+        elif len(kshape) == 2 and tuple(idx.shape) == kshape[::-1]:
+            candidates = [("transpose", np.transpose)]
+        for how, move in candidates:
+            if np.array_equal(idx, move(ref)):
+                return _Plan([(name, None, how, None)], _NO_CONSTANTS)
+        return None
+
+
+_NO_CONSTANTS = (np.empty(0, np.int64), np.empty(0, np.float64))
 
 
 def weight_map(keras_model) -> WeightMap:
-    """Where each element of the translated module's state_dict comes from in ``keras_model``."""
+    """Where each element of the translated module's state_dict comes from in ``keras_model``.
+
+    The architecture is translated once with float64 index arrays in place of one layer's weights
+    at a time; each torch tensor's index is reduced to a plan as soon as the converter stores it,
+    so memory holds one layer's indices, not the model's."""
     from .frameworks import keras_side as ks
-    from .translate import translate
+    from .translate import Layout, _class_name, _Generator, _read
 
     offsets: list[tuple[int, int, str]] = []
     starts: dict[str, int] = {}
     shapes: dict[str, tuple[int, ...]] = {}
+    dtypes: dict[str, np.dtype] = {}
     eps: dict[str, float] = {}
     cursor = 0
 
@@ -99,43 +211,42 @@ def weight_map(keras_model) -> WeightMap:
             name = f"{layer.name}/{key}"
             if name not in shapes:
                 shapes[name] = tuple(value.shape)
+                dtypes[name] = value.dtype
                 offsets.append((cursor, cursor + value.size, name))
                 starts[name] = cursor
                 cursor += value.size
+                if _BASE + cursor >= 2**53:  # float64 holds integers exactly up to here
+                    raise BadInputError("The model has too many weights (over 2**52) for xconv to map.")
             out[key] = (_BASE + starts[name] + np.arange(value.size, dtype=np.float64)).reshape(value.shape)
         if getattr(layer, "epsilon", None) is not None:
             eps[layer.name] = float(layer.epsilon)
         return out
 
-    translation = translate(keras_model, weights_of=index_weights)
-    if _BASE + cursor >= 2**53:  # float64 holds integers exactly up to here
-        raise BadInputError("The model has too many weights (over 2**52) for xconv to map.")
-    index = {}
-    for key, idx in translation.state.items():
-        idx = np.asarray(idx, dtype=np.float64)
-        flat = idx.reshape(-1)
-        drawn = flat[flat >= _BASE]
-        if drawn.size and (np.any(drawn != np.floor(drawn)) or np.unique(drawn).size != drawn.size):
-            raise BadInputError(f"The converter for torch tensor {key!r} computes its values instead of moving them; xconv cannot map it.")
-        index[key] = idx
-    return WeightMap(index, offsets, shapes, eps)
+    # translate()'s steps, with a state that keeps plans (no module source is rendered)
+    graph, convs = _read(keras_model)
+    gen = _Generator(convs, index_weights, False)
+    planner = _Planner(offsets, shapes)
+    gen.state = planner
+    cls = _class_name(keras_model.name)
+    gen.class_names.add(cls)
+    gen.emit(graph, cls, [Layout.for_rank(len(shape)) for _, _, shape in graph.inputs], "", top=True)
+    return WeightMap(dict(planner), offsets, shapes, eps, dtypes, planner.plans)
 
 
-def _transform(local: np.ndarray, kshape: tuple[int, ...]) -> str:
-    """Name the permutation that ``local`` (Keras flat indices, torch shape) performs."""
-    ref = np.arange(int(np.prod(kshape))).reshape(kshape)
-    if local.shape == kshape and np.array_equal(local, ref):
-        return "copy"
-    if np.array_equal(local.reshape(-1), ref.reshape(-1)):
-        return f"reshape {kshape} -> {local.shape}"
-    if len(kshape) >= 3:
-        if np.array_equal(local, layouts.conv_kernel_to_torch(ref)):
-            return f"permute {layouts.kernel_permutation(len(kshape) - 2)}"
-        if np.array_equal(local, layouts.depthwise_kernel_to_torch(ref)):
-            return "depthwise (*k, in, mult) -> (in * mult, 1, *k)"
-    if len(kshape) == 2 and local.shape == kshape[::-1]:
-        if np.array_equal(local, ref.T):
-            return "transpose"
+_HOW = {
+    "copy": lambda kshape, tshape: "copy",
+    "reshape": lambda kshape, tshape: f"reshape {kshape} -> {tshape}",
+    "permute": lambda kshape, tshape: f"permute {layouts.kernel_permutation(len(kshape) - 2)}",
+    "depthwise": lambda kshape, tshape: "depthwise (*k, in, mult) -> (in * mult, 1, *k)",
+    "transpose": lambda kshape, tshape: "transpose",
+}
+
+
+def _transform(how: str, kshape: tuple[int, ...], tshape: tuple[int, ...]) -> str:
+    """The manifest's words for a plan's transform."""
+    if how in _HOW:
+        return _HOW[how](kshape, tshape)
+    if len(kshape) == 2 and tshape == kshape[::-1]:
         return "transpose + flatten order (channels-last rows -> channels-first columns)"
     return "reorder"
 
@@ -435,50 +546,66 @@ def _keras_to_torch_state(keras_model, source, out: Outputs | None = None):
         text = translation.source.replace('torch.load("weights.pt"', f'torch.load("{os.path.basename(weights)}"')
         out.fill(weights, lambda tmp: write_tensor_file(tmp, "torch", {k: to_numpy(v, k) for k, v in module.state_dict().items()}))
         out.fill(source, _write_text(text))
-    keras_tensors = keras_model_tensors(keras_model)
+    keras_shapes = {k: tuple(v.shape) for k, v in keras_model_tensors(keras_model).items()}
     result = Manifest(direction="keras->torch", matched_by="translation")
-    single = wmap.sources
     for key, value in translation.state.items():
-        if key not in single:  # several Keras tensors, or constants written by the converter
+        single = wmap.single(key)
+        if single is None:  # several Keras tensors, or constants written by the converter
             parts = wmap.parts(key)
             names = [p[0] for p in parts]
             how = "concatenate " + " + ".join(names) if len(parts) > 1 else f"gather from {names[0]}" if parts else "constant"
             if wmap.constants(key)[0].size:
                 how += " with constants" if parts else ""
             source = names[0] if len(names) == 1 else " + ".join(names) if names else "(constant)"
-            kshape = tuple(keras_tensors[names[0]].shape) if len(names) == 1 else ()
+            kshape = keras_shapes[names[0]] if len(names) == 1 else ()
             result.entries.append(TransferEntry(source, key, kshape, tuple(value.shape), how))
             continue
-        name, local = single[key]
+        name, named = single
         layer = name.split("/")[0]
-        how = _transform(local, wmap.keras_shapes[name])
+        how = _transform(named, wmap.keras_shapes[name], tuple(value.shape))
         if layer in wmap.epsilons and not key.endswith(".weight") or layer in wmap.epsilons and how == "copy":
             how += f"; epsilon {wmap.epsilons[layer]} carried"
-        result.entries.append(TransferEntry(name, key, tuple(keras_tensors[name].shape), tuple(value.shape), how))
+        result.entries.append(TransferEntry(name, key, keras_shapes[name], tuple(value.shape), how))
     return result, translation.state
 
 
 def _torch_state_into_keras(tensors, keras_model, src: str) -> Manifest:
-    """Every Keras weight gathered from the torch tensors by the weight map: values moved, never cast."""
+    """Every Keras weight gathered from the torch tensors by the weight map: values moved, never cast.
+
+    Tensors are read one at a time; each Keras weight is assigned to the model as soon as all
+    its elements have arrived, so beside the model memory holds about one tensor."""
     from .frameworks import keras_side as ks
 
     wmap = weight_map(keras_model)
     float_keys = [k for k in tensors if is_float(_info(tensors, k)[1])]
-    missing = sorted(set(wmap.index) - set(float_keys))
-    unexpected = sorted(set(float_keys) - set(wmap.index))
+    missing = sorted(set(wmap.shapes) - set(float_keys))
+    unexpected = sorted(set(float_keys) - set(wmap.shapes))
     if missing or unexpected:
         raise MismatchedModelsError(
             f"{src!r} does not match the architecture's translated module: missing {missing[:8]}, unexpected "
             f"{unexpected[:8]}. For a hand-written twin with other names, pass --module package.module:Class."
         )
+    layers = {layer.name: layer for layer in ks.weighted_layers(keras_model)}
     new: dict[str, np.ndarray] = {}
-    seen = {name: np.zeros(int(np.prod(shape)), dtype=bool) for name, shape in wmap.keras_shapes.items()}
+    filled: dict[str, int] = {}
     result = Manifest(direction="torch->keras", matched_by="translation")
-    single = wmap.sources
-    for key, idx in wmap.index.items():
+
+    def assign(name: str) -> None:
+        array = new.pop(name)
+        if array.dtype != wmap.keras_dtypes[name]:
+            raise BadInputError(
+                f"{src!r}: the weights of {name!r} are {array.dtype} but the architecture holds {wmap.keras_dtypes[name]}; "
+                f"xconv moves values without casting: build the architecture with dtype={str(array.dtype)!r}, "
+                f"or cast the file first."
+            )
+        layer, _, key = name.partition("/")
+        ks.set_layer_weights(layers[layer], {key: array.reshape(wmap.keras_shapes[name])})
+
+    for key, shape in wmap.shapes.items():
+        wanted = _info(tensors, key)[0]
+        if tuple(wanted) != tuple(shape):
+            raise MismatchedModelsError(f"{src!r}: '{key}' has shape {tuple(wanted)}; the architecture needs {tuple(shape)}.")
         value = np.asarray(tensors[key])
-        if value.shape != idx.shape:
-            raise MismatchedModelsError(f"{src!r}: '{key}' has shape {value.shape}; the architecture needs {idx.shape}.")
         flat = value.reshape(-1)
         where, consts = wmap.constants(key)
         if where.size and not np.array_equal(flat[where], consts.astype(value.dtype)):
@@ -487,33 +614,24 @@ def _torch_state_into_keras(tensors, keras_model, src: str) -> Manifest:
                 f"there, e.g. LSTM's bias_hh zeros, since Keras keeps one bias); xconv moves values without folding them. "
                 f"Fold them into the matching tensor first (bias_ih += bias_hh), or pass --module package.module:Class."
             )
-        for name, pos, local in wmap.parts(key):
+        parts = wmap.parts(key)
+        for name, pos, local in parts:
+            size = int(np.prod(wmap.keras_shapes[name]))
             if name not in new:
-                new[name] = np.empty(int(np.prod(wmap.keras_shapes[name])), dtype=value.dtype)
+                new[name] = np.empty(size, dtype=value.dtype)
             elif new[name].dtype != value.dtype:
                 raise BadInputError(f"{src!r}: '{key}' is {value.dtype} but other tensors of Keras weight {name!r} are {new[name].dtype}.")
-            new[name][local] = flat[pos]
-            seen[name][local] = True
-        if key in single:
-            name, local = single[key]
-            how = _transform(local, wmap.keras_shapes[name])
+            new[name][local.reshape(-1)] = flat if pos is None else flat[pos]
+            filled[name] = filled.get(name, 0) + local.size
+            if filled[name] >= size:
+                assign(name)
+        single = wmap.single(key)
+        if single is not None:
+            name, how = single[0], _transform(single[1], wmap.keras_shapes[single[0]], tuple(shape))
         else:
-            name, how = " + ".join(p[0] for p in wmap.parts(key)) or "(constant)", "split"
+            name, how = " + ".join(p[0] for p in parts) or "(constant)", "split"
         result.entries.append(TransferEntry(key, name, value.shape, wmap.keras_shapes.get(name, ()), how))
-    for layer in ks.weighted_layers(keras_model):
-        arrays = ks.layer_weights(layer)
-        update = {}
-        for key, old in arrays.items():
-            name = f"{layer.name}/{key}"
-            if name in new and seen[name].all():
-                if new[name].dtype != old.dtype:
-                    raise BadInputError(
-                        f"{src!r}: the weights of {name!r} are {new[name].dtype} but the architecture holds {old.dtype}; "
-                        f"xconv moves values without casting: build the architecture with dtype={str(new[name].dtype)!r}, "
-                        f"or cast the file first."
-                    )
-                update[key] = new[name].reshape(old.shape)
-        ks.set_layer_weights(layer, update)
+        del value, flat, parts
     return result
 
 

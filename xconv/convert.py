@@ -54,6 +54,7 @@ class WeightMap:
     epsilons: dict[str, float]  # Keras layer -> epsilon carried into torch
     keras_dtypes: dict[str, np.dtype]
     plans: dict[str, "_Plan"]
+    variables: dict[str, object]  # Keras tensor name -> the model's variable
 
     def parts(self, key: str) -> list[tuple[str, np.ndarray | None, np.ndarray]]:
         """(Keras tensor, flat torch positions or None for all, flat Keras indices) for each Keras tensor ``key`` draws on."""
@@ -202,14 +203,20 @@ def weight_map(keras_model) -> WeightMap:
     shapes: dict[str, tuple[int, ...]] = {}
     dtypes: dict[str, np.dtype] = {}
     eps: dict[str, float] = {}
+    named: dict[int, str] = {}  # id(Keras variable) -> its name in the map
+    variables: dict[str, object] = {}  # name -> the Keras variable
     cursor = 0
 
     def index_weights(layer):
         nonlocal cursor
         out = {}
-        for key, value in ks.layer_weights(layer).items():
-            name = f"{layer.name}/{key}"
+        for key, var in zip(ks.weight_keys(layer), layer.weights):
+            value = ks.to_numpy(var.value)
+            # one name per variable: a custom layer's weight read inside its call and again by the
+            # layer that owns it (a sublayer) is one Keras tensor
+            name = named.setdefault(id(var), f"{layer.name}/{key}")
             if name not in shapes:
+                variables[name] = var
                 shapes[name] = tuple(value.shape)
                 dtypes[name] = value.dtype
                 offsets.append((cursor, cursor + value.size, name))
@@ -230,7 +237,7 @@ def weight_map(keras_model) -> WeightMap:
     cls = _class_name(keras_model.name)
     gen.class_names.add(cls)
     gen.emit(graph, cls, [Layout.for_rank(len(shape)) for _, _, shape in graph.inputs], "", top=True)
-    return WeightMap(dict(planner), offsets, shapes, eps, dtypes, planner.plans)
+    return WeightMap(dict(planner), offsets, shapes, eps, dtypes, planner.plans, variables)
 
 
 _HOW = {
@@ -546,7 +553,7 @@ def _keras_to_torch_state(keras_model, source, out: Outputs | None = None):
         text = translation.source.replace('torch.load("weights.pt"', f'torch.load("{os.path.basename(weights)}"')
         out.fill(weights, lambda tmp: write_tensor_file(tmp, "torch", {k: to_numpy(v, k) for k, v in module.state_dict().items()}))
         out.fill(source, _write_text(text))
-    keras_shapes = {k: tuple(v.shape) for k, v in keras_model_tensors(keras_model).items()}
+    keras_shapes = wmap.keras_shapes
     result = Manifest(direction="keras->torch", matched_by="translation")
     for key, value in translation.state.items():
         single = wmap.single(key)
@@ -569,13 +576,24 @@ def _keras_to_torch_state(keras_model, source, out: Outputs | None = None):
     return result, translation.state
 
 
+def _check_covered(wmap: WeightMap, keras_model, src: str) -> None:
+    """Every float weight of ``keras_model`` is held by some torch tensor of the translation, or
+    the run stops: a weight the map cannot reach would keep the architecture's values unnoticed."""
+    reached = {id(wmap.variables[name]) for key in wmap.plans for name, *_ in wmap.plans[key].parts}
+    left = [v.path for v in keras_model.weights if id(v) not in reached and "float" in str(v.dtype)]
+    if left:
+        raise MismatchedModelsError(
+            f"{src!r}: no tensor of the translated module holds Keras weight(s) {left[:8]}, so xconv cannot fill "
+            f"them from this file (a custom layer that computes with its weight instead of using it?). "
+            f"Pass --module package.module:Class with a twin whose weights transfer_weights can match."
+        )
+
+
 def _torch_state_into_keras(tensors, keras_model, src: str) -> Manifest:
     """Every Keras weight gathered from the torch tensors by the weight map: values moved, never cast.
 
     Tensors are read one at a time; each Keras weight is assigned to the model as soon as all
     its elements have arrived, so beside the model memory holds about one tensor."""
-    from .frameworks import keras_side as ks
-
     wmap = weight_map(keras_model)
     float_keys = [k for k in tensors if is_float(_info(tensors, k)[1])]
     missing = sorted(set(wmap.shapes) - set(float_keys))
@@ -585,7 +603,7 @@ def _torch_state_into_keras(tensors, keras_model, src: str) -> Manifest:
             f"{src!r} does not match the architecture's translated module: missing {missing[:8]}, unexpected "
             f"{unexpected[:8]}. For a hand-written twin with other names, pass --module package.module:Class."
         )
-    layers = {layer.name: layer for layer in ks.weighted_layers(keras_model)}
+    _check_covered(wmap, keras_model, src)
     new: dict[str, np.ndarray] = {}
     filled: dict[str, int] = {}
     result = Manifest(direction="torch->keras", matched_by="translation")
@@ -598,8 +616,8 @@ def _torch_state_into_keras(tensors, keras_model, src: str) -> Manifest:
                 f"xconv moves values without casting: build the architecture with dtype={str(array.dtype)!r}, "
                 f"or cast the file first."
             )
-        layer, _, key = name.partition("/")
-        ks.set_layer_weights(layers[layer], {key: array.reshape(wmap.keras_shapes[name])})
+        var = wmap.variables[name]
+        var.assign(array.reshape(wmap.keras_shapes[name]))
 
     for key, shape in wmap.shapes.items():
         wanted = _info(tensors, key)[0]

@@ -94,16 +94,17 @@ def _config(layer) -> dict:
     return {k: v for k, v in vars(layer).items() if not k.startswith("_")}
 
 
-def _plain_args(value):
-    """Call arguments with Keras variables read into NumPy (an op on a layer's own weight)."""
+def _plain_args(value, value_of=None):
+    """Call arguments with Keras variables read into NumPy (an op on a layer's own weight), by
+    ``value_of(variable)`` where given."""
     from ..frameworks import keras_side as ks
 
     if isinstance(value, (list, tuple)):
-        return type(value)(_plain_args(v) for v in value)
+        return type(value)(_plain_args(v, value_of) for v in value)
     if isinstance(value, dict):
-        return {k: _plain_args(v) for k, v in value.items()}
+        return {k: _plain_args(v, value_of) for k, v in value.items()}
     if _is_variable(value):
-        return ks.to_numpy(value.value)
+        return value_of(value) if value_of is not None else ks.to_numpy(value.value)
     if hasattr(value, "numpy") and hasattr(value, "shape") and hasattr(value, "dtype"):  # an eager backend tensor
         return np.asarray(ks.to_numpy(value))
     return value
@@ -114,7 +115,7 @@ def _is_variable(value) -> bool:
 
 
 def _variables(args, kwargs) -> list:
-    """The trainable float Keras variables among an operation's arguments (a custom layer's own weights)."""
+    """The float Keras variables among an operation's arguments (a custom layer's own weights and state)."""
     out = []
 
     def visit(v):
@@ -124,7 +125,7 @@ def _variables(args, kwargs) -> list:
         elif isinstance(v, dict):
             for x in v.values():
                 visit(x)
-        elif _is_variable(v) and getattr(v, "trainable", False) and "float" in str(v.dtype):
+        elif _is_variable(v) and "float" in str(v.dtype):
             out.append(v)
 
     visit(args)
@@ -132,14 +133,12 @@ def _variables(args, kwargs) -> list:
     return out
 
 
-def _variable_for(value: np.ndarray, variables: list):
+def _variable_for(value: np.ndarray, variables: list, value_of):
     """The variable whose values ``value`` holds (a converter may reshape it or move its axes)."""
-    from ..frameworks import keras_side as ks
-
     if value.dtype.kind != "f":
         return None
     for var in variables:
-        arr = np.asarray(ks.to_numpy(var.value))
+        arr = np.asarray(value_of(var))
         if arr.size == value.size and np.array_equal(np.sort(arr, axis=None), np.sort(value, axis=None)):
             return var
     return None
@@ -156,6 +155,7 @@ class _Generator:
 
     def __init__(self, convs, weights_of, channels_last_io: bool):
         self.convs, self.weights_of, self.channels_last_io = convs, weights_of, channels_last_io
+        self.owners: list = []  # the traced custom layers being written, innermost last
         self.helpers: list[str] = []
         self.classes: list[str] = []
         self.class_names: set[str] = set()
@@ -170,6 +170,19 @@ class _Generator:
             if value.dtype.kind == "f":
                 self.dtype = str(value.dtype)
         return weights
+
+    def _variable_value(self, var) -> np.ndarray:
+        """A Keras variable an operation reads (a custom layer's own ``self.gamma``), as the layer's
+        weights are given: through ``weights_of`` of the traced layer that holds it, so that
+        ``convert``'s index arrays reach it as they reach a built-in layer's kernel."""
+        from ..frameworks import keras_side as ks
+
+        if self.weights_of is not None:
+            for owner in reversed(self.owners):
+                for key, v in zip(ks.weight_keys(owner), owner.weights):
+                    if v is var:
+                        return self._weights(owner)[key]
+        return ks.to_numpy(var.value)
 
     def _block_class(self, layer) -> str:
         from .graph import identifier
@@ -203,7 +216,11 @@ class _Generator:
         if first:
             sub_cls = self._block_class(call.layer)
             sub_in = [Layout(CF) if k.layouts[t].kind == CL else k.layouts[t] for t in call.inputs]
-            sub_outs, sub_layouts, sub_chains, sub_plain = self.emit(call.block, sub_cls, sub_in, f"{k.prefix}{call.name}.", top=False)
+            self.owners.append(call.layer)
+            try:
+                sub_outs, sub_layouts, sub_chains, sub_plain = self.emit(call.block, sub_cls, sub_in, f"{k.prefix}{call.name}.", top=False)
+            finally:
+                self.owners.pop()
             k.init_lines.append(f"        self.{call.name} = {sub_cls}()")
             k.block_tables[call.layer.name] = (call.name, sub_outs, sub_chains, sub_plain)
             k.block_outs[call.name] = sub_layouts
@@ -223,7 +240,8 @@ class _Generator:
             config=_config(call.layer), weights={} if call.is_op else self._weights(call.layer),
             input_shapes=call.input_shapes, output_shape=call.output_shape, in_layouts=in_layouts,
             feeds_only_dense=_feeds_only_dense(k.graph, call.outputs[0], self.convs),
-            args=_plain_args(call.args), kwargs=_plain_args(call.kwargs), output_shapes=call.output_shapes,
+            args=_plain_args(call.args, self._variable_value), kwargs=_plain_args(call.kwargs, self._variable_value),
+            output_shapes=call.output_shapes,
             input_dtypes=call.input_dtypes, output_dtypes=call.output_dtypes, layer=call.layer,
         )  # fmt: skip
         try:
@@ -279,14 +297,15 @@ class _Generator:
                 self.state[f"{k.prefix}{attr}.{key}"] = np.ascontiguousarray(value)
 
     def _constants(self, k: "_Class", call, piece) -> dict[str, str]:
-        """An expression's constant tensors: a layer's own trainable weights (``x * self.gamma``)
-        become parameters named after the variable (one per variable), other constants buffers."""
+        """An expression's constant tensors: a layer's own weights (``x * self.gamma``) become
+        parameters named after the variable (one per variable; a non-trainable one, a buffer of
+        its name), other constants buffers named after the operation."""
         from .graph import identifier
 
         consts = {}
         variables = _variables(call.args, call.kwargs) if call.is_op else []
         for i, value in enumerate(piece.constants):
-            kvar = _variable_for(value, variables)
+            kvar = _variable_for(value, variables, self._variable_value)
             key = (id(kvar), value.shape, value.tobytes()) if kvar is not None else None
             if key in k.params:  # the same Keras variable, used again: one parameter
                 consts[f"c{i}"] = f"self.{k.params[key]}"
@@ -295,7 +314,10 @@ class _Generator:
             shape = f"({shape}{',' if value.ndim == 1 else ''})"
             if kvar is not None:
                 attr = identifier(kvar.name, k.taken)
-                k.init_lines.append(f"        self.{attr} = nn.Parameter(torch.zeros({shape}))")
+                if getattr(kvar, "trainable", False):
+                    k.init_lines.append(f"        self.{attr} = nn.Parameter(torch.zeros({shape}))")
+                else:
+                    k.init_lines.append(f'        self.register_buffer("{attr}", torch.zeros({shape}))')
                 k.params[key] = attr
             else:
                 attr = identifier(f"{call.name}_c{i}" if len(piece.constants) > 1 else f"{call.name}_const", k.taken)

@@ -162,7 +162,11 @@ def _arguments(node, ins_by_id):
     return node.arguments.convert(ref)
 
 
-def _walk(fn, alias: dict[int, int], calls, module_names, taken, layer_outputs, top: bool, expand=None) -> None:
+def _walk(fn, alias: dict[int, int], calls, module_names, taken, layer_outputs, top: bool, expand=None, traced=False) -> None:
+    """``traced``: ``fn`` is a custom layer's call, traced afresh for every translation, so its
+    operations (made anew by each trace) are named without Keras' global counter (``subtract_3``
+    -> ``subtract``, numbered within the block): the same layer gives the same names each time."""
+
     def resolve(t):
         return alias.get(id(t), id(t))
 
@@ -176,7 +180,7 @@ def _walk(fn, alias: dict[int, int], calls, module_names, taken, layer_outputs, 
             if _is_model(op):  # a nested model: inline it
                 inner = _functional(op)
                 inner_alias = {id(t): src for t, src in zip(inner.inputs, ins)}
-                _walk(inner, inner_alias, calls, module_names, taken, layer_outputs, top=False, expand=expand)
+                _walk(inner, inner_alias, calls, module_names, taken, layer_outputs, top=False, expand=expand, traced=traced)
                 for t_outer, t_inner in zip(node.outputs, inner.outputs):
                     alias[id(t_outer)] = inner_alias.get(id(t_inner), id(t_inner))
                 if top:
@@ -184,7 +188,8 @@ def _walk(fn, alias: dict[int, int], calls, module_names, taken, layer_outputs, 
                 continue
             layer = is_layer(op)
             if id(op) not in module_names:
-                module_names[id(op)] = identifier(op.name, taken)
+                name = re.sub(r"_\d+$", "", op.name) if traced and not layer else op.name
+                module_names[id(op)] = identifier(name, taken)
             outs = [id(t) for t in node.outputs]
             first_index = {}
             for i, t in enumerate(node.input_tensors):
@@ -345,7 +350,7 @@ def _graph_of(inputs, outputs, owner) -> Graph:
     module_names: dict[int, str] = {}
     layer_outputs: dict[str, int] = {}
     alias: dict[int, int] = {}
-    _walk(fn, alias, calls, module_names, taken, layer_outputs, top=True, expand=_expand_default)
+    _walk(fn, alias, calls, module_names, taken, layer_outputs, top=True, expand=_expand_default, traced=True)
     return Graph(graph_inputs, calls, [alias.get(id(t), id(t)) for t in outputs], layer_outputs)
 
 

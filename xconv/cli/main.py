@@ -47,7 +47,44 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(_module=module)
         # arguments are cheap to declare but live with their command
         importlib.import_module(module).add_arguments(p)
+        if name not in ("env", "layers"):
+            p.add_argument(
+                "--import", dest="imports", action="append", default=[], metavar="MODULE",
+                help="import MODULE first (a module name, or a .py file): where your custom Keras layers are "
+                "registered (@keras.saving.register_keras_serializable) or your xconv plug-ins; repeatable",
+            )  # fmt: skip
     return parser
+
+
+def import_user_modules(specs) -> None:
+    """Import each of ``specs`` (``package.module`` or a path to a ``.py`` file) for its side
+    effects: registering custom Keras layers and xconv plug-ins before any file is loaded.
+    A ``.py`` file is imported by its name with its folder first on ``sys.path``."""
+    from .._quiet import set_tf_log_default, tf_startup_quiet
+    from ..errors import BadInputError
+
+    for spec in specs:
+        name = spec
+        if os.getcwd() not in sys.path:  # as `python -m` would: a module beside the user is found
+            sys.path.append(os.getcwd())
+        if spec.endswith(".py") or os.sep in spec:
+            if not os.path.isfile(spec):
+                raise BadInputError(f"--import {spec!r}: no such file.")
+            folder, name = os.path.split(os.path.abspath(spec))
+            name = name.removesuffix(".py")
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
+        try:
+            if "tensorflow" in sys.modules:
+                importlib.import_module(name)
+            else:  # the module may import Keras: TensorFlow's start-up lines filtered as xconv's own import does
+                set_tf_log_default()
+                with tf_startup_quiet():
+                    importlib.import_module(name)
+        except ImportError as exc:
+            raise BadInputError(f"--import {spec!r}: cannot import it ({exc}); is it on PYTHONPATH, or give its .py file.") from exc
+        except Exception as exc:  # the user's module raised while importing: say where, no traceback
+            raise BadInputError(f"--import {spec!r}: importing it raised {type(exc).__name__}: {exc}") from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..errors import XconvError
 
     try:
+        import_user_modules(getattr(args, "imports", ()))
         return importlib.import_module(args._module).run(args)
     except XconvError as exc:
         print(f"xconv {args.command}: error: {exc.for_cli()}", file=sys.stderr)

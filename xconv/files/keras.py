@@ -4,7 +4,8 @@ Before anything is inflated or read, sizes are checked: ``config.json`` against 
 decompression bomb is refused by its declared size, and reading stops at the cap whatever it
 declares), every HDF5 dataset's claimed size against the file (uncompressed) or a cap.
 Keras models load with ``safe_mode=True`` after a Lambda layer (code) has been refused, and a
-Keras loading error becomes one readable line (no config dumps).
+Keras loading error becomes one readable line (no config dumps); a custom class Keras cannot
+find is named, with its module and the fix (register it, import it first).
 """
 
 from __future__ import annotations
@@ -108,7 +109,81 @@ def load_keras_model(path):
     try:
         return k.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises many types for corrupt or unsafe files
+        missing = _unfound_classes(config, exc)
+        if missing:
+            raise _unfound_error(path, missing) from exc
         raise BadInputError(f"Cannot load Keras model {path!r}: {type(exc).__name__}: {_short(exc)}") from exc
+
+
+def _objects(config) -> Iterator[dict]:
+    """Every serialized Keras object in ``config``: a dict with ``class_name`` and ``module``."""
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("class_name"), str) and "module" in node:
+                yield node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _is_keras_module(module) -> bool:
+    return isinstance(module, str) and module.split(".", 1)[0] in ("keras", "keras_hub", "keras_cv", "keras_nlp", "builtins")
+
+
+def _unfound_classes(config, exc: BaseException) -> list[tuple[str, str | None]]:
+    """The custom classes of ``config`` that Keras could not find, as (class name, module).
+
+    Read from the config: an object from outside Keras whose registered name Keras does not
+    know (Keras never imports a user's module itself). Only asked once loading failed, and only
+    if Keras's own message says it could not locate something, so nothing loadable is refused.
+    """
+    import re
+
+    told: list[str] = []
+    seen, hops = exc, 0
+    while seen is not None and hops < 20:
+        told += re.findall(r"Could not locate (?:class|function) '([^']+)'", str(seen))
+        seen, hops = seen.__cause__ or seen.__context__, hops + 1
+    if not told:
+        return []
+    from ..frameworks.keras_side import keras
+
+    get = keras().saving.get_registered_object
+    found: list[tuple[str, str | None]] = []
+    for obj in _objects(config):
+        name, module = obj["class_name"], obj.get("module")
+        if _is_keras_module(module) or name.startswith("__"):
+            continue
+        key = obj.get("registered_name") or name
+        try:
+            known = get(key) is not None if isinstance(key, str) else False
+        except Exception:  # noqa: BLE001 - a name Keras cannot even look up is not known to it
+            known = False
+        if not known and (name, module) not in found:
+            found.append((name, module if isinstance(module, str) else None))
+    names = {n for n, _ in found}
+    found += [(n, None) for n in dict.fromkeys(told) if n not in names and n.split(">")[-1] not in names]
+    return found
+
+
+def _unfound_error(path: str, missing: list[tuple[str, str | None]]) -> BadInputError:
+    shown = missing[:5]
+    names = ", ".join(repr(n) + (f" (module {m!r})" if m else "") for n, m in shown)
+    if len(missing) > len(shown):
+        names += f" and {len(missing) - len(shown)} more"
+    modules = list(dict.fromkeys(m for _, m in missing if m))
+    what, each = ("class", "it") if len(missing) == 1 else ("classes", "each")
+    head = f"Cannot load Keras model {path!r}: Keras cannot find its custom {what} {names}, not registered or not imported."
+    imports = ", ".join(modules) or "the module that defines it"
+    return BadInputError(
+        f"{head} Decorate {each} with @keras.saving.register_keras_serializable() and import {imports} before loading the file.",
+        cli=(
+            f"{head} Decorate {each} with @keras.saving.register_keras_serializable() and pass "
+            f"{' '.join(f'--import {m}' for m in modules) or '--import MODULE'} (the module that defines it, or its .py file)."
+        ),
+    )
 
 
 def _check_archive(path: str) -> None:

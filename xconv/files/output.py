@@ -10,16 +10,27 @@ generated source, the weights beside that source) in one :class:`Outputs`. Befor
 
 Each writer then writes a temporary file in the target folder, named ``.xconv-XXXXXXXX.partial``
 (hidden, and no format's glob matches it), removed on any error and on SIGTERM, SIGINT and
-SIGHUP. Only when every writer has finished are the temporary files moved into place; without
-``force`` by ``link()``, which fails rather than replace a file that appeared after the check.
+SIGHUP. Only when every writer has finished are the temporary files moved into place:
+
+- without ``force`` by ``renameat2(RENAME_NOREPLACE)`` (Linux), else by ``link()`` and
+  ``unlink()``, else by claiming the name with ``O_EXCL``: never replacing a file that appeared
+  after the check;
+- with ``force``, a file that replaces an existing one is first flushed to disk (``fsync``), then
+  renamed over it, then its folder is flushed: after a crash the path holds the old file or the
+  whole new one, never a short one, and a reader that had the old file open keeps reading it.
+  (New files are not flushed: a crash can lose them, but no old data.)
+
 A write error (disk full, file-size limit, ...) becomes one :class:`BadInputError` naming the
-file, and whatever the run had written is removed: a failing run leaves nothing new behind.
+output, and whatever the run had written is removed: a failing run leaves nothing new behind.
+An error about an input read while writing (a streamed conversion reads its input inside the
+writer) is passed on as it is, naming the input, not the output.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import signal
 import threading
@@ -81,12 +92,15 @@ def _identity(path: str):
     return (st.st_dev, st.st_ino)
 
 
-def write_error(path: str, exc: BaseException) -> BadInputError:
-    """One readable message for a failed write."""
-    seen = exc
-    while not isinstance(seen, OSError) and (seen.__cause__ or seen.__context__) is not None:
-        seen = seen.__cause__ or seen.__context__  # torch.save wraps the OSError in a RuntimeError
-    exc = seen if isinstance(seen, OSError) else exc
+def _os_error(exc: BaseException) -> BaseException:
+    """The OSError behind ``exc`` (torch.save wraps it in a RuntimeError), else ``exc``."""
+    seen, hops = exc, 0
+    while not isinstance(seen, OSError) and (seen.__cause__ or seen.__context__) is not None and hops < 20:
+        seen, hops = seen.__cause__ or seen.__context__, hops + 1
+    return seen if isinstance(seen, OSError) else exc
+
+
+def _why(exc: BaseException) -> str:
     code = getattr(exc, "errno", None)
     why = {
         errno.ENOSPC: "the disk is full",
@@ -99,8 +113,77 @@ def write_error(path: str, exc: BaseException) -> BadInputError:
         getattr(errno, "EDQUOT", -1): "the disk quota is exceeded",
     }.get(code)
     if why is None:
-        why = getattr(exc, "strerror", None) or str(exc).splitlines()[0][:200]
-    return BadInputError(f"Cannot write {path!r}: {why}. Nothing was written.")
+        text = str(exc).strip()
+        why = getattr(exc, "strerror", None) or (text.splitlines()[0][:200] if text else type(exc).__name__)
+    return why
+
+
+def write_error(path: str, exc: BaseException) -> BadInputError:
+    """One readable message for a failed write of ``path``."""
+    return BadInputError(f"Cannot write {path!r}: {_why(_os_error(exc))}. Nothing was written.")
+
+
+def _temp_names(tmp: str) -> re.Pattern:
+    """The quoted names of ``tmp`` and of the files its writer makes beside it (``.xconv-XXXXXXXX.st.partial``)."""
+    name = os.path.basename(tmp)
+    stem = re.escape(name[: -len(TEMP_SUFFIX)] if name.endswith(TEMP_SUFFIX) else name)
+    return re.compile(rf"""(['"])[^'"]*?{stem}[^'"]*\1""")
+
+
+_NOREPLACE = [None]  # renameat2 from libc, False once unavailable
+
+
+def _renameat2():
+    if _NOREPLACE[0] is None:
+        import ctypes.util  # here, not at import: `import xconv` stays light
+
+        fn = False
+        try:
+            name = ctypes.util.find_library("c")
+            fn = getattr(ctypes.CDLL(name, use_errno=True), "renameat2", False) if name else False
+        except (OSError, AttributeError):  # pragma: no cover - not glibc / no libc found
+            fn = False
+        if fn:
+            fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+            fn.restype = ctypes.c_int
+        _NOREPLACE[0] = fn
+    return _NOREPLACE[0]
+
+
+_AT_FDCWD, _RENAME_NOREPLACE = -100, 1
+
+
+def rename_noreplace(src: str, dst: str) -> bool:
+    """Rename ``src`` to ``dst`` in one step, failing with FileExistsError if ``dst`` exists.
+
+    Returns False (nothing done) where the system has no such rename: no ``renameat2`` in libc,
+    or the kernel or file system refuses the flag (ENOSYS, EINVAL, ENOTSUP).
+    """
+    fn = _renameat2()
+    if not fn:
+        return False
+    import ctypes
+
+    if fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        if code == errno.ENOSYS:
+            _NOREPLACE[0] = False  # the kernel has none: do not ask again
+        return False
+    raise OSError(code, os.strerror(code), dst)
+
+
+def _fsync(path: str, folder: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if folder else 0))
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        # a folder on a file system that cannot flush one (some FUSE, CIFS): nothing more to do
+        if not (folder and exc.errno in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF)):
+            raise
+    finally:
+        os.close(fd)
 
 
 class Outputs:
@@ -190,12 +273,47 @@ class Outputs:
         try:
             write(tmp)
         except XconvError as exc:
-            if path in str(exc):
-                raise
-            raise type(exc)(f"Cannot write {path!r}: {exc}") from exc
+            raise self._reworded(exc, path, tmp) from exc
         except (OSError, RuntimeError) as exc:  # torch.save reports a failed write as RuntimeError
+            cause = _os_error(exc)
+            named = self._input_named(getattr(cause, "filename", None), getattr(cause, "filename2", None))
+            if named is not None:  # reading an input failed, not writing the output
+                raise BadInputError(f"Cannot read {named!r}: {_why(cause)}. Nothing was written.") from exc
             raise write_error(path, exc) from exc
         return path
+
+    def _input_named(self, *names) -> str | None:
+        """The run's input that one of ``names`` (file names from an OSError) is, if any."""
+        for name in names:
+            if name is None:
+                continue
+            name = os.fsdecode(name) if isinstance(name, (str, bytes, os.PathLike)) else str(name)
+            for given, real, _ in self._inputs:
+                if name == given or os.path.realpath(name) == real:
+                    return given
+        return None
+
+    def _reworded(self, exc: XconvError, path: str, tmp: str) -> XconvError:
+        """An error a writer raised, told in the output's words.
+
+        It is returned as it is when it names the output or one of the run's inputs (a streamed
+        writer reads its input: an input cut meanwhile is the input's fault, and says so). A
+        temporary file it names is renamed to the output. Otherwise it is about the data being
+        written (a dtype the format cannot hold, ...) and gets "Cannot write <output>:" in front.
+        """
+        text, cli = str(exc), exc.cli
+        temps = _temp_names(tmp)
+        if temps.search(text) or (cli and temps.search(cli)):
+            text = temps.sub(lambda m: repr(path), text)
+            cli = temps.sub(lambda m: repr(path), cli) if cli else cli
+        elif path in text or any(repr(n) in text for g, r, _ in self._inputs for n in (g, r)):
+            return exc
+        if path not in text:
+            text = f"Cannot write {path!r}: {text}"
+            cli = f"Cannot write {path!r}: {cli}" if cli else None
+        new = type(exc)(text)
+        new.cli = cli
+        return new
 
     # -- the end
     def abort(self) -> None:
@@ -216,14 +334,24 @@ class Outputs:
         umask = os.umask(0)
         os.umask(umask)
         done: list[str] = []
+        flushed: set[str] = set()
         path = self._last_path()
         try:
             for path, label, real, tmp in self._planned:
-                os.chmod(tmp, 0o666 & ~umask)
+                if self.force and os.path.lexists(real):
+                    # it replaces a file: on disk before the rename, so that a crash leaves the old
+                    # file or the whole new one (ext4 flushes on such a rename only with auto_da_alloc,
+                    # XFS not at all); any error the disk reports late comes here, before anything moved
+                    _fsync(tmp)
+                    flushed.add(os.path.dirname(real) or ".")
+                os.chmod(tmp, 0o666 & ~umask)  # after the flush, which opens it: a umask of 077 leaves no read bit
+            for path, label, real, tmp in self._planned:
                 existed = os.path.lexists(real)
                 self._place(tmp, real, path, label)
                 if not existed:
                     done.append(real)
+            for folder in sorted(flushed):  # the renames themselves on disk
+                _fsync(folder, folder=True)
         except BaseException as exc:
             for real in done:  # the run failed: take back what it added
                 try:
@@ -244,23 +372,26 @@ class Outputs:
         if self.force:
             if os.path.isdir(real):
                 raise BadInputError(f"Cannot write {path!r}: a folder is in the way.")
-            os.replace(tmp, real)
+            os.replace(tmp, real)  # atomic: a reader of the old file keeps reading the old inode
             return
+        appeared = (
+            f"The {label} {path!r} appeared while xconv was writing it (another process?); it was left as it is. "
+            f"Pass --force to overwrite it."
+        )
         try:
-            os.link(tmp, real)  # atomic, and never replaces
+            if rename_noreplace(tmp, real):  # one step, and never replaces
+                return
+            os.link(tmp, real)  # no renameat2 here: a hard link, which never replaces either
         except FileExistsError as exc:
-            raise BadInputError(
-                f"The {label} {path!r} appeared while xconv was writing it (another process?); it was left as it is. "
-                f"Pass --force to overwrite it."
-            ) from exc
+            raise BadInputError(appeared) from exc
         except OSError as exc:
             if exc.errno not in (errno.EPERM, errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
                 raise
-            # no hard links here: claim the name exclusively, then move the file onto the claim
+            # no hard links here either: claim the name exclusively, then move the file onto the claim
             try:
                 os.close(os.open(real, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             except FileExistsError as exc2:
-                raise BadInputError(f"The {label} {path!r} appeared while xconv was writing it; pass --force to overwrite it.") from exc2
+                raise BadInputError(appeared) from exc2
             os.replace(tmp, real)
             return
         os.unlink(tmp)

@@ -8,10 +8,14 @@
    on a loaded machine they move less than wall time does.
 2. Each xconv process's peak RSS over its tiny twin's (the interpreter with the same imports:
    the baseline), in units of the largest tensor.
-3. The in-memory kernel transform (`xconv.layouts`) against torch's `permute().contiguous()`
+3. Conversions that need an architecture (not streamed: Keras loads the whole model):
+   `.keras -> .pt` and `.pt -> .weights.h5 --arch`, on a model of 3x3 512->512 convs of about
+   --arch-mb MB; peak RSS over the same commands on a one-conv model (the interpreter with
+   TensorFlow loaded: the baseline), in units of the file and of the largest tensor.
+4. The in-memory kernel transform (`xconv.layouts`) against torch's `permute().contiguous()`
    for 1x1, 3x3, 7x7, depthwise and Conv3D kernels, both directions, round-robin medians.
 
-    python scripts/bench_convert.py [--gb 1] [--dir /tmp] [--repeat 3] [--json]
+    python scripts/bench_convert.py [--gb 1] [--arch-mb 64] [--dir /tmp] [--repeat 3] [--json]
 
 The files live in a temporary folder under --dir and are deleted at the end.
 """
@@ -132,6 +136,57 @@ def files_vs_cp(folder: str, gb: float, repeat: int) -> dict:
     }
 
 
+def _conv_model_file(path: str, convs: int, channels: int) -> None:
+    """A .keras file: ``convs`` 3x3 convs of ``channels`` -> ``channels`` (seeded), in a fresh process."""
+    code = (
+        "import sys, numpy as np, keras\n"
+        "n, c = int(sys.argv[2]), int(sys.argv[3])\n"
+        "x = inp = keras.Input((8, 8, c))\n"
+        "for i in range(n):\n    x = keras.layers.Conv2D(c, 3, padding='same', name=f'conv{i}')(x)\n"
+        "m = keras.Model(inp, x)\nrng = np.random.default_rng(0)\n"
+        "[v.assign(rng.standard_normal(tuple(v.shape)).astype('float32')) for v in m.weights]\n"
+        "m.save(sys.argv[1])\n"
+    )
+    subprocess.run([sys.executable, "-c", code, path, str(convs), str(channels)], check=True, capture_output=True)
+
+
+def arch_conversions(folder: str, mb: float, repeat: int) -> dict:
+    """Peak RSS (and time) of the conversions that load a Keras model, over a one-conv twin's."""
+    channels = 512
+    per_conv = 9 * channels * channels * 4
+    convs = max(1, round(mb * 1e6 / per_conv))
+    big, tiny = os.path.join(folder, "big.keras"), os.path.join(folder, "tiny.keras")
+    _conv_model_file(big, convs, channels)
+    _conv_model_file(tiny, 1, 4)
+    py = [sys.executable, "-c", CHILD]
+    rows: dict[str, dict] = {}
+    for label, kind in ((".keras -> .pt", "to_pt"), (".pt -> .weights.h5 --arch", "to_h5")):
+        peaks = {"": [], " tiny": []}
+        secs = {"": [], " tiny": []}
+        for _ in range(repeat):
+            for tag, model in (("", big), (" tiny", tiny)):
+                pt = model[:-6] + ".pt"
+                if kind == "to_pt":
+                    cmd = ["convert", model, pt, "--quiet", "--force"]
+                else:
+                    if not os.path.exists(pt):
+                        _timed(py + ["convert", model, pt, "--quiet", "--force"])
+                    cmd = ["convert", pt, model[:-6] + ".weights.h5", "--arch", model, "--quiet", "--force"]
+                elapsed, peak = _timed(py + cmd)
+                peaks[tag].append(peak)
+                secs[tag].append(elapsed)
+        growth = max(peaks[""]) - max(peaks[" tiny"])
+        rows[label] = {
+            "process_s": round(statistics.median(secs[""]), 3),
+            "start_up_s": round(statistics.median(secs[" tiny"]), 3),
+            "baseline_rss_bytes": max(peaks[" tiny"]),
+            "rss_growth_bytes": growth,
+            "rss_growth_over_file": round(growth / os.path.getsize(big), 2),
+            "rss_growth_over_largest_tensor": round(growth / per_conv, 2),
+        }
+    return {"file_bytes": os.path.getsize(big), "convs": convs, "largest_tensor_bytes": per_conv, "runs": rows}
+
+
 SHAPES = {
     "1x1 conv 2048->512": ("conv", (1, 1, 2048, 512)),
     "1x1 conv 512->2048": ("conv", (1, 1, 512, 2048)),
@@ -192,13 +247,25 @@ def main() -> None:
     parser.add_argument("--dir", default="/tmp", help="where to put the temporary files (needs 3 x --gb free)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--kernel-repeat", type=int, default=15, help="rounds of the in-memory transform per kernel shape")
-    parser.add_argument("--skip-files", action="store_true", help="only the in-memory transform")
+    parser.add_argument("--skip-files", action="store_true", help="only the in-memory transform (and --arch-mb, unless 0)")
+    parser.add_argument("--arch-mb", type=float, default=64, help="size of the Keras model for the conversions with an architecture (0: skip)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = {"load_average_before": os.getloadavg()}
     if not args.skip_files:
         with tempfile.TemporaryDirectory(dir=args.dir, prefix="xconv-bench-") as tmp:
             result["files"] = files_vs_cp(tmp, args.gb, args.repeat)
+    if args.arch_mb > 0:
+        from xconv._optional import require
+        from xconv.errors import MissingDependencyError
+
+        try:
+            require("keras")  # TensorFlow's start-up lines filtered as xconv's own import does
+        except MissingDependencyError:
+            print("(no Keras here: the conversions with an architecture are skipped)", file=sys.stderr)
+        else:
+            with tempfile.TemporaryDirectory(dir=args.dir, prefix="xconv-bench-") as tmp:
+                result["arch"] = arch_conversions(tmp, args.arch_mb, args.repeat)
     result["layout_transform"] = layout_vs_torch(args.kernel_repeat)
     result["load_average_after"] = os.getloadavg()
     if args.json:
@@ -215,6 +282,17 @@ def main() -> None:
                 f"  {name:38s} {r['process_s']:6.2f} s - start-up {r['start_up_s']:.2f} s = {r['net_s']:5.2f} s: {r['of_cp_throughput']:.2f} of cp; "
                 f"user+sys {r['net_cpu_s']:.2f} s net; "
                 f"peak RSS {r['baseline_rss_bytes'] / 2**20:.0f} MiB (tiny file) + {r['rss_growth_over_largest_tensor']:.2f} x largest tensor"
+            )
+    if "arch" in result:
+        a = result["arch"]
+        print(
+            f"with an architecture (Keras loads the model): {a['file_bytes'] / 2**20:.0f} MiB .keras of {a['convs']} 3x3 512->512 convs, "
+            f"largest tensor {a['largest_tensor_bytes'] / 2**20:.1f} MiB; peak RSS over a one-conv model's run, max of {args.repeat}"
+        )
+        for name, r in a["runs"].items():
+            print(
+                f"  {name:28s} {r['process_s']:6.2f} s (one-conv {r['start_up_s']:.2f} s); peak RSS {r['baseline_rss_bytes'] / 2**20:.0f} MiB "
+                f"+ {r['rss_growth_bytes'] / 2**20:.0f} MiB = {r['rss_growth_over_file']:.2f} x file, {r['rss_growth_over_largest_tensor']:.2f} x largest tensor"
             )
     print("in-memory kernel transform, xconv.layouts vs torch permute().contiguous() (ms, round-robin medians; ratio <= 1 is the target):")
     for label, row in result["layout_transform"].items():

@@ -1,6 +1,7 @@
 """Layouts: bit-exact round trips (property-based) and an independent oracle (a NumPy conv)."""
 
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -163,9 +164,14 @@ def test_describe_kernel_axes_answers_the_conv5_2_question():
     "shape",
     [(1, 1, 2048, 512), (1, 1, 512, 3), (3, 3, 512, 256), (7, 7, 96, 100), (3, 3, 3, 64, 130), (5, 1, 700, 33), (1, 9, 1, 1000), (11, 2, 1)],
 )
-def test_fast_paths_equal_numpy_transpose_bit_for_bit(shape, dtype):
-    """The banded, two-pass and two-thread paths of the kernel transform (large shapes) against np.transpose."""
+@pytest.mark.parametrize("route", ["torch loaded", "NumPy only"])
+def test_fast_paths_equal_numpy_transpose_bit_for_bit(shape, dtype, route, monkeypatch):
+    """The paths of the kernel transform for large shapes (torch's blocked and general copies where
+    torch is loaded; else banded, two-pass and two-thread NumPy) against np.transpose."""
     from xconv.files.dtypes import np_dtype
+
+    if route == "NumPy only":  # layouts reads sys.modules: a caller that never imported torch
+        monkeypatch.setitem(sys.modules, "torch", None)
 
     raw = np.random.default_rng(len(shape)).integers(0, 256, size=int(np.prod(shape)) * np_dtype(dtype).itemsize, dtype=np.uint8)
     kernel = raw.view(np_dtype(dtype)).reshape(shape)

@@ -134,13 +134,19 @@ def _transpose_into(out: np.ndarray, matrix: np.ndarray, parallel: bool = True) 
 
 
 def _transpose2d(matrix: np.ndarray) -> np.ndarray:
-    """A contiguous transposed copy, cache-line banded when large."""
+    """A contiguous transposed copy: torch's blocked transpose where torch is loaded and both
+    sides are long, else cache-line banded NumPy when large."""
     n, m = matrix.shape
     if matrix.nbytes < _SMALL or n < 2 or m < 2:
         return matrix.T.copy()
-    moved = _torch_permute(matrix, (1, 0))
-    if moved is not None:
-        return moved
+    torch, view = _torch_view(matrix)
+    if torch is not None:
+        out = np.empty((m, n), view.dtype)
+        if min(n, m) >= _BLOCK_MIN:
+            _blocked(torch, out, view)
+        else:  # a short side: torch's general copy (its blocked one pays per block row)
+            torch.from_numpy(out)[None].copy_(torch.from_numpy(view).t()[None])
+        return out.view(matrix.dtype)
     out = np.empty((m, n), matrix.dtype)
     _transpose_into(out, matrix)
     return out
@@ -154,8 +160,9 @@ def _rows(array: np.ndarray, k: int) -> np.ndarray:
 def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
     """``(k, a, b) -> (b, a, k)`` of a C-contiguous ``array``.
 
-    Small tensors: one NumPy pass (fits in cache). Larger ones: torch's copy where the caller has
-    loaded torch (:func:`_torch_permute`: on an idle machine it was the fastest measured). Else
+    Small tensors: one NumPy pass (fits in cache). One of ``k, a, b`` 1: a 2D transpose
+    (:func:`_transpose2d`). Else, where the caller has loaded torch, :func:`_reverse3_torch`
+    (torch's blocked 2D transposes where the shape allows, its general copy otherwise). Else
     two cache-friendly NumPy passes instead of one strided gather: pass one transposes
     ``(k, a * b) -> (a * b, k)`` in bands of 64 input rows; pass two moves whole ``k``-element
     rows, ``(a, b) -> (b, a)``, treating each row as one opaque element so NumPy copies it in
@@ -165,15 +172,15 @@ def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
     x = array.reshape(k, a, b)
     if array.nbytes < _SMALL:  # fits in cache: one pass costs less than two calls
         return x.transpose(2, 1, 0).copy()
-    moved = _torch_permute(x, (2, 1, 0))  # where torch is loaded, its copy (the fastest measured idle)
-    if moved is not None:
-        return moved
     if k == 1 or b == 1 or a == 1:  # one of the moves is trivial: a plain 2D transpose
         if k == 1:
             return _transpose2d(x.reshape(a, b)).reshape(b, a, 1)
         if b == 1:
             return _transpose2d(x.reshape(k, a)).reshape(1, a, k)
         return _transpose2d(x.reshape(k, b)).reshape(b, 1, k)
+    torch, view = _torch_view(x)
+    if torch is not None:
+        return _reverse3_torch(torch, view, k, a, b).view(array.dtype)
     step = _scratch(k * a * b, array.dtype).reshape(a * b, k)
     _transpose_into(step, x.reshape(k, a * b))
     out = np.empty((b, a, k), array.dtype)
@@ -185,32 +192,44 @@ _SMALL = 2**18  # bytes: below this one NumPy pass is cheapest (measured in scri
 _INT_OF_SIZE = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}
 
 
-def _torch_permute(array: np.ndarray, perm: tuple[int, ...]) -> np.ndarray | None:
-    """``array.transpose(perm)`` as a new C-contiguous array by torch's copy, where the caller has imported torch.
+_BLOCK_MIN = 64  # torch's blocked 2D transpose for matrices with both sides at least this long
 
-    Used for every kernel above ``_SMALL`` where torch is loaded: on an idle machine its threaded
-    copy was the fastest of everything measured (the banded NumPy passes took 1.2 to 2.6 times
-    its time on large kernels, scripts/bench_convert.py, 2026-12-02). The output is a NumPy
-    array that torch copies into (``.numpy()`` of torch's own result cost 5 to 10 us more on a
-    0.5 MB kernel). This module never imports torch. Dtypes torch lacks (bfloat16
-    from ml_dtypes, float8) move as integers of the same size: bits exact. None where torch is
-    not loaded or cannot take the array (the NumPy passes then run).
-    """
+
+def _torch_view(array: np.ndarray):
+    """(torch, ``array`` as a dtype torch takes) where the caller has loaded torch; (None, None) else.
+
+    Dtypes torch lacks (bfloat16 from ml_dtypes, float8) and bool (torch would normalise its
+    bytes) move as integers of the same size: bits exact."""
     torch = sys.modules.get("torch")
     if torch is None or not array.flags.writeable:
-        return None
+        return None, None
     dt = array.dtype
-    native = dt.kind in "iuf" and dt.isnative  # bool as uint8: torch would normalise its bytes
-    if not native:
+    if not (dt.kind in "iuf" and dt.isnative):
         if dt.itemsize not in _INT_OF_SIZE:
-            return None
+            return None, None
         array = array.view(_INT_OF_SIZE[dt.itemsize])
-    moved = np.empty(tuple(array.shape[p] for p in perm), array.dtype)  # NumPy's own memory: freed as NumPy frees it
-    try:
-        torch.from_numpy(moved).copy_(torch.from_numpy(array).permute(perm))
-    except (TypeError, RuntimeError, AttributeError):  # a dtype or torch build without NumPy support
-        return None
-    return moved if native else moved.view(dt)
+    return torch, array
+
+
+def _blocked(torch, out: np.ndarray, matrix: np.ndarray) -> None:
+    """``out[...] = matrix.T`` (both C-contiguous) by torch's blocked transpose: ``copy_`` of a
+    transposed contiguous matrix runs a cache-blocked kernel, where a permuted N-d tensor goes
+    through the general strided copy (5 to 10 times slower on a power-of-two matrix, whose
+    columns fall in one cache set; scripts/bench_convert.py)."""
+    torch.from_numpy(out).copy_(torch.from_numpy(matrix).t())
+
+
+def _reverse3_torch(torch, x: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
+    """``(k, a, b) -> (b, a, k)`` by torch's general copy, into a NumPy-owned array.
+
+    Two blocked 2D passes (each slice transposed, then the slices' ``(k, b * a)`` matrix) took
+    1.2 to 5 times this copy's time on the 3D kernels of scripts/bench_convert.py, even on
+    power-of-two shapes: one strided pass that stays in cache beats two streaming ones."""
+    out = np.empty((b, a, k), x.dtype)
+    torch.from_numpy(out).copy_(torch.from_numpy(x).permute(2, 1, 0))
+    return out
+
+
 _WIDE = 256  # bytes: rows at least this long are copied as rows (NumPy would buffer opaque ones)
 
 

@@ -67,7 +67,7 @@ def test_demo_exit_code_one_on_mismatch(monkeypatch, capsys):
     [
         (["demo", "resnet50"], "Unknown zoo model 'resnet50'"),
         (["inspect", "zoo:nope"], "Unknown zoo model 'nope'"),
-        (["inspect", "model.bin"], "unknown weight file type"),
+        (["inspect", "model.npz"], "unknown weight file type"),
         (["demo", "two_conv", "--batch", "0"], "--batch"),
     ],
 )

@@ -173,7 +173,7 @@ def test_corrupt_onnx_and_wrong_extensions(files, capsys):
     (files / "renamed.keras").write_bytes((files / "good.weights.h5").read_bytes())
     assert run_cli("inspect", files / "renamed.keras") == 2
     assert "is an HDF5 file" in capsys.readouterr().err
-    assert run_cli("inspect", files / "weights.bin") == 2
+    assert run_cli("inspect", files / "weights.npz") == 2
     assert "unknown weight file type" in capsys.readouterr().err
 
 

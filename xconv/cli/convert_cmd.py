@@ -14,7 +14,7 @@ def add_arguments(p) -> None:
         "to a hidden .xconv-*.partial file beside it and moved into place at the end; a failing or interrupted run "
         "leaves nothing new behind."
     )
-    p.add_argument("source", help="input: .keras, .h5, .weights.h5, .pt, .pth, .safetensors or .onnx")
+    p.add_argument("source", help="input: .keras, .h5, .weights.h5, .pt, .pth, .ckpt, .bin, .safetensors, model.safetensors.index.json (sharded) or .onnx; FILE.pt:KEY takes the entry KEY of a checkpoint dict (e.g. ckpt.pth:state_dict_ema)")
     p.add_argument("output", help="output: .pt, .pth, .safetensors, .weights.h5 or .keras")
     p.add_argument("--arch", help="Keras architecture (.keras file or zoo:NAME) for weights-only files and for PyTorch -> Keras")
     p.add_argument("--module", help="a PyTorch class package.module:Class to fill (or read) through transfer_weights")

@@ -21,7 +21,7 @@ _CHUNK = 1 << 20  # elements compared at a time: memory stays bounded on large t
 
 def add_arguments(p) -> None:
     """Declare the arguments of ``xconv diff`` on the subparser ``p``."""
-    p.add_argument("a", help="first file (any format xconv reads, or zoo:NAME)")
+    p.add_argument("a", help="first file (any format xconv reads, or zoo:NAME; FILE.pt:KEY for one entry of a checkpoint dict)")
     p.add_argument("b", help="second file")
     p.add_argument("--atol", type=float, default=0.0, help="absolute tolerance (default 0: bit-exact)")
     p.add_argument("--rtol", type=float, default=0.0, help="relative tolerance, of |B| (default 0)")

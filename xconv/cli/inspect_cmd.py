@@ -5,7 +5,7 @@ from __future__ import annotations
 
 def add_arguments(p) -> None:
     """Declare the arguments of ``xconv inspect`` on the subparser ``p``."""
-    p.add_argument("source", help="zoo:NAME (a reference model) or a file: .keras .h5 .weights.h5 .pt .pth .safetensors .onnx")
+    p.add_argument("source", help="zoo:NAME (a reference model) or a file: .keras .h5 .weights.h5 .pt .pth .ckpt .bin .safetensors .safetensors.index.json .onnx (FILE.pt:KEY: one entry of a checkpoint dict)")
     p.add_argument("--layer", action="append", dest="layers", metavar="NAME", help="only this layer (repeat for more); for a tensor file, NAME or NAME.weight ...")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

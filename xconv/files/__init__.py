@@ -1,7 +1,8 @@
 """Weight files, read without running their code and written under one output rule.
 
 Formats (:mod:`.formats`): Keras 3 ``.keras`` and ``.weights.h5``, legacy Keras 2 ``.h5``
-(whole model or weights), PyTorch ``.pt``/``.pth`` state_dicts, ``.safetensors`` and
+(whole model or weights), PyTorch ``.pt``/``.pth`` state_dicts (and ``.ckpt``/``.bin`` checkpoints,
+read), ``.safetensors``, Hugging Face sharded checkpoints through their index (read) and
 ``.onnx`` initializers (read). A file's format comes from its extension and is checked against
 its first bytes. One reader and writer per format (:mod:`.keras`, :mod:`.torch_pt`,
 :mod:`.safetensors`, :mod:`.onnx_file`), one dtype table (:mod:`.dtypes`: every dtype is moved
@@ -31,7 +32,7 @@ from .safetensors import SafetensorsView, iter_safetensors, safetensors_header, 
 
 __all__ = [
     "detect_format", "read_tensors", "write_tensors", "atomic_output", "Outputs", "load_keras_model",
-    "TensorFile", "FORMATS", "save_keras", "iter_safetensors", "safetensors_header", "write_safetensors_stream",
+    "TensorFile", "FORMATS", "save_keras", "input_files", "iter_safetensors", "safetensors_header", "write_safetensors_stream",
 ]  # fmt: skip
 
 
@@ -72,6 +73,11 @@ def read_tensors(path) -> TensorFile:
         from .torch_pt import read_torch
 
         return TensorFile(path, fmt, "torch", read_torch(path))
+    if fmt == "sharded":
+        from .safetensors import ShardedView
+
+        view = ShardedView(path)
+        return TensorFile(path, fmt, view.layout, view)
     if fmt == "safetensors":
         view = SafetensorsView(path)
         layout = view.metadata.get("layout", "torch")
@@ -79,6 +85,25 @@ def read_tensors(path) -> TensorFile:
     from .onnx_file import read_onnx
 
     return TensorFile(path, fmt, "torch", read_onnx(path))
+
+
+def input_files(*sources) -> list[str]:
+    """The files a run reads for these sources (``None`` and ``zoo:NAME`` skipped): ``FILE`` for
+    ``FILE:KEY``, and a sharded checkpoint's index with every shard. Give them all to
+    :class:`Outputs` so that no output can replace one of them."""
+    from .formats import split_key
+
+    files = []
+    for src in sources:
+        if src is None or str(src).startswith("zoo:"):
+            continue
+        path, _ = split_key(os.fspath(src))
+        files.append(path)
+        if os.path.isfile(path) and detect_format(path) == "sharded":
+            from .safetensors import ShardedView
+
+            files.extend(ShardedView(path).shard_paths)
+    return files
 
 
 def write_tensor_file(tmp: str, fmt: str, tensors: Mapping[str, np.ndarray], layout: str = "torch") -> None:

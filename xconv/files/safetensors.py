@@ -175,8 +175,9 @@ def header_bytes(shapes: Mapping[str, tuple[tuple, object]], metadata: dict | No
         size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         header[name] = {"dtype": st_code(dtype, f"tensor {name!r}"), "shape": [int(s) for s in shape], "data_offsets": [offset, offset + size]}
         offset += size
-    if metadata:
-        header = {"__metadata__": {k: str(v) for k, v in metadata.items()}, **header}
+    # "format": "pt" is what transformers' loaders ask of a safetensors file before they read it
+    metadata = {"format": "pt", **(metadata or {})}
+    header = {"__metadata__": {k: str(v) for k, v in metadata.items()}, **header}
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)  # align the data to 8 bytes
     return struct.pack("<Q", len(blob)) + blob, header
@@ -208,3 +209,127 @@ def write_safetensors_stream(path: str, items: Iterator[tuple[str, np.ndarray]],
             written.add(name)
     if written != set(shapes):
         raise BadInputError(f"tensors {sorted(set(shapes) - written)[:5]} were announced but not written")
+
+
+MAX_INDEX = 64 * 2**20  # an index of a few hundred thousand tensor names is a few MB
+
+
+class ShardedView(Mapping):
+    """A Hugging Face sharded checkpoint (``model.safetensors.index.json`` or
+    ``pytorch_model.bin.index.json``) read through its index: every shard, each tensor when asked for.
+
+    The index is checked before any shard is read: a JSON object with a ``weight_map`` of tensor
+    name -> shard file, every shard a plain name inside the index's own folder (no absolute path,
+    no ``..``, no symlink out of it), present, and holding exactly the names the map gives it.
+    """
+
+    def __init__(self, path: str):
+        self.path = path = os.fspath(path)
+        index = self._index(path)
+        self.folder = os.path.dirname(os.path.abspath(path))
+        real_folder = os.path.realpath(self.folder)
+        weight_map = index["weight_map"]
+        by_shard: dict[str, list[str]] = {}
+        for name, shard in weight_map.items():
+            by_shard.setdefault(shard, []).append(name)
+        want = ".safetensors" if path.lower().endswith(".safetensors.index.json") else ".bin"
+        self._shards: dict[str, str] = {}  # shard name in the index -> its path
+        for shard in by_shard:
+            if os.path.isabs(shard) or shard.startswith(("/", "\\")) or (len(shard) > 1 and shard[1] == ":"):
+                raise self._bad(f"shard {shard!r} is an absolute path; shards must lie in the index's folder")
+            if ".." in shard.replace("\\", "/").split("/"):
+                raise self._bad(f"shard {shard!r} leaves the index's folder (..); shards must lie in it")
+            full = os.path.join(self.folder, shard)
+            if os.path.commonpath([real_folder, os.path.realpath(full)]) != real_folder:
+                raise self._bad(f"shard {shard!r} is a link out of the index's folder; shards must lie in it")
+            if not shard.lower().endswith(want):
+                raise self._bad(f"shard {shard!r} is not a {want} file")
+            if not os.path.isfile(full):
+                raise self._bad(f"shard {shard!r} (for {by_shard[shard][0]!r}) is missing from {self.folder!r}")
+            self._shards[shard] = full
+        self._where = dict(weight_map)
+        self._headers: dict[str, tuple[dict, int]] = {}
+        self._loaded: tuple[str, dict] | None = None  # the last .bin shard read
+        layouts = set()
+        for shard, full in self._shards.items():
+            names = self._names_in(full)
+            listed = set(by_shard[shard])
+            extra = [n for n in names if n not in listed]
+            absent = [n for n in by_shard[shard] if n not in set(names)]
+            if absent:
+                raise self._bad(f"the weight_map puts {absent[:5]} in {shard!r}, which does not hold {'it' if len(absent) == 1 else 'them'}")
+            if extra:
+                elsewhere = [n for n in extra if n in self._where]
+                why = f"the weight_map puts {'it' if len(extra) == 1 else 'them'} in another shard" if elsewhere else "the weight_map does not list it"
+                raise self._bad(f"shard {shard!r} holds {extra[:5]}, but {why}")
+            if full in self._headers:
+                layouts.add(self._headers[full][0].get("__metadata__", {}).get("layout", "torch"))
+        self.layout = layouts.pop() if len(layouts) == 1 else "torch"
+
+    def _bad(self, why: str) -> BadInputError:
+        return BadInputError(f"Cannot read {self.path!r}: {why}.")
+
+    def _index(self, path: str) -> dict:
+        try:
+            size = os.path.getsize(path)
+            if size > MAX_INDEX:
+                raise self._bad(f"the index is {size} bytes (the limit is {MAX_INDEX})")
+            with open(path, "rb") as fh:
+                raw = fh.read(MAX_INDEX + 1)
+        except OSError as exc:
+            raise BadInputError(f"Cannot read {path!r}: {exc.strerror or exc}.") from exc
+        try:
+            if _json.depth(raw) > 8:
+                raise ValueError("it nests deeper than a shard index does")
+            index = json.loads(raw, object_pairs_hook=_pairs_without_duplicates)
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise self._bad(f"bad index JSON ({str(exc).splitlines()[0][:120]})") from exc
+        if not isinstance(index, dict) or not isinstance(index.get("weight_map"), dict):
+            raise self._bad('the index has no "weight_map" object (tensor name -> shard file), as save_pretrained writes it')
+        if not all(isinstance(k, str) and isinstance(v, str) and v for k, v in index["weight_map"].items()):
+            raise self._bad('the "weight_map" must map tensor names to shard file names')
+        return index
+
+    def _names_in(self, full: str) -> list[str]:
+        if full.lower().endswith(".safetensors"):
+            self._headers[full] = safetensors_header(full)
+            return tensor_names(self._headers[full][0])
+        return list(self._bin(full))
+
+    def _bin(self, full: str) -> dict:
+        if self._loaded is None or self._loaded[0] != full:
+            from .torch_pt import read_torch
+
+            self._loaded = None
+            self._loaded = (full, read_torch(full))
+        return self._loaded[1]
+
+    @property
+    def shard_paths(self) -> list[str]:
+        """Every shard file the index names (inputs of a run, like the index itself)."""
+        return list(self._shards.values())
+
+    def info(self, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        """``(shape, dtype)`` of the tensor ``name``, from its shard's header where it has one."""
+        full = self._shards[self._where[name]]
+        if full in self._headers:
+            entry = self._headers[full][0][name]
+            return tuple(entry["shape"]), st_dtype(entry["dtype"])
+        value = self._bin(full)[name]
+        return tuple(value.shape), value.dtype
+
+    def __getitem__(self, name):
+        if name not in self._where:
+            raise KeyError(name)
+        full = self._shards[self._where[name]]
+        if full in self._headers:
+            header, start = self._headers[full]
+            with open(full, "rb") as fh:
+                return read_one(fh, full, start, name, header[name])
+        return self._bin(full)[name]
+
+    def __iter__(self):
+        return iter(self._where)
+
+    def __len__(self):
+        return len(self._where)

@@ -1,4 +1,6 @@
-"""PyTorch ``.pt`` / ``.pth`` state_dicts: read with ``weights_only=True`` (never a pickle of code)."""
+"""PyTorch ``.pt`` / ``.pth`` / ``.ckpt`` / ``.bin`` state_dicts and training checkpoints: read with
+``weights_only=True`` (never a pickle of code); a checkpoint dict is unwrapped (:func:`unwrap_state`),
+and ``FILE:KEY`` takes one of its entries."""
 
 from __future__ import annotations
 
@@ -11,32 +13,111 @@ from ..errors import BadInputError
 from .dtypes import to_numpy, to_torch
 
 
-def read_torch(path: str, *, mmap: bool = False) -> dict[str, np.ndarray]:
-    """A state_dict's tensors as NumPy arrays; with ``mmap`` they are views of the mapped file
-    (a zip written by torch.save; an older file is read whole)."""
+# entries of a checkpoint dict that hold the model's weights, in the order one is taken when a
+# file has several (Lightning and most training loops: state_dict; timm/DeiT/MAE: model; DeepSpeed: module)
+_PREFERRED = ("state_dict", "model", "module", "model_state_dict", "model_state", "net", "network", "weights", "params")
+
+_noted: set[tuple[str, str | None]] = set()
+
+
+def _note(text: str) -> None:
+    """A one-line note on stderr (what a checkpoint was unwrapped to), once per file and key."""
+    import sys
+
+    print(f"note: {text}", file=sys.stderr)
+
+
+def _is_state_dict(value) -> bool:
+    import torch
+
+    return isinstance(value, dict) and bool(value) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+
+
+def _keys_text(keys, limit: int = 12) -> str:
+    keys = [repr(k) for k in keys]
+    return ", ".join(keys[:limit]) + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
+
+
+def _load(path: str, mmap: bool, shown: str | None = None):
+    """``torch.load`` of ``path``, safely; errors name ``shown`` (the user's file) or ``path``."""
     import pickle
 
     import torch
 
     try:
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
         except RuntimeError as exc:
             if not mmap or "mmap" not in str(exc):
                 raise
-            state = torch.load(path, map_location="cpu", weights_only=True)  # the legacy format cannot be mapped
+            return torch.load(path, map_location="cpu", weights_only=True)  # the legacy format cannot be mapped
     except pickle.UnpicklingError as exc:
+        path = shown or path
         raise BadInputError(
             f"{path!r} was refused: it holds pickled Python objects that are not tensors (a whole model or code), "
             f"which xconv never unpickles. Save the weights with torch.save(model.state_dict(), path)."
         ) from exc
     except Exception as exc:  # truncated zip, bad magic ...
+        path = shown or path
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise BadInputError(f"Cannot read {path!r}: {first}. The file is truncated or corrupt.") from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]  # a training checkpoint
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
-        raise BadInputError(f"{path!r} holds a {type(state).__name__}, not a state_dict of named tensors.")
+
+
+def unwrap_state(state, path: str, key: str | None = None) -> dict:
+    """The state_dict in what ``torch.load`` returned: the dict itself when every value is a tensor,
+    else the entry ``key`` or the one entry that is a state_dict (``state_dict``, ``model`` ... when
+    there are several), with a note on stderr of what was taken and what was left out."""
+    import torch
+
+    given = f"{path}:{key}" if key else path
+    if key is not None:
+        if not isinstance(state, dict) or key not in state:
+            have = _keys_text(state) if isinstance(state, dict) else f"a {type(state).__name__}, not a dict"
+            raise BadInputError(f"{given!r}: {path!r} has no entry {key!r}; its entries: {have}.")
+        if not (_is_state_dict(state[key]) or state[key] == {}):
+            raise BadInputError(f"{given!r}: the entry {key!r} is not a state_dict of named tensors (it holds {type(state[key]).__name__}).")
+        return state[key]
+    if not isinstance(state, dict):
+        raise BadInputError(
+            f"{path!r} holds a {type(state).__name__}, not a state_dict of named tensors: save one with torch.save(model.state_dict(), path)."
+        )
+    if all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        return state  # a plain state_dict (also an empty one)
+    found = [k for k, v in state.items() if isinstance(k, str) and _is_state_dict(v)]
+    if not found:
+        raise BadInputError(
+            f"{path!r} holds a dict with entries {_keys_text(state)}, none of them a state_dict of named tensors: "
+            f"save the weights with torch.save(model.state_dict(), path), or name the entry as {path}:KEY."
+        )
+    taken = next((k for k in _PREFERRED if k in found), None)
+    if taken is None:  # an entry under a name no training loop uses is not taken on a guess
+        many = "several state_dicts" if len(found) > 1 else "a state_dict"
+        raise BadInputError(
+            f"{path!r} is not a state_dict: it holds {many} under {_keys_text(found)} (entries: {_keys_text(state)}); "
+            f"name the one to read as {path}:{found[0]} (FILE:KEY)."
+        )
+    others = [k for k in found if k != taken]
+    dropped = [k for k in state if k != taken and k not in others]
+    if (os.path.realpath(path), None) not in _noted:
+        _noted.add((os.path.realpath(path), None))
+        text = f"{path!r} is a checkpoint: took its {taken!r} ({len(state[taken])} tensors)"
+        if others:
+            text += f"; other state_dicts in it: {_keys_text(others)} (take one with {path}:{others[0]})"
+        if dropped:
+            text += f"; left out: {_keys_text(dropped)}"
+        _note(text + ".")
+    return state[taken]
+
+
+def read_torch(path: str, *, mmap: bool = False) -> dict[str, np.ndarray]:
+    """A state_dict's tensors as NumPy arrays; with ``mmap`` they are views of the mapped file
+    (a zip written by torch.save; an older file is read whole). ``path`` may be ``FILE:KEY``
+    (one entry of a checkpoint dict); a checkpoint is unwrapped by :func:`unwrap_state`."""
+    from .formats import split_key
+
+    path = os.fspath(path)
+    file, key = split_key(path)
+    state = unwrap_state(_load(file, mmap), file, key)
     return {k: to_numpy(v, f"{path!r}: tensor {k!r}") for k, v in state.items()}
 
 
@@ -136,15 +217,61 @@ def write_safetensors_from_torch(tmp: str, src: str) -> dict:
 
     from .safetensors import write_safetensors_stream
 
-    tensors = read_torch(src, mmap=True)
-    shapes = {k: (tuple(v.shape), v.dtype) for k, v in tensors.items()}
-    mappable = sys.platform.startswith("linux")
+    from .formats import split_key
+    from .output import TEMP_SUFFIX, _track, _untrack
 
-    def items():
-        for name, array in tensors.items():
-            yield name, array
-            if mappable:
-                _drop_pages(array)
+    file, key = split_key(src)
+    # the file is mapped from a private copy made by the kernel beside the output: a source cut
+    # or rewritten while it is read is then an error (checked after the copy), never a SIGBUS
+    # (or EFAULT) on mapped pages that no longer exist
+    middle = tmp[: -len(TEMP_SUFFIX)] + ".pt" + TEMP_SUFFIX if tmp.endswith(TEMP_SUFFIX) else tmp + ".pt.partial"
+    _track(middle)
+    try:
+        _private_copy(file, middle)
+        state = unwrap_state(_load(middle, True, file), file, key)
+        tensors = {k: to_numpy(v, f"{src!r}: tensor {k!r}") for k, v in state.items()}
+        del state
+        shapes = {k: (tuple(v.shape), v.dtype) for k, v in tensors.items()}
+        mappable = sys.platform.startswith("linux")
 
-    write_safetensors_stream(tmp, items(), shapes, {"layout": "torch"})
+        def items():
+            for name, array in tensors.items():
+                yield name, array
+                if mappable:
+                    _drop_pages(array)
+
+        write_safetensors_stream(tmp, items(), shapes, {"layout": "torch"})
+        del tensors
+    finally:
+        _untrack(middle)
+        try:
+            os.unlink(middle)
+        except FileNotFoundError:
+            pass
     return shapes
+
+
+def _private_copy(src: str, dst: str) -> None:
+    """``src`` copied to ``dst`` by the kernel; an ``src`` truncated, grown or replaced meanwhile is refused."""
+    import shutil
+
+    from .stream import file_stamp
+
+    try:
+        before = file_stamp(os.stat(src))
+        with open(dst, "xb"):
+            pass
+        shutil.copyfile(src, dst)  # sendfile / copy_file_range where the system has them
+    except OSError as exc:
+        if not os.path.exists(src):
+            raise BadInputError(f"Cannot read {src!r}: {exc.strerror or exc}.") from exc
+        raise
+    try:
+        after = file_stamp(os.stat(src))
+    except OSError:
+        after = None
+    if after != before or os.path.getsize(dst) != before[2]:
+        raise BadInputError(
+            f"{src!r} changed while it was read (truncated, rewritten or replaced); nothing was written: "
+            f"convert it again once nothing else writes it."
+        )

@@ -170,7 +170,6 @@ def test_pytorch_model_bin_index_reads_bin_shards(tmp_path, capsys):
     assert rc == 0, out
 
 
-@pytest.mark.xfail(strict=True, reason="convert of model.safetensors.index.json: 'No conversion from sharded ... to safetensors': xconv/convert.py ROUTES have no row for the 'sharded' format (diff and inspect read it)")
 def test_hf_sharded_checkpoint_converts_through_its_index(tmp_path, capsys):
     sd = state_dict(torch.bfloat16)
     index = _shard(tmp_path, sd)
@@ -329,7 +328,6 @@ def test_a_state_dict_under_an_unknown_name_is_refused_with_the_way_to_take_it(t
     assert rc == 2 and "'step' is not a state_dict" in out and "int" in out, out
 
 
-@pytest.mark.xfail(strict=True, reason="convert FILE:KEY FILE --force replaces FILE: xconv/convert.py gives Outputs [src, arch] (the string 'c.pth:state_dict_ema', no such file) instead of xconv.files.input_files(src, arch)")
 def test_file_key_input_is_protected_like_the_file(tmp_path, capsys):
     torch.save({"state_dict": state_dict(), "state_dict_ema": state_dict()}, tmp_path / "c.pth")
     before = (tmp_path / "c.pth").read_bytes()

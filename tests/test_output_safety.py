@@ -294,6 +294,35 @@ def test_force_keeps_the_old_bytes_for_an_open_reader(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_force_puts_replaced_files_back_when_a_later_move_fails(tmp_path, monkeypatch):
+    """A run of several outputs with --force: the first replaces its file, the second move fails;
+    the first file's old bytes come back, the new file the run made goes, nothing is left."""
+    (tmp_path / "a.txt").write_bytes(b"old a")
+    (tmp_path / "b.txt").write_bytes(b"old b")
+    place, calls = Outputs._place, []
+
+    def second_fails(self, tmp, real, path, label):
+        calls.append(real)
+        if len(calls) == 3:
+            raise OSError(errno.EIO, "I/O error", real)
+        return place(self, tmp, real, path, label)
+
+    monkeypatch.setattr(Outputs, "_place", second_fails)
+    with pytest.raises(BadInputError, match="Cannot write"):
+        with Outputs(force=True) as out:
+            for name in ("a.txt", "new.txt", "b.txt"):
+                out.write(str(tmp_path / name), lambda tmp, n=name: open(tmp, "wb").write(f"new {n}".encode()))
+    assert len(calls) == 3
+    assert (tmp_path / "a.txt").read_bytes() == b"old a" and (tmp_path / "b.txt").read_bytes() == b"old b"
+    assert not (tmp_path / "new.txt").exists()
+    assert leftovers(tmp_path) == []
+    monkeypatch.setattr(Outputs, "_place", place)
+    with Outputs(force=True) as out:  # and when every move succeeds, no backup stays behind
+        out.write(str(tmp_path / "a.txt"), lambda tmp: open(tmp, "wb").write(b"new a"))
+        out.write(str(tmp_path / "b.txt"), lambda tmp: open(tmp, "wb").write(b"new b"))
+    assert (tmp_path / "a.txt").read_bytes() == b"new a" and sorted(os.listdir(tmp_path)) == ["a.txt", "b.txt"]
+
+
 def test_without_force_an_existing_output_is_refused_before_any_work(tmp_path):
     write_tensors(tmp_path / "in.safetensors", {"w": np.ones(4, np.float32)})
     (tmp_path / "o.safetensors").write_bytes(b"keep")

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import layouts
 from .errors import BadInputError, MismatchedModelsError
-from .files import Outputs, detect_format, keras_model_tensors, load_keras_model, read_tensors, save_keras, write_tensor_file
+from .files import Outputs, detect_format, input_files, keras_model_tensors, load_keras_model, read_tensors, save_keras, write_tensor_file
 from .files.dtypes import is_float, to_numpy, to_torch
 from .files.safetensors import safetensors_header, tensor_names
 from .files.by_rank import how_by_rank, move_by_rank, moved_shape
@@ -357,7 +357,7 @@ def convert_file(
         detect_format(arch)
     if source and not (s_fmt in (*_KERAS_FILES, "zoo") and d_fmt in ("torch", "safetensors") and not module):
         raise BadInputError("--source writes the generated PyTorch module: only for Keras -> .pt/.safetensors without --module.")
-    with Outputs([src, arch], force=force) as out:
+    with Outputs(input_files(src, arch), force=force) as out:
         out.add(dst, "output")
         if manifest:
             out.add(manifest, "manifest")
@@ -493,11 +493,11 @@ ROUTES = (
     (("zoo",), _KERAS_OUT, _zoo_to_keras),
     (("zoo",), _TORCH_OUT, _zoo_to_torch),
     (_KERAS_FILES, _TORCH_OUT, _keras_to_torch_file),
-    (("torch", "safetensors"), _KERAS_OUT, _torch_to_keras_file),
+    (("torch", "safetensors", "sharded"), _KERAS_OUT, _torch_to_keras_file),
     (("safetensors",), ("safetensors",), _safetensors_copy),
     (("safetensors",), ("torch",), _safetensors_to_pt),
     (("torch",), ("safetensors",), _pt_to_safetensors),
-    (("torch", "safetensors", "onnx"), _TORCH_OUT, _tensor_copy),
+    (("torch", "safetensors", "sharded", "onnx"), _TORCH_OUT, _tensor_copy),
     (("keras", "h5"), _KERAS_OUT, _keras_copy),
 )
 
@@ -668,10 +668,10 @@ def convert_layout(src, dst, *, to: str, force: bool = False, manifest: str | No
     if to not in ("torch", "keras"):
         raise BadInputError(f"layout must be 'torch' or 'keras'; received {to!r}.")
     s_fmt, d_fmt = detect_format(src), detect_format(dst, must_exist=False)
-    if s_fmt not in ("torch", "safetensors") or d_fmt not in ("torch", "safetensors"):
+    if s_fmt not in ("torch", "safetensors", "sharded") or d_fmt not in ("torch", "safetensors"):
         raise BadInputError("--layout converts plain tensor files: .pt/.pth/.safetensors to .pt/.pth/.safetensors.")
     result = Manifest(direction=f"layout->{to}", matched_by="name")
-    with Outputs([src], force=force) as out:
+    with Outputs(input_files(src), force=force) as out:
         out.add(dst, "output")
         if manifest:
             out.add(manifest, "manifest")

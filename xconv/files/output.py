@@ -84,6 +84,24 @@ def _untrack(path: str) -> None:
             _previous.clear()
 
 
+def _keep(real: str) -> str | None:
+    """A hidden hard link to ``real`` beside it (removed on SIGTERM like a temporary: the new file
+    is then in place), so that a run whose later move fails can put ``real`` back; None where the
+    file system has no hard links (the old file is then not recoverable, as with one output)."""
+    folder = os.path.dirname(real) or "."
+    for _ in range(8):
+        backup = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(4)}.old{TEMP_SUFFIX}")
+        try:
+            os.link(real, backup)
+        except FileExistsError:
+            continue
+        except OSError:
+            return None
+        _track(backup)
+        return backup
+    return None
+
+
 def _identity(path: str):
     try:
         st = os.stat(path)
@@ -335,6 +353,7 @@ class Outputs:
         os.umask(umask)
         done: list[str] = []
         flushed: set[str] = set()
+        kept: list[tuple[str, str]] = []  # (backup, path) of files replaced so far, for a multi-file run
         path = self._last_path()
         try:
             for path, label, real, tmp in self._planned:
@@ -347,6 +366,10 @@ class Outputs:
                 os.chmod(tmp, 0o666 & ~umask)  # after the flush, which opens it: a umask of 077 leaves no read bit
             for path, label, real, tmp in self._planned:
                 existed = os.path.lexists(real)
+                if existed and self.force and len(self._planned) > 1:
+                    backup = _keep(real)  # a later move may fail: then this file comes back
+                    if backup is not None:
+                        kept.append((backup, real))
                 self._place(tmp, real, path, label)
                 if not existed:
                     done.append(real)
@@ -358,12 +381,26 @@ class Outputs:
                     os.unlink(real)
                 except OSError:
                     pass
+            for backup, real in kept:  # and put back what it replaced
+                try:
+                    os.replace(backup, real)
+                    if os.path.lexists(backup):  # real was never replaced: the same inode, rename did nothing
+                        os.unlink(backup)
+                except OSError:
+                    pass
+                _untrack(backup)
             self.abort()
             if isinstance(exc, OSError):
                 raise write_error(path, exc) from exc
             raise
         for *_, tmp in self._planned:
             _untrack(tmp)
+        for backup, _ in kept:
+            try:
+                os.unlink(backup)
+            except OSError:
+                pass
+            _untrack(backup)
         paths = [p for p, *_ in self._planned]
         self._planned.clear()
         return paths

@@ -28,7 +28,8 @@ def add_arguments(p) -> None:
     p.add_argument("--ignore-zero-sign", action="store_true", help="count -0.0 and +0.0 as equal")
     p.add_argument(
         "--arch", help="Keras architecture (.keras file or zoo:NAME) for a weights-only file (.weights.h5, weights .h5): "
-        "its tensors then carry the translated module's names and torch layouts, as convert writes them",
+        "its tensors then carry the translated module's names and torch layouts, as convert writes them "
+        "(default: the other side, where that is a Keras model file)",
     )  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -61,6 +62,8 @@ def _with_arch(tf, arch: str | None, other):
     weights_only = tf.format == "keras-weights" or (tf.format == "h5" and tf.model is None)
     if not weights_only:
         return tf
+    if not arch and other.model is not None:  # `diff m.keras m.weights.h5`: the model on the other side is the architecture
+        arch = other.path
     if arch:
         from ..convert import _keras_source
 

@@ -598,3 +598,26 @@ def test_a_keras_model_and_its_own_weights_file_diff_equal(keras_files, capsys, 
     src = keras_files / "custom.keras"
     rc, out = cli(capsys, "diff", src, keras_files / "custom.weights.h5", *(["--arch", src] if arch else []))
     assert rc == 0, out
+
+
+def test_quiet_silences_the_unwrap_note_and_compare_takes_checkpoints(tmp_path, capsys):
+    sd = state_dict()
+    torch.save({"epoch": 90, "state_dict": sd, "state_dict_ema": sd}, tmp_path / "checkpoint.pth")
+    rc, out = cli(capsys, "convert", tmp_path / "checkpoint.pth", tmp_path / "m.safetensors", "--quiet")
+    assert rc == 0 and out == "", out
+    rc, out = cli(capsys, "inspect", tmp_path / "checkpoint.pth")  # the next command notes again
+    assert rc == 0 and "note:" in out, out
+    from xconv.cli._sources import load_state_dict_file
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.bn1, self.fc = torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.Linear(8, 5)
+
+    net = Net()
+    lightning_ckpt(tmp_path / "last.ckpt", sd)
+    torch.save({"state_dict_ema": sd, "state_dict": {k: v * 0 for k, v in sd.items()}}, tmp_path / "ema.pth")
+    load_state_dict_file(net, f"{tmp_path / 'ema.pth'}:state_dict_ema")
+    assert_same(sd, net.state_dict())
+    with pytest.raises(Exception, match="does not fit Net"):  # Lightning's 'model.' prefix: named, not guessed
+        load_state_dict_file(net, str(tmp_path / "last.ckpt"))

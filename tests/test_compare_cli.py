@@ -64,7 +64,7 @@ def test_the_module_first_with_weights_moved_from_keras(files, capsys):
         (["{k}", "no_such_pkg.mod:Net"], "Cannot import 'no_such_pkg.mod'"),
         (["{k}", "corpus.twins:FunctionalNet", "--kwargs", "[1"], "--kwargs must be a JSON object"),
         (["{k}", "corpus.twins:FunctionalNet", "--kwargs", '{"width": 3}'], "unexpected keyword"),
-        (["{k}", "corpus.twins:FunctionalNet", "--weights", "{k}"], "state_dict as .pt, .pth or .safetensors"),
+        (["{k}", "corpus.twins:FunctionalNet", "--weights", "{k}"], "--weights takes the module's state_dict (.pt, .pth, .ckpt"),
         (["{k}", "corpus.twins:SharedNet", "--weights", "{tmp}/port.pt"], "does not fit SharedNet: missing"),
         (["{k}", "corpus.twins:FunctionalNet", "--input", "{tmp}/missing.npy"], "No such file"),
         (["{k}", "{tmp}/nothing.keras"], "nothing.keras"),

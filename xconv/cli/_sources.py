@@ -191,15 +191,20 @@ def build_user_module(spec: str, kwargs_json: str | None = None):
 
 
 def load_state_dict_file(module, path: str) -> None:
-    """Load a ``.pt``/``.pth``/``.safetensors`` state_dict into ``module`` (read safely, every key checked)."""
+    """Load a state_dict file (any torch-side format xconv reads) into ``module`` (read safely, every key checked)."""
     import torch
 
     from ..files import read_tensors
 
-    if not os.path.isfile(path):
+    from ..files.formats import detect_format, split_key
+
+    if not os.path.isfile(split_key(path)[0]):
         raise BadInputError(f"No such weights file: {path!r}.")
-    if os.path.splitext(path)[1].lower() not in (".pt", ".pth", ".safetensors"):
-        raise BadInputError(f"--weights takes the module's state_dict as .pt, .pth or .safetensors; received {path!r}.")
+    if detect_format(path) not in ("torch", "safetensors", "sharded"):
+        raise BadInputError(
+            f"--weights takes the module's state_dict (.pt, .pth, .ckpt, .bin, .safetensors, a sharded *.index.json, "
+            f"FILE:KEY for one entry of a checkpoint); received {path!r}."
+        )
     tensors = read_tensors(path).tensors
     state = module.state_dict()
     missing = sorted(k for k in state if k not in tensors and not k.endswith("num_batches_tracked"))

@@ -34,10 +34,20 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     """Run ``xconv convert`` on the parsed ``args``: convert the file (or only its layout, with
     ``--layout``) and print a summary or the JSON manifest; returns the exit status, 0."""
-    from ..convert import convert_file, convert_layout
     from ._sources import refuse_bare_zoo_names
 
     refuse_bare_zoo_names(args.source, args.arch)
+    if args.quiet:
+        from ..files.torch_pt import no_notes
+
+        with no_notes():
+            return _convert(args)
+    return _convert(args)
+
+
+def _convert(args) -> int:
+    from ..convert import convert_file, convert_layout
+
     if args.layout:
         manifest = convert_layout(
             args.source, args.output, to=args.layout, force=args.force, manifest=args.manifest, progress=not args.quiet

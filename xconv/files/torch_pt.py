@@ -4,6 +4,7 @@ and ``FILE:KEY`` takes one of its entries."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 
@@ -20,11 +21,25 @@ _PREFERRED = ("state_dict", "model", "module", "model_state_dict", "model_state"
 _noted: set[tuple[str, str | None]] = set()
 
 
+NOTES = {"on": True}  # the CLI's --quiet turns the notes off (no_notes)
+
+
+@contextlib.contextmanager
+def no_notes():
+    """No one-line notes on what a checkpoint dict was unwrapped to, for the body of the ``with``."""
+    saved, NOTES["on"] = NOTES["on"], False
+    try:
+        yield
+    finally:
+        NOTES["on"] = saved
+
+
 def _note(text: str) -> None:
     """A one-line note on stderr (what a checkpoint was unwrapped to), once per file and key."""
     import sys
 
-    print(f"note: {text}", file=sys.stderr)
+    if NOTES["on"]:
+        print(f"note: {text}", file=sys.stderr)
 
 
 def _is_state_dict(value) -> bool:
@@ -98,7 +113,7 @@ def unwrap_state(state, path: str, key: str | None = None) -> dict:
         )
     others = [k for k in found if k != taken]
     dropped = [k for k in state if k != taken and k not in others]
-    if (os.path.realpath(path), None) not in _noted:
+    if NOTES["on"] and (os.path.realpath(path), None) not in _noted:
         _noted.add((os.path.realpath(path), None))
         text = f"{path!r} is a checkpoint: took its {taken!r} ({len(state[taken])} tensors)"
         if others:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 from dataclasses import dataclass
 
@@ -171,19 +172,43 @@ class _Planner(dict):
         kshape = self.keras_shapes[name]
         if stop - start != flat.size or lo - _BASE != start:
             return None
-        ref = np.arange(_BASE + start, _BASE + stop, dtype=np.float64)
-        if np.array_equal(flat, ref):
+        first = float(_BASE + start)
+        if _is_range(flat, first):
             return _Plan([(name, None, "copy" if tuple(idx.shape) == kshape else "reshape", None)], _NO_CONSTANTS)
-        ref = ref.reshape(kshape)
-        candidates = []
-        if len(kshape) >= 3 and idx.ndim == len(kshape):
-            candidates = [("permute", layouts.conv_kernel_to_torch), ("depthwise", layouts.depthwise_kernel_to_torch)]
-        elif len(kshape) == 2 and tuple(idx.shape) == kshape[::-1]:
-            candidates = [("transpose", np.transpose)]
-        for how, move in candidates:
-            if np.array_equal(idx, move(ref)):
+        for how, keras_order in _keras_orders(idx, kshape):
+            if _is_range(keras_order, first):
                 return _Plan([(name, None, how, None)], _NO_CONSTANTS)
         return None
+
+
+def _keras_orders(idx: np.ndarray, kshape: tuple[int, ...]):
+    """(transform, ``idx`` viewed in the Keras tensor's element order) for each named transform that
+    could have made ``idx`` from a Keras tensor of shape ``kshape``: the view undoes the transform
+    (no copy), so ``idx`` is that transform exactly when the view reads 0, 1, 2 ... from the start."""
+    shape = tuple(idx.shape)
+    n = len(kshape) - 2
+    if n >= 1 and len(shape) == len(kshape):
+        *k, cin, cout = kshape
+        if shape == (cout, cin, *k):  # conv_kernel_to_torch: (*k, in, out) -> (out, in, *k)
+            yield "permute", idx.transpose(layouts.kernel_permutation(n, "keras"))
+        if shape == (cin * cout, 1, *k):  # depthwise_kernel_to_torch: (*k, in, mult) -> (in * mult, 1, *k)
+            yield "depthwise", idx.reshape(cin * cout, -1).T
+    elif len(kshape) == 2 and shape == kshape[::-1]:
+        yield "transpose", idx.T
+
+
+_SLAB = 2**20  # elements compared at a time against a reference range
+
+
+def _is_range(view: np.ndarray, first: float) -> bool:
+    """Whether ``view``'s elements, in C order, are ``first, first + 1, ...``: compared a slab at a
+    time, so no reference array the size of ``view`` is made (float64 indices are twice the weights)."""
+    if view.size <= _SLAB:
+        return np.array_equal(view, np.arange(first, first + view.size, dtype=np.float64).reshape(view.shape))
+    if view.ndim == 1:
+        return all(_is_range(view[i : i + _SLAB], first + i) for i in range(0, view.size, _SLAB))
+    inner = view.size // view.shape[0]
+    return all(_is_range(view[i], first + i * inner) for i in range(view.shape[0]))
 
 
 _NO_CONSTANTS = (np.empty(0, np.int64), np.empty(0, np.float64))
@@ -211,33 +236,56 @@ def weight_map(keras_model) -> WeightMap:
         nonlocal cursor
         out = {}
         for key, var in zip(ks.weight_keys(layer), layer.weights):
-            value = ks.to_numpy(var.value)
             # one name per variable: a custom layer's weight read inside its call and again by the
             # layer that owns it (a sublayer) is one Keras tensor
             name = named.setdefault(id(var), f"{layer.name}/{key}")
             if name not in shapes:
                 variables[name] = var
-                shapes[name] = tuple(value.shape)
-                dtypes[name] = value.dtype
-                offsets.append((cursor, cursor + value.size, name))
+                shapes[name], dtypes[name] = _shape_and_dtype(var)
+                size = math.prod(shapes[name])
+                offsets.append((cursor, cursor + size, name))
                 starts[name] = cursor
-                cursor += value.size
+                cursor += size
                 if _BASE + cursor >= 2**53:  # float64 holds integers exactly up to here
                     raise BadInputError("The model has too many weights (over 2**52) for xconv to map.")
-            out[key] = (_BASE + starts[name] + np.arange(value.size, dtype=np.float64)).reshape(value.shape)
+            index = np.arange(math.prod(shapes[name]), dtype=np.float64)
+            index += _BASE + starts[name]  # in place: one array the size of the index, not two
+            out[key] = index.reshape(shapes[name])
         if getattr(layer, "epsilon", None) is not None:
             eps[layer.name] = float(layer.epsilon)
         return out
 
+    class _IndexGenerator(_Generator):
+        """translate()'s generator, dropping each layer's torch-side index arrays once planned: the
+        generator keeps every converted piece for a layer called again, which needs only its code."""
+
+        def _modules(self, k, call, piece):
+            super()._modules(k, call, piece)
+            for step in piece.steps:
+                step.weights.clear()
+
     # translate()'s steps, with a state that keeps plans (no module source is rendered)
     graph, convs = _read(keras_model)
-    gen = _Generator(convs, index_weights, False)
+    gen = _IndexGenerator(convs, index_weights, False)
     planner = _Planner(offsets, shapes)
     gen.state = planner
     cls = _class_name(keras_model.name)
     gen.class_names.add(cls)
     gen.emit(graph, cls, [Layout.for_rank(len(shape)) for _, _, shape in graph.inputs], "", top=True)
     return WeightMap(dict(planner), offsets, shapes, eps, dtypes, planner.plans, variables)
+
+
+def _shape_and_dtype(var) -> tuple[tuple[int, ...], np.dtype]:
+    """A Keras variable's shape and NumPy dtype, read from the variable (its value is not copied)."""
+    from .files.dtypes import np_dtype
+
+    try:
+        return tuple(int(n) for n in var.shape), np_dtype(str(getattr(var.dtype, "name", var.dtype)))
+    except (TypeError, ValueError, BadInputError):  # a dtype NumPy does not name as Keras does: ask the value
+        from .frameworks import keras_side as ks
+
+        value = ks.to_numpy(var.value)
+        return tuple(value.shape), value.dtype
 
 
 _HOW = {
@@ -420,6 +468,7 @@ def _torch_to_keras_file(j: _Job) -> Manifest:
     if not j.arch:
         raise BadInputError("Moving PyTorch weights into Keras needs the architecture: --arch model.keras or zoo:NAME.")
     keras_model = _keras_model_from(j.arch)
+    wmap = None if j.module else weight_map(keras_model)  # its index arrays come and go before the file is read
     tensors = read_tensors(j.src).tensors
     if j.module:
         from .transfer import transfer_weights
@@ -430,10 +479,30 @@ def _torch_to_keras_file(j: _Job) -> Manifest:
         except RuntimeError as exc:
             raise MismatchedModelsError(f"{j.src!r} does not fit {j.module}: {str(exc).strip().splitlines()[0][:300]}") from exc
         result = transfer_weights(target, keras_model)
+        del target
     else:
-        result = _torch_state_into_keras(tensors, keras_model, j.src)
+        result = _torch_state_into_keras(tensors, keras_model, j.src, wmap)
+    del tensors  # in the model now: the file's copy leaves memory before the Keras file is built
+    _give_back_freed_memory()
     j.out.fill(j.dst, lambda tmp: save_keras(keras_model, tmp, j.d_fmt))
     return result
+
+
+def _give_back_freed_memory() -> None:
+    """Return the C heap's free pages to the system (glibc's ``malloc_trim``; elsewhere nothing).
+
+    Large arrays freed after many others (a torch file's tensors, read whole) stay in the heap as
+    free pages: glibc raises its mmap threshold as big blocks are freed, so later ones come from
+    the heap, and a free block below the heap's top is not handed back until asked."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # musl and others: no malloc_trim
+        pass
 
 
 def _copy_manifest_of_header(j: _Job) -> Manifest:
@@ -589,12 +658,13 @@ def _check_covered(wmap: WeightMap, keras_model, src: str) -> None:
         )
 
 
-def _torch_state_into_keras(tensors, keras_model, src: str) -> Manifest:
-    """Every Keras weight gathered from the torch tensors by the weight map: values moved, never cast.
+def _torch_state_into_keras(tensors, keras_model, src: str, wmap: WeightMap | None = None) -> Manifest:
+    """Every Keras weight gathered from the torch tensors by the weight map (``keras_model``'s, made
+    here unless given): values moved, never cast.
 
     Tensors are read one at a time; each Keras weight is assigned to the model as soon as all
     its elements have arrived, so beside the model memory holds about one tensor."""
-    wmap = weight_map(keras_model)
+    wmap = weight_map(keras_model) if wmap is None else wmap
     float_keys = [k for k in tensors if is_float(_info(tensors, k)[1])]
     missing = sorted(set(wmap.shapes) - set(float_keys))
     unexpected = sorted(set(float_keys) - set(wmap.shapes))

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
@@ -621,3 +622,31 @@ def test_quiet_silences_the_unwrap_note_and_compare_takes_checkpoints(tmp_path, 
     assert_same(sd, net.state_dict())
     with pytest.raises(Exception, match="does not fit Net"):  # Lightning's 'model.' prefix: named, not guessed
         load_state_dict_file(net, str(tmp_path / "last.ckpt"))
+
+
+def test_timm_train_checkpoint_with_args_and_numpy_metrics_is_read(tmp_path, capsys):
+    """timm's train.py saves its argparse Namespace beside the weights, research repos NumPy
+    metrics and paths: data that weights_only may build, so the state_dict is read; code is not."""
+    import argparse
+    import pathlib
+
+    sd = state_dict()
+    args = argparse.Namespace(model="resnet18", lr=0.1, output=pathlib.PurePosixPath("/runs/exp1"))
+    torch.save(
+        {"epoch": 90, "arch": "resnet18", "state_dict": sd, "optimizer": {}, "version": 2, "args": args,
+         "metric": np.float64(0.7613), "class_map": np.arange(5)},
+        tmp_path / "model_best.pth.tar.pth",
+    )  # fmt: skip
+    rc, out = cli(capsys, "convert", tmp_path / "model_best.pth.tar.pth", tmp_path / "m.safetensors")
+    assert rc == 0, out
+    assert "'args'" in out and "'metric'" in out  # named as left out
+    assert_same(sd, load_file(tmp_path / "m.safetensors"))
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "canary.txt"), "w"))
+
+    torch.save({"state_dict": sd, "args": args, "hook": Evil()}, tmp_path / "evil.pth")
+    rc, out = cli(capsys, "convert", tmp_path / "evil.pth", tmp_path / "e.safetensors")
+    assert rc == 2 and "never unpickles" in out and "open" in out, out
+    assert not (tmp_path / "canary.txt").exists() and not (tmp_path / "e.safetensors").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -53,29 +54,57 @@ def _keys_text(keys, limit: int = 12) -> str:
     return ", ".join(keys[:limit]) + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
+def _data_globals() -> list:
+    """Classes that training scripts pickle beside the weights and that hold data only, which
+    ``weights_only`` loading may build: timm's and many research repos' ``args``
+    (``argparse.Namespace``), paths in configs, NumPy scalars and arrays (a best metric, a
+    class-index table). Building them runs no code of the file's choosing; everything else
+    (a whole ``nn.Module``, a function, ``functools.partial``) is still refused."""
+    import argparse
+    import pathlib
+
+    try:
+        from numpy._core import multiarray
+    except ImportError:  # NumPy 1
+        from numpy.core import multiarray
+    dtypes = {type(np.dtype(c)) for c in "?bBhHiIlLqQefdgFDGSUVMm"}
+    return [
+        argparse.Namespace, pathlib.PosixPath, pathlib.PurePosixPath, pathlib.WindowsPath, pathlib.PureWindowsPath,
+        multiarray.scalar, multiarray._reconstruct, np.ndarray, np.dtype, *sorted(dtypes, key=str),
+    ]  # fmt: skip
+
+
 def _load(path: str, mmap: bool, shown: str | None = None):
     """``torch.load`` of ``path``, safely; errors name ``shown`` (the user's file) or ``path``."""
     import pickle
 
     import torch
 
+    allow = getattr(torch.serialization, "safe_globals", None)  # torch >= 2.5
+    scope = allow(_data_globals()) if allow is not None else contextlib.nullcontext()
     try:
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-        except RuntimeError as exc:
-            if not mmap or "mmap" not in str(exc):
-                raise
-            return torch.load(path, map_location="cpu", weights_only=True)  # the legacy format cannot be mapped
+        with scope:
+            try:
+                return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+            except RuntimeError as exc:
+                if not mmap or "mmap" not in str(exc):
+                    raise
+                return torch.load(path, map_location="cpu", weights_only=True)  # the legacy format cannot be mapped
     except pickle.UnpicklingError as exc:
         path = shown or path
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        what = f" ({found.group(1)})" if found else ""
         raise BadInputError(
-            f"{path!r} was refused: it holds pickled Python objects that are not tensors (a whole model or code), "
+            f"{path!r} was refused: it holds pickled Python objects that are not tensors{what}: a whole model or code, "
             f"which xconv never unpickles. Save the weights with torch.save(model.state_dict(), path)."
         ) from exc
     except Exception as exc:  # truncated zip, bad magic ...
         path = shown or path
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise BadInputError(f"Cannot read {path!r}: {first}. The file is truncated or corrupt.") from exc
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        if len(first) > 200:  # cut at a sentence's end, never mid-phrase
+            cut = first[:200].rfind(". ")
+            first = first[:cut] if cut > 40 else f"{type(exc).__name__} (torch's message is {len(first)} characters long)"
+        raise BadInputError(f"Cannot read {path!r}: {first.rstrip('.')}. The file is not a complete torch.save file: truncated or corrupt.") from exc
 
 
 def unwrap_state(state, path: str, key: str | None = None) -> dict:

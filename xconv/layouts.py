@@ -108,20 +108,24 @@ def _band(item: int) -> int:
     return min(64, 256 // item) if item <= 8 else max(1, _LINE // item)
 
 
-def _transpose_into(out: np.ndarray, matrix: np.ndarray, parallel: bool = True) -> None:
+def _transpose_into(out: np.ndarray, matrix: np.ndarray, parallel: bool = True, band: int | None = None) -> None:
     """``out[...] = matrix.T``; for narrow elements, a band of 64 input rows at a time.
 
     Each band writes whole cache lines of ``out`` and reads its rows front to back, so both
     sides stream; NumPy's one-pass copy of a tall transposed view instead writes one element
     per line per pass. Wide elements (opaque rows of a line or more) are copied in one pass.
-    Large matrices are split between two threads by output rows.
+    Large matrices are split between two threads by output rows. ``band``: input rows per band
+    (default :func:`_band`; 1 or less: one pass), as the streamed writer
+    (:mod:`xconv.files.stream`) sets it for its padded buffers; then bands run however few the
+    output rows.
     """
     n = matrix.shape[0]
-    band = _band(matrix.itemsize)
+    short = 128 if band is None else 0  # output rows below which bands would be too short to pay
+    band = _band(matrix.itemsize) if band is None else band
 
     def work(lo, hi):
         src, dst = matrix[:, lo:hi], out[lo:hi]
-        if band <= 1 or n <= band or hi - lo < 128:  # few output rows: bands would be short
+        if band <= 1 or n <= band or hi - lo < short:  # few output rows: bands would be short
             np.copyto(dst, src.T)
             return
         for r in range(0, n, band):

@@ -40,6 +40,7 @@ import numpy as np
 
 from . import by_rank
 from ..errors import BadInputError
+from ..layouts import _transpose_into
 from .dtypes import st_dtype
 from .safetensors import header_bytes, safetensors_header, tensor_names
 
@@ -317,22 +318,17 @@ def _stride(row: int, item: int) -> int:
 
 
 def _band_rows(item: int) -> int:
-    """Input rows per band of a transpose out of a padded buffer: 512 bytes of each column.
+    """Input rows per band of a transpose out of a padded buffer: 512 bytes of each column
+    (elements wider than 8 bytes: one pass).
 
     Measured on 384- to 1024-wide kernels (float32, 16- and 64-bit alike): a band of 512 bytes
     (128 float32 rows) took 0.6 to 0.9 of the time of 256-byte bands, once rows are padded."""
-    return max(1, min(256, 512 // item))
+    return 1 if item > 8 else max(1, min(256, 512 // item))
 
 
 def _transpose_bands(out: np.ndarray, matrix: np.ndarray) -> None:
     """``out[...] = matrix.T``, a band of input rows at a time (each band writes whole lines of ``out``)."""
-    n = matrix.shape[0]
-    band = _band_rows(matrix.itemsize)
-    if n <= band or matrix.itemsize > 8:
-        np.copyto(out, matrix.T)
-        return
-    for r in range(0, n, band):
-        np.copyto(out[:, r : r + band], matrix[r : r + band].T)
+    _transpose_into(out, matrix, parallel=False, band=_band_rows(matrix.itemsize))
 
 
 def _grid(buf: np.ndarray, rows: int, row: int, item: int) -> np.ndarray:

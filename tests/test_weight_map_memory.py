@@ -7,6 +7,7 @@ weight (the Keras-side one and the converter's torch-side one), whatever the num
 
 from __future__ import annotations
 
+import os
 import tracemalloc
 
 import numpy as np
@@ -117,3 +118,97 @@ def test_dtypes_read_from_the_variables_are_those_of_their_values(tmp_path, dtyp
     back = keras.saving.load_model(arch)
     back.load_weights(tmp_path / "back.weights.h5")
     assert [ks.to_numpy(v.value).tobytes() for v in back.weights] == want
+
+
+def _three_convs(channels=512):
+    L = keras.layers
+    inp = keras.Input((4, 4, channels))
+    x = inp
+    for i in range(3):
+        x = L.Conv2D(channels, 3, padding="same", name=f"c{i}")(x)
+    return keras.Model(inp, x)
+
+
+def _mixed():
+    L = keras.layers
+    inp = keras.Input((6, 6, 3))
+    x = L.Conv2D(4, 3, name="conv")(inp)
+    x = L.BatchNormalization(name="bn")(x)
+    x = L.DepthwiseConv2D(3, depth_multiplier=2, name="dw")(x)
+    x = L.Flatten(name="flat")(x)
+    x = L.Dense(6, name="fc")(x)
+    x = L.Reshape((2, 3), name="seq")(x)
+    x = L.LSTM(4, name="lstm")(x)
+    return keras.Model(inp, x)
+
+
+def _attention():
+    L = keras.layers
+    inp = keras.Input((5, 8))
+    x = L.MultiHeadAttention(2, 4, name="mha")(inp, inp)  # torch's in_proj_weight packs three Keras kernels
+    x = L.LayerNormalization(name="ln")(x)
+    x = L.Conv1D(3, 2, name="conv")(x)
+    return keras.Model(inp, x)
+
+
+@pytest.mark.parametrize("fmt", ["pt", "safetensors"])
+@pytest.mark.parametrize("build", [_mixed, _attention])
+def test_keras_to_torch_streams_the_translations_own_tensors(tmp_path, monkeypatch, fmt, build):
+    """.keras -> .pt / .safetensors makes each tensor from the weight map when it is written: the
+    file holds the translation's own state_dict, bit for bit, with no fallback taken (constants,
+    a Dense after Flatten, an LSTM and MultiHeadAttention's packed projections included)."""
+    from xconv.files import read_tensors
+    from xconv.translate import translate
+
+    model = build()
+    rng = np.random.default_rng(1)
+    for v in model.weights:
+        v.assign(rng.standard_normal(tuple(v.shape)).astype(np.float32))
+    model.save(tmp_path / "m.keras")
+
+    def no_fallback(*a, **k):
+        raise AssertionError("the streamed tensors diverged from the translation's")
+
+    import xconv.translate as tr
+
+    want = translate(model).state
+    monkeypatch.setattr(tr, "translate", no_fallback)
+    convert.convert_file(tmp_path / "m.keras", tmp_path / f"m.{fmt}")
+    got = read_tensors(tmp_path / f"m.{fmt}").tensors
+    assert list(got) == list(want)
+    for k in want:
+        assert (got[k].dtype, got[k].shape, got[k].tobytes()) == (want[k].dtype, want[k].shape, want[k].tobytes()), k
+
+
+def test_a_tensor_that_diverges_falls_back_to_the_translations_state(tmp_path, monkeypatch):
+    from xconv.files import read_tensors
+    from xconv.translate import translate
+
+    model = _mixed()
+    model.save(tmp_path / "m.keras")
+    want = translate(model).state
+    monkeypatch.setitem(convert._MOVES, "permute", lambda k: np.zeros_like(np.moveaxis(k, (-1, -2), (0, 1))))  # a wrong move
+    convert.convert_file(tmp_path / "m.keras", tmp_path / "m.pt")
+    got = read_tensors(tmp_path / "m.pt").tensors
+    assert all(got[k].tobytes() == want[k].tobytes() for k in want) and list(got) == list(want)
+    assert sorted(os.listdir(tmp_path)) == ["m.keras", "m.pt"]  # the hidden safetensors went
+
+
+def test_keras_to_torch_state_is_not_held_whole(tmp_path):
+    """The translated state_dict is not held beside the model (three kernels here, growing with
+    the model): after the manifest is made, less than one kernel stays; the write holds about
+    two (the weight's value and its moved copy), under weight_map's two float64 indices."""
+    model = _three_convs()
+    kernel = 3 * 3 * 512 * 512 * 4
+    convert._keras_to_torch_state(model, None)  # first run: converters imported
+    tracemalloc.start()
+    try:
+        result, state = convert._keras_to_torch_state(model, None)
+        held, built = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        convert._write_torch_state(str(tmp_path / "m.safetensors"), "safetensors", state, model)
+        _, written = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    print(f"state held {held / kernel:.2f}, built at {built / kernel:.2f}, written at {written / kernel:.2f} x one kernel")
+    assert held < 0.5 * kernel and written < 2.6 * kernel and built < 4.3 * kernel, (held / kernel, built / kernel, written / kernel)

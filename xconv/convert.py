@@ -255,24 +255,35 @@ def weight_map(keras_model) -> WeightMap:
             eps[layer.name] = float(layer.epsilon)
         return out
 
-    class _IndexGenerator(_Generator):
-        """translate()'s generator, dropping each layer's torch-side index arrays once planned: the
-        generator keeps every converted piece for a layer called again, which needs only its code."""
-
-        def _modules(self, k, call, piece):
-            super()._modules(k, call, piece)
-            for step in piece.steps:
-                step.weights.clear()
-
     # translate()'s steps, with a state that keeps plans (no module source is rendered)
     graph, convs = _read(keras_model)
-    gen = _IndexGenerator(convs, index_weights, False)
+    gen = _dropping_generator()(convs, index_weights, False)
     planner = _Planner(offsets, shapes)
     gen.state = planner
     cls = _class_name(keras_model.name)
     gen.class_names.add(cls)
     gen.emit(graph, cls, [Layout.for_rank(len(shape)) for _, _, shape in graph.inputs], "", top=True)
     return WeightMap(dict(planner), offsets, shapes, eps, dtypes, planner.plans, variables)
+
+
+_DROPPING = []
+
+
+def _dropping_generator():
+    """translate()'s generator, dropping each layer's converted arrays once its state has them (as a
+    plan, or a digest): the generator keeps every converted piece for a layer called again, which
+    needs only its code."""
+    if not _DROPPING:
+        from .translate import _Generator
+
+        class _Dropping(_Generator):
+            def _modules(self, k, call, piece):
+                super()._modules(k, call, piece)
+                for step in piece.steps:
+                    step.weights.clear()
+
+        _DROPPING.append(_Dropping)
+    return _DROPPING[0]
 
 
 def _shape_and_dtype(var) -> tuple[tuple[int, ...], np.dtype]:
@@ -446,7 +457,7 @@ def _zoo_to_torch(j: _Job) -> Manifest:
 
     keras_model = zoo_keras_model(j.src)
     result, state = _keras_to_torch_state(keras_model, j.source, j.out)
-    j.out.fill(j.dst, lambda tmp: write_tensor_file(tmp, j.d_fmt, state, "torch"))
+    j.out.fill(j.dst, lambda tmp: _write_torch_state(tmp, j.d_fmt, state, keras_model))
     return result
 
 
@@ -460,7 +471,7 @@ def _keras_to_torch_file(j: _Job) -> Manifest:
         state = {k: to_numpy(v, f"{j.module}: {k!r}") for k, v in target.state_dict().items()}
     else:
         result, state = _keras_to_torch_state(keras_model, j.source, j.out)
-    j.out.fill(j.dst, lambda tmp: write_tensor_file(tmp, j.d_fmt, state, "torch"))
+    j.out.fill(j.dst, lambda tmp: _write_torch_state(tmp, j.d_fmt, state, keras_model))
     return result
 
 
@@ -611,20 +622,146 @@ def _copy_bytes(src: str, dst: str) -> None:
         raise BadInputError(f"{src!r} changed while it was copied (truncated, rewritten or replaced); nothing was written: copy it again once nothing else writes it.")
 
 
+@dataclass(frozen=True)
+class _Recorded:
+    """What the translation stored for one torch tensor, without the tensor."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    digest: bytes
+
+
+def _digest(array: np.ndarray) -> bytes:
+    import hashlib
+
+    return hashlib.blake2b(np.ascontiguousarray(array).reshape(-1).view(np.uint8), digest_size=32).digest()
+
+
+class _Recorder(dict):
+    """The translation's state_dict, kept as shape, dtype and digest: each array goes once stored."""
+
+    def __setitem__(self, key, value):
+        value = np.ascontiguousarray(value)
+        super().__setitem__(key, _Recorded(tuple(value.shape), value.dtype, _digest(value)))
+
+
+def _recorded_state(keras_model) -> dict[str, _Recorded]:
+    """translate()'s state_dict of ``keras_model``, recorded (no module source is rendered): memory
+    holds one layer's arrays at a time, not the model's."""
+    from .translate import Layout, _class_name, _read
+
+    graph, convs = _read(keras_model)
+    gen = _dropping_generator()(convs, None, False)
+    gen.state = _Recorder()
+    cls = _class_name(keras_model.name)
+    gen.class_names.add(cls)
+    gen.emit(graph, cls, [Layout.for_rank(len(shape)) for _, _, shape in graph.inputs], "", top=True)
+    return dict(gen.state)
+
+
+_MOVES = {
+    "copy": np.ascontiguousarray,
+    "reshape": np.ascontiguousarray,
+    "permute": layouts.conv_kernel_to_torch,
+    "depthwise": layouts.depthwise_kernel_to_torch,
+    "transpose": layouts.dense_kernel_to_torch,
+}
+
+
+class _Diverged(Exception):
+    """A tensor made from the weight map is not the one the translation made (checked by digest)."""
+
+
+class _DerivedState:
+    """The translated module's state_dict, each tensor made when asked for from the Keras weights
+    and the weight map, and checked against the digest of the one the translation made: the
+    same bits, without the whole state_dict in memory beside the model."""
+
+    def __init__(self, wmap: WeightMap, recorded: dict[str, _Recorded]):
+        self._wmap, self._recorded = wmap, recorded
+
+    def __iter__(self):
+        return iter(self._recorded)
+
+    def __len__(self):
+        return len(self._recorded)
+
+    def info(self, key):
+        return self._recorded[key].shape, self._recorded[key].dtype
+
+    def _value(self, name: str) -> np.ndarray:
+        from .frameworks import keras_side as ks
+
+        return ks.to_numpy(self._wmap.variables[name].value)
+
+    def __getitem__(self, key) -> np.ndarray:
+        wmap, want = self._wmap, self._recorded[key]
+        single = wmap.single(key)
+        if single is not None and single[1] in _MOVES and not wmap.constants(key)[0].size:
+            name, how = single
+            array = _MOVES[how](self._value(name).reshape(wmap.keras_shapes[name])).reshape(want.shape)
+            array = array if array.dtype == want.dtype else array.astype(want.dtype)
+        else:
+            flat = np.empty(math.prod(want.shape), want.dtype)
+            where, consts = wmap.constants(key)
+            flat[where] = consts
+            for name, pos, local in wmap.parts(key):
+                values = self._value(name).reshape(-1)[local.reshape(-1)]
+                if pos is None:
+                    flat[:] = values
+                else:
+                    flat[pos] = values
+            array = flat.reshape(want.shape)
+        if array.shape != want.shape or array.dtype != want.dtype or _digest(array) != want.digest:
+            raise _Diverged(key)
+        return array
+
+
+def _write_torch_state(tmp: str, fmt: str, state, keras_model) -> None:
+    """``state`` (a translated module's state_dict) into ``tmp`` as ``fmt`` (.pt or .safetensors).
+
+    A :class:`_DerivedState` streams: each tensor made, written and dropped (a .pt through a hidden
+    safetensors beside the output, saved from its mapped views as :func:`_layout_via_safetensors`
+    does). Should a made tensor differ from the translation's, the translation's own state_dict is
+    written instead, whole."""
+    if not isinstance(state, _DerivedState):
+        write_tensor_file(tmp, fmt, state, "torch")
+        return
+    from .files import write_safetensors_stream
+
+    shapes = {k: state.info(k) for k in state}
+    try:
+        if fmt == "safetensors":
+            write_safetensors_stream(tmp, ((k, state[k]) for k in state), shapes, {"layout": "torch"})
+        else:
+            _torch_via_safetensors(tmp, lambda middle: write_safetensors_stream(middle, ((k, state[k]) for k in state), shapes, {"layout": "torch"}))
+    except _Diverged:  # a converter that does not only move values: its own arrays, as before
+        from .translate import translate
+
+        write_tensor_file(tmp, fmt, translate(keras_model).state, "torch")
+
+
 def _keras_to_torch_state(keras_model, source, out: Outputs | None = None):
+    """The manifest and the translated module's state_dict (made tensor by tensor when written,
+    unless ``source`` asks for the module itself, which holds them all)."""
     from .translate import build_module, translate
 
     wmap = weight_map(keras_model)
-    translation = translate(keras_model)
     if source:
+        translation = translate(keras_model)
         module = build_module(translation)
         weights = _side_weights(source)
         text = translation.source.replace('torch.load("weights.pt"', f'torch.load("{os.path.basename(weights)}"')
         out.fill(weights, lambda tmp: write_tensor_file(tmp, "torch", {k: to_numpy(v, k) for k, v in module.state_dict().items()}))
         out.fill(source, _write_text(text))
+        state = translation.state
+    else:
+        recorded = _recorded_state(keras_model)
+        state = _DerivedState(wmap, recorded)
     keras_shapes = wmap.keras_shapes
     result = Manifest(direction="keras->torch", matched_by="translation")
-    for key, value in translation.state.items():
+    for key in state:
+        shape = tuple(_info(state, key)[0])
         single = wmap.single(key)
         if single is None:  # several Keras tensors, or constants written by the converter
             parts = wmap.parts(key)
@@ -634,15 +771,15 @@ def _keras_to_torch_state(keras_model, source, out: Outputs | None = None):
                 how += " with constants" if parts else ""
             source = names[0] if len(names) == 1 else " + ".join(names) if names else "(constant)"
             kshape = keras_shapes[names[0]] if len(names) == 1 else ()
-            result.entries.append(TransferEntry(source, key, kshape, tuple(value.shape), how))
+            result.entries.append(TransferEntry(source, key, kshape, shape, how))
             continue
         name, named = single
         layer = name.split("/")[0]
-        how = _transform(named, wmap.keras_shapes[name], tuple(value.shape))
+        how = _transform(named, wmap.keras_shapes[name], shape)
         if layer in wmap.epsilons and not key.endswith(".weight") or layer in wmap.epsilons and how == "copy":
             how += f"; epsilon {wmap.epsilons[layer]} carried"
-        result.entries.append(TransferEntry(name, key, keras_shapes[name], tuple(value.shape), how))
-    return result, translation.state
+        result.entries.append(TransferEntry(name, key, keras_shapes[name], shape, how))
+    return result, state
 
 
 def _check_covered(wmap: WeightMap, keras_model, src: str) -> None:
@@ -786,6 +923,12 @@ def _progress_bar(total: int, label: str, enabled: bool):
 
 def _layout_via_safetensors(src: str, tmp: str, to: str | None, entry) -> None:
     """``src`` streamed (moved to ``to``, or copied) into a hidden safetensors beside ``tmp``, then ``torch.save``d into ``tmp``."""
+    _torch_via_safetensors(tmp, lambda middle: stream_layout(src, middle, to, entry))
+
+
+def _torch_via_safetensors(tmp: str, write_middle) -> None:
+    """``write_middle(path)`` streams a hidden safetensors beside ``tmp``, which is then ``torch.save``d
+    into ``tmp`` from its mapped views (each page released once written); the hidden file goes."""
     from .files.output import TEMP_SUFFIX, _track, _untrack
     from .files.torch_pt import write_torch_from_safetensors
 
@@ -794,7 +937,7 @@ def _layout_via_safetensors(src: str, tmp: str, to: str | None, entry) -> None:
     try:
         with open(middle, "xb"):
             pass
-        stream_layout(src, middle, to, entry)
+        write_middle(middle)
         write_torch_from_safetensors(tmp, middle)
     finally:
         _untrack(middle)

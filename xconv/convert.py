@@ -221,7 +221,7 @@ def weight_map(keras_model) -> WeightMap:
     at a time; each torch tensor's index is reduced to a plan as soon as the converter stores it,
     so memory holds one layer's indices, not the model's."""
     from .frameworks import keras_side as ks
-    from .translate import Layout, _class_name, _Generator, _read
+    from .translate import translation_state
 
     offsets: list[tuple[int, int, str]] = []
     starts: dict[str, int] = {}
@@ -256,34 +256,8 @@ def weight_map(keras_model) -> WeightMap:
         return out
 
     # translate()'s steps, with a state that keeps plans (no module source is rendered)
-    graph, convs = _read(keras_model)
-    gen = _dropping_generator()(convs, index_weights, False)
-    planner = _Planner(offsets, shapes)
-    gen.state = planner
-    cls = _class_name(keras_model.name)
-    gen.class_names.add(cls)
-    gen.emit(graph, cls, [Layout.for_rank(len(shape)) for _, _, shape in graph.inputs], "", top=True)
+    planner = translation_state(keras_model, _Planner(offsets, shapes), weights_of=index_weights)
     return WeightMap(dict(planner), offsets, shapes, eps, dtypes, planner.plans, variables)
-
-
-_DROPPING = []
-
-
-def _dropping_generator():
-    """translate()'s generator, dropping each layer's converted arrays once its state has them (as a
-    plan, or a digest): the generator keeps every converted piece for a layer called again, which
-    needs only its code."""
-    if not _DROPPING:
-        from .translate import _Generator
-
-        class _Dropping(_Generator):
-            def _modules(self, k, call, piece):
-                super()._modules(k, call, piece)
-                for step in piece.steps:
-                    step.weights.clear()
-
-        _DROPPING.append(_Dropping)
-    return _DROPPING[0]
 
 
 def _shape_and_dtype(var) -> tuple[tuple[int, ...], np.dtype]:
@@ -648,15 +622,9 @@ class _Recorder(dict):
 def _recorded_state(keras_model) -> dict[str, _Recorded]:
     """translate()'s state_dict of ``keras_model``, recorded (no module source is rendered): memory
     holds one layer's arrays at a time, not the model's."""
-    from .translate import Layout, _class_name, _read
+    from .translate import translation_state
 
-    graph, convs = _read(keras_model)
-    gen = _dropping_generator()(convs, None, False)
-    gen.state = _Recorder()
-    cls = _class_name(keras_model.name)
-    gen.class_names.add(cls)
-    gen.emit(graph, cls, [Layout.for_rank(len(shape)) for _, _, shape in graph.inputs], "", top=True)
-    return dict(gen.state)
+    return dict(translation_state(keras_model, _Recorder()))
 
 
 _MOVES = {

@@ -295,6 +295,9 @@ class _Generator:
             self.helpers.extend(step.helpers)
             for key, value in step.weights.items():
                 self.state[f"{k.prefix}{attr}.{key}"] = np.ascontiguousarray(value)
+            # the state has them now; the piece stays (k.done) only for its code, for a layer called
+            # again, so a state that keeps no arrays (convert's weight map) holds one layer's at a time
+            step.weights.clear()
 
     def _constants(self, k: "_Class", call, piece) -> dict[str, str]:
         """An expression's constant tensors: a layer's own weights (``x * self.gamma``) become
@@ -429,6 +432,19 @@ def translate(model, *, channels_last_io: bool = False, class_name: str | None =
     outputs, _, _, _ = gen.emit(graph, cls, [Layout.for_rank(len(shape)) for _, _, shape in graph.inputs], "", top=True)
     src = _render(model, cls, gen, channels_last_io)
     return Translation(cls, src, gen.state, outputs, gen.dtype or _input_dtype(model))
+
+
+def translation_state(model, state, *, weights_of=None):
+    """translate()'s state_dict of ``model``, stored into ``state`` (a dict, or a dict subclass
+    that reduces each array as it is stored: ``convert``'s weight plans and digests), without
+    rendering the module's source; returns ``state``. ``weights_of`` as for :func:`translate`."""
+    graph, convs = _read(model)
+    gen = _Generator(convs, weights_of, False)
+    gen.state = state
+    cls = _class_name(model.name)
+    gen.class_names.add(cls)
+    gen.emit(graph, cls, [Layout.for_rank(len(shape)) for _, _, shape in graph.inputs], "", top=True)
+    return state
 
 
 def _read(model):

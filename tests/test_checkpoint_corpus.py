@@ -650,3 +650,32 @@ def test_timm_train_checkpoint_with_args_and_numpy_metrics_is_read(tmp_path, cap
     rc, out = cli(capsys, "convert", tmp_path / "evil.pth", tmp_path / "e.safetensors")
     assert rc == 2 and "never unpickles" in out and "open" in out, out
     assert not (tmp_path / "canary.txt").exists() and not (tmp_path / "e.safetensors").exists()
+
+
+@needs_keras
+def test_a_lightning_checkpoint_goes_into_keras_through_its_model_prefix(tmp_path, capsys):
+    """A Lightning module's state_dict names every weight 'model.<name>': into a Keras
+    architecture (--arch) it is read without the prefix, with a note; names that do not match
+    even without a prefix are still refused."""
+    import keras
+
+    inp = keras.Input((6, 6, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inp)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    model = keras.Model(inp, keras.layers.Dense(2, name="fc")(keras.layers.GlobalAveragePooling2D()(x)))
+    model.save(tmp_path / "arch.keras")
+    rc, out = cli(capsys, "convert", tmp_path / "arch.keras", tmp_path / "plain.pt", "--quiet")
+    assert rc == 0, out
+    sd = torch.load(tmp_path / "plain.pt", weights_only=True)
+    tuned = {k: (v + 1 if v.is_floating_point() else v) for k, v in sd.items()}
+    lightning_ckpt(tmp_path / "last.ckpt", tuned)
+    rc, out = cli(capsys, "convert", tmp_path / "last.ckpt", tmp_path / "back.weights.h5", "--arch", tmp_path / "arch.keras")
+    assert rc == 0, out
+    assert "'model.'" in out, out
+    rc, out = cli(capsys, "convert", tmp_path / "back.weights.h5", tmp_path / "again.pt", "--arch", tmp_path / "arch.keras", "--quiet")
+    assert rc == 0, out
+    again = torch.load(tmp_path / "again.pt", weights_only=True)
+    assert_same({k: v for k, v in tuned.items() if k in again}, again)
+    torch.save({"model.conv.weight": tuned["conv.weight"], "head.fc.bias": tuned["fc.bias"]}, tmp_path / "mixed.pt")
+    rc, out = cli(capsys, "convert", tmp_path / "mixed.pt", tmp_path / "no.weights.h5", "--arch", tmp_path / "arch.keras")
+    assert rc == 2 and "does not match" in out and not (tmp_path / "no.weights.h5").exists(), out

@@ -13,6 +13,7 @@ import importlib
 import json
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -763,6 +764,42 @@ def _check_covered(wmap: WeightMap, keras_model, src: str) -> None:
         )
 
 
+def _wrapper_prefix(keys: list[str], wanted: set[str]) -> str | None:
+    """The dotted prefix every one of ``keys`` carries and without which they are exactly
+    ``wanted`` (``model.`` of a Lightning module, ``module.`` of DataParallel, ``_orig_mod.``
+    of torch.compile, or several); None where there is none."""
+    if not keys:
+        return None
+    parts = keys[0].split(".")
+    for i in range(1, len(parts)):
+        prefix = ".".join(parts[:i]) + "."
+        if not all(k.startswith(prefix) for k in keys):
+            return None
+        if {k[len(prefix):] for k in keys} == wanted:
+            return prefix
+    return None
+
+
+class _Prefixed(Mapping):
+    """The tensors of a file, named without ``prefix`` (see :func:`_wrapper_prefix`)."""
+
+    def __init__(self, tensors, prefix: str):
+        self.tensors, self.prefix = tensors, prefix
+
+    def __getitem__(self, name):
+        return self.tensors[self.prefix + name]
+
+    def __iter__(self):
+        n = len(self.prefix)
+        return (k[n:] for k in self.tensors if k.startswith(self.prefix))
+
+    def __len__(self):
+        return sum(1 for _ in self)
+
+    def info(self, name):
+        return _info(self.tensors, self.prefix + name)
+
+
 def _torch_state_into_keras(tensors, keras_model, src: str, wmap: WeightMap | None = None) -> Manifest:
     """Every Keras weight gathered from the torch tensors by the weight map (``keras_model``'s, made
     here unless given): values moved, never cast.
@@ -774,10 +811,16 @@ def _torch_state_into_keras(tensors, keras_model, src: str, wmap: WeightMap | No
     missing = sorted(set(wmap.shapes) - set(float_keys))
     unexpected = sorted(set(float_keys) - set(wmap.shapes))
     if missing or unexpected:
-        raise MismatchedModelsError(
-            f"{src!r} does not match the architecture's translated module: missing {missing[:8]}, unexpected "
-            f"{unexpected[:8]}. For a hand-written twin with other names, pass --module package.module:Class."
-        )
+        prefix = _wrapper_prefix(float_keys, set(wmap.shapes))
+        if prefix is None:
+            raise MismatchedModelsError(
+                f"{src!r} does not match the architecture's translated module: missing {missing[:8]}, unexpected "
+                f"{unexpected[:8]}. For a hand-written twin with other names, pass --module package.module:Class."
+            )
+        from .files.torch_pt import _note
+
+        _note(f"{src!r}: its names carry the prefix {prefix!r} of a wrapper (Lightning's model., DataParallel's module., torch.compile's _orig_mod.); read without it")
+        tensors = _Prefixed(tensors, prefix)
     _check_covered(wmap, keras_model, src)
     new: dict[str, np.ndarray] = {}
     filled: dict[str, int] = {}

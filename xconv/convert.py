@@ -940,22 +940,14 @@ def _layout_via_safetensors(src: str, tmp: str, to: str | None, entry) -> None:
 def _torch_via_safetensors(tmp: str, write_middle) -> None:
     """``write_middle(path)`` streams a hidden safetensors beside ``tmp``, which is then ``torch.save``d
     into ``tmp`` from its mapped views (each page released once written); the hidden file goes."""
-    from .files.output import TEMP_SUFFIX, _track, _untrack
+    from .files.output import side_file
     from .files.torch_pt import write_torch_from_safetensors
 
-    middle = tmp[: -len(TEMP_SUFFIX)] + ".st" + TEMP_SUFFIX if tmp.endswith(TEMP_SUFFIX) else tmp + ".st.partial"
-    _track(middle)
-    try:
+    with side_file(tmp, "st") as middle:
         with open(middle, "xb"):
             pass
         write_middle(middle)
         write_torch_from_safetensors(tmp, middle)
-    finally:
-        _untrack(middle)
-        try:
-            os.unlink(middle)
-        except FileNotFoundError:
-            pass
 
 
 class _Moved:

@@ -28,6 +28,7 @@ writer) is passed on as it is, naming the input, not the output.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -82,6 +83,23 @@ def _untrack(path: str) -> None:
                 except (ValueError, OSError, TypeError):  # pragma: no cover
                     pass
             _previous.clear()
+
+
+@contextlib.contextmanager
+def side_file(tmp: str, tag: str):
+    """A hidden file beside the temporary ``tmp`` (``.xconv-XXXXXXXX.<tag>.partial``), for a
+    writer's intermediate: tracked like a temporary (removed on SIGTERM/SIGINT/SIGHUP) and
+    removed when the ``with`` ends, whatever happens. Yields its path; the writer creates it."""
+    middle = tmp[: -len(TEMP_SUFFIX)] + f".{tag}" + TEMP_SUFFIX if tmp.endswith(TEMP_SUFFIX) else f"{tmp}.{tag}{TEMP_SUFFIX}"
+    _track(middle)
+    try:
+        yield middle
+    finally:
+        _untrack(middle)
+        try:
+            os.unlink(middle)
+        except FileNotFoundError:
+            pass
 
 
 def _keep(real: str) -> str | None:

@@ -262,15 +262,13 @@ def write_safetensors_from_torch(tmp: str, src: str) -> dict:
     from .safetensors import write_safetensors_stream
 
     from .formats import split_key
-    from .output import TEMP_SUFFIX, _track, _untrack
+    from .output import side_file
 
     file, key = split_key(src)
     # the file is mapped from a private copy made by the kernel beside the output: a source cut
     # or rewritten while it is read is then an error (checked after the copy), never a SIGBUS
     # (or EFAULT) on mapped pages that no longer exist
-    middle = tmp[: -len(TEMP_SUFFIX)] + ".pt" + TEMP_SUFFIX if tmp.endswith(TEMP_SUFFIX) else tmp + ".pt.partial"
-    _track(middle)
-    try:
+    with side_file(tmp, "pt") as middle:
         _private_copy(file, middle)
         state = unwrap_state(_load(middle, True, file), file, key)
         tensors = {k: to_numpy(v, f"{src!r}: tensor {k!r}") for k, v in state.items()}
@@ -286,12 +284,6 @@ def write_safetensors_from_torch(tmp: str, src: str) -> dict:
 
         write_safetensors_stream(tmp, items(), shapes, {"layout": "torch"})
         del tensors
-    finally:
-        _untrack(middle)
-        try:
-            os.unlink(middle)
-        except FileNotFoundError:
-            pass
     return shapes
 
 

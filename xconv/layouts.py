@@ -255,7 +255,7 @@ _SCRATCH = threading.local()  # the intermediate of _reverse3, reused: fresh pag
 def _scratch(size: int, dtype) -> np.ndarray:
     buf = getattr(_SCRATCH, "buf", None)
     if buf is None or buf.size < size or buf.dtype != dtype:
-        if size * np.dtype(dtype).itemsize > 256 * 2**20:  # keep no huge buffer around
+        if size * np.dtype(dtype).itemsize > 64 * 2**20:  # kept per thread for good: none above 64 MiB (a 3x3 1024->1024 float32 kernel is 36)
             return np.empty(size, dtype)
         buf = _SCRATCH.buf = np.empty(size, dtype)
     return buf[:size]

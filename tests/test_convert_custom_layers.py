@@ -2,8 +2,8 @@
 
 A traced custom layer's weights reach the weight map like a built-in layer's kernel: the torch
 tensor names its Keras weight in the manifest, and torch -> Keras fills that weight from the
-file. A weight the translation cannot reach (the layer computes with it) stops the run instead
-of keeping the architecture's values.
+file. A value the layer computes from its weight is a constant of the architecture: checked
+against the file, never silently replaced by the architecture's.
 """
 
 import numpy as np
@@ -109,13 +109,21 @@ def test_custom_layer_weights_are_mapped_and_filled_back(tmp_path):
         np.testing.assert_array_equal(after[path], before[path] + np.float32(1.5), err_msg=path)
 
 
-def test_a_weight_the_translation_cannot_reach_stops_torch_to_keras(tmp_path):
+def test_a_weight_the_layer_computes_with_is_checked_not_filled(tmp_path):
+    """``x * ops.exp(self.log_scale)``: the module holds exp(log_scale), a constant of the
+    architecture. Unchanged in the file, it goes back (the architecture's log_scale is what made
+    it); changed, xconv cannot invert it and stops, naming the tensor, with nothing written."""
     *_, ExpScale = _layers()
     model = _model(ExpScale(name="exp_scale"))
     arch = _saved(model, tmp_path)
     convert_file(arch, tmp_path / "m.pt")
-    with pytest.raises(MismatchedModelsError, match="exp_scale/log_scale"):
-        convert_file(tmp_path / "m.pt", tmp_path / "back.weights.h5", arch=arch)
+    convert_file(tmp_path / "m.pt", tmp_path / "same.weights.h5", arch=arch)
+    state = torch.load(tmp_path / "m.pt", weights_only=True)
+    key = next(k for k in state if k.startswith("exp_scale."))
+    state[key] = state[key] * 2
+    torch.save(state, tmp_path / "changed.pt")
+    with pytest.raises(MismatchedModelsError, match=key.replace(".", r"\.")):
+        convert_file(tmp_path / "changed.pt", tmp_path / "back.weights.h5", arch=arch)
     assert not (tmp_path / "back.weights.h5").exists()
 
 
@@ -130,3 +138,24 @@ def _saved(model, tmp_path):
                 keras.saving.get_custom_objects()[cls.__name__] = cls
         model.save(path)
     return str(path)
+
+
+def test_a_normalization_layer_round_trips_through_its_computed_constants(tmp_path):
+    """keras.layers.Normalization (EfficientNet's stem) becomes constants computed from its mean
+    and variance: torch -> Keras checks them and keeps the architecture's statistics."""
+    import keras
+
+    inp = keras.Input((6, 6, 3))
+    norm = keras.layers.Normalization(name="norm")
+    norm.adapt(np.random.default_rng(0).random((10, 6, 6, 3)).astype("float32"))  # mean and variance as weights
+    assert {v.path.split("/")[-1] for v in norm.weights} >= {"mean", "variance"}
+    x = keras.layers.Conv2D(4, 3, name="conv")(norm(inp))
+    model = keras.Model(inp, x)
+    model.save(tmp_path / "n.keras")
+    convert_file(tmp_path / "n.keras", tmp_path / "n.pt")
+    state = torch.load(tmp_path / "n.pt", weights_only=True)
+    state["conv.weight"] = state["conv.weight"] + 1
+    torch.save(state, tmp_path / "tuned.pt")
+    convert_file(tmp_path / "tuned.pt", tmp_path / "back.weights.h5", arch=str(tmp_path / "n.keras"))
+    model.load_weights(tmp_path / "back.weights.h5")
+    np.testing.assert_array_equal(model.get_layer("conv").kernel.numpy().transpose(3, 2, 0, 1), state["conv.weight"].numpy())

@@ -751,19 +751,6 @@ def _keras_to_torch_state(keras_model, source, out: Outputs | None = None):
     return result, state
 
 
-def _check_covered(wmap: WeightMap, keras_model, src: str) -> None:
-    """Every float weight of ``keras_model`` is held by some torch tensor of the translation, or
-    the run stops: a weight the map cannot reach would keep the architecture's values unnoticed."""
-    reached = {id(wmap.variables[name]) for key in wmap.plans for name, *_ in wmap.plans[key].parts}
-    left = [v.path for v in keras_model.weights if id(v) not in reached and "float" in str(v.dtype)]
-    if left:
-        raise MismatchedModelsError(
-            f"{src!r}: no tensor of the translated module holds Keras weight(s) {left[:8]}, so xconv cannot fill "
-            f"them from this file (a custom layer that computes with its weight instead of using it?). "
-            f"Pass --module package.module:Class with a twin whose weights transfer_weights can match."
-        )
-
-
 def _wrapper_prefix(keys: list[str], wanted: set[str]) -> str | None:
     """The dotted prefix every one of ``keys`` carries and without which they are exactly
     ``wanted`` (``model.`` of a Lightning module, ``module.`` of DataParallel, ``_orig_mod.``
@@ -821,7 +808,6 @@ def _torch_state_into_keras(tensors, keras_model, src: str, wmap: WeightMap | No
 
         _note(f"{src!r}: its names carry the prefix {prefix!r} of a wrapper (Lightning's model., DataParallel's module., torch.compile's _orig_mod.); read without it")
         tensors = _Prefixed(tensors, prefix)
-    _check_covered(wmap, keras_model, src)
     new: dict[str, np.ndarray] = {}
     filled: dict[str, int] = {}
     result = Manifest(direction="torch->keras", matched_by="translation")
@@ -847,8 +833,10 @@ def _torch_state_into_keras(tensors, keras_model, src: str, wmap: WeightMap | No
         if where.size and not np.array_equal(flat[where], consts.astype(value.dtype)):
             raise MismatchedModelsError(
                 f"{src!r}: '{key}' holds values where the Keras architecture has none (the translation writes constants "
-                f"there, e.g. LSTM's bias_hh zeros, since Keras keeps one bias); xconv moves values without folding them. "
-                f"Fold them into the matching tensor first (bias_ih += bias_hh), or pass --module package.module:Class."
+                f"there: LSTM's bias_hh zeros, since Keras keeps one bias, or values a layer computes from its weights, "
+                f"such as a Normalization's or a custom layer's ops.exp(self.w)); xconv moves values without folding or "
+                f"inverting them. Fold them into the matching tensor first (bias_ih += bias_hh), keep them as the "
+                f"architecture computes them, or pass --module package.module:Class."
             )
         parts = wmap.parts(key)
         for name, pos, local in parts:

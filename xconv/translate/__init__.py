@@ -156,6 +156,7 @@ class _Generator:
     def __init__(self, convs, weights_of, channels_last_io: bool):
         self.convs, self.weights_of, self.channels_last_io = convs, weights_of, channels_last_io
         self.owners: list = []  # the traced custom layers being written, innermost last
+        self.owner_weights: dict[int, dict] = {}  # id(owner) -> its weights as weights_of gives them, while it is written
         self.helpers: list[str] = []
         self.classes: list[str] = []
         self.class_names: set[str] = set()
@@ -181,7 +182,9 @@ class _Generator:
             for owner in reversed(self.owners):
                 for key, v in zip(ks.weight_keys(owner), owner.weights):
                     if v is var:
-                        return self._weights(owner)[key]
+                        if id(owner) not in self.owner_weights:  # once per traced layer, not per operation
+                            self.owner_weights[id(owner)] = self._weights(owner)
+                        return self.owner_weights[id(owner)][key]
         return ks.to_numpy(var.value)
 
     def _block_class(self, layer) -> str:
@@ -220,7 +223,7 @@ class _Generator:
             try:
                 sub_outs, sub_layouts, sub_chains, sub_plain = self.emit(call.block, sub_cls, sub_in, f"{k.prefix}{call.name}.", top=False)
             finally:
-                self.owners.pop()
+                self.owner_weights.pop(id(self.owners.pop()), None)
             k.init_lines.append(f"        self.{call.name} = {sub_cls}()")
             k.block_tables[call.layer.name] = (call.name, sub_outs, sub_chains, sub_plain)
             k.block_outs[call.name] = sub_layouts

@@ -159,10 +159,10 @@ def test_describe_kernel_axes_answers_the_conv5_2_question():
     assert layouts.describe_kernel_axes((512, 256, 3, 3), "torch") == "512 filters x 256 input channels x 3x3 window"
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16", "int8", "bool", "complex128"])
+@pytest.mark.parametrize("dtype", ["float32", "int32", "uint8", "float64", "float16", "bfloat16", "int8", "bool", "complex128"])
 @pytest.mark.parametrize(
     "shape",
-    [(1, 1, 2048, 512), (1, 1, 512, 3), (3, 3, 512, 256), (7, 7, 96, 100), (3, 3, 3, 64, 130), (5, 1, 700, 33), (1, 9, 1, 1000), (11, 2, 1)],
+    [(1, 1, 2048, 512), (1, 1, 512, 3), (3, 3, 512, 256), (3, 3, 128, 128), (7, 7, 96, 100), (3, 3, 3, 64, 130), (3, 3, 3, 200, 64), (5, 1, 700, 33), (1, 9, 1, 1000), (7, 7, 768, 1), (11, 2, 1)],
 )
 @pytest.mark.parametrize("route", ["torch loaded", "NumPy only"])
 def test_fast_paths_equal_numpy_transpose_bit_for_bit(shape, dtype, route, monkeypatch):

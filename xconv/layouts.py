@@ -141,8 +141,11 @@ def _transpose2d(matrix: np.ndarray) -> np.ndarray:
     """A contiguous transposed copy: torch's blocked transpose where torch is loaded and both
     sides are long, else cache-line banded NumPy when large."""
     n, m = matrix.shape
-    if matrix.nbytes < _SMALL or n < 2 or m < 2:
+    if n < 2 or m < 2 or matrix.nbytes < min(_SMALL, _SHUFFLE_2D if "torch" in sys.modules else _SMALL):
         return matrix.T.copy()
+    flat = _shuffle_view(matrix) if _SHUFFLE_2D <= matrix.nbytes < _PARALLEL_BYTES else None
+    if flat is not None:  # one SIMD transpose (single-threaded: above 1 MiB the blocked copy below is faster)
+        return _from_torch(_shuffle(sys.modules["torch"], flat, 1, n, m), matrix.dtype).reshape(m, n)
     torch, view = _torch_view(matrix)
     if torch is not None:
         out = np.empty((m, n), view.dtype)
@@ -165,8 +168,9 @@ def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
     """``(k, a, b) -> (b, a, k)`` of a C-contiguous ``array``.
 
     Small tensors: one NumPy pass (fits in cache). One of ``k, a, b`` 1: a 2D transpose
-    (:func:`_transpose2d`). Else, where the caller has loaded torch, :func:`_reverse3_torch`
-    (torch's blocked 2D transposes where the shape allows, its general copy otherwise). Else
+    (:func:`_transpose2d`). Else, where the caller has loaded torch: for 4- and 1-byte elements
+    two :func:`_shuffle` passes (see ``_SHUFFLE_2D`` for the shapes), otherwise
+    :func:`_reverse3_torch` (torch's general copy). Else
     two cache-friendly NumPy passes instead of one strided gather: pass one transposes
     ``(k, a * b) -> (a * b, k)`` in bands of 64 input rows; pass two moves whole ``k``-element
     rows, ``(a, b) -> (b, a)``, treating each row as one opaque element so NumPy copies it in
@@ -182,6 +186,10 @@ def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
         if b == 1:
             return _transpose2d(x.reshape(k, a)).reshape(1, a, k)
         return _transpose2d(x.reshape(k, b)).reshape(b, 1, k)
+    flat = _shuffle_view(x) if b >= k or k <= 128 else None
+    if flat is not None:  # two batched SIMD transposes: (a, b) -> (b, a) per k, then (k, b * a) -> (b * a, k)
+        torch = sys.modules["torch"]
+        return _from_torch(_shuffle(torch, _shuffle(torch, flat, k, a, b), 1, k, b * a), array.dtype).reshape(b, a, k)
     torch, view = _torch_view(x)
     if torch is not None:
         return _reverse3_torch(torch, view, k, a, b).view(array.dtype)
@@ -213,6 +221,45 @@ def _torch_view(array: np.ndarray):
             return None, None
         array = array.view(_INT_OF_SIZE[dt.itemsize])
     return torch, array
+
+
+_SHUFFLE_2D = 2**16  # bytes: 2D transposes from here to 1 MiB go through one _shuffle (0.4-0.7 of torch's copy
+# on 25x1024 to 256x256 float32, where a NumPy pass took 0.6-2.9); 3D kernels from _SMALL, where the window
+# axis comes first (a Keras kernel) or the rows are at most 128 (a torch weight of <= 128 filters: above,
+# a shuffle per filter is too short and torch's general copy, whose inner loop then runs over the filters,
+# was as fast or faster on a grid of 9/25/27/49-tap kernels of 16-512 channels)
+_SHUFFLED = {4: "float32", 1: "uint8"}  # element sizes torch's channel_shuffle transposes by SIMD (FBGEMM's
+# transpose_simd for float and uint8 on x86 builds; other dtypes take its scalar loop, slower than the general copy)
+
+
+def _shuffle_view(array: np.ndarray):
+    """``array`` as a flat torch tensor of a dtype :func:`_shuffle` moves fast (bits only: int32 as
+    float32, a shuffle never touches a value, NaN payloads included); None where torch is not loaded,
+    the array is read-only or its element size has no fast transpose."""
+    torch = sys.modules.get("torch")
+    kind = _SHUFFLED.get(array.itemsize)
+    if torch is None or kind is None or not array.flags.writeable or array.dtype.kind not in "iufbV":
+        return None
+    return torch.from_numpy(array.reshape(-1).view(kind))
+
+
+def _shuffle(torch, flat, p: int, g: int, c: int):
+    """``(p, g, c) -> (p, c, g)`` of a flat contiguous tensor, as a new flat tensor.
+
+    torch's channel_shuffle of a channels-last ``(1, g * c, p, 1)`` image is exactly this: one
+    ``(g, c)`` transpose per pixel, pixels spread over torch's threads, each transpose cache-blocked
+    and vectorised (FBGEMM). It took 0.3 to 0.8 of torch's ``permute().contiguous()`` on the conv
+    kernels of scripts/bench_convert.py, where the general copy's inner loop runs over the short
+    window axis. The result is read in memory order, so any layout torch picks for it is right.
+    """
+    n = g * c
+    out = torch.channel_shuffle(flat.as_strided((1, n, p, 1), (p * n, 1, n, n)), g).permute(0, 2, 3, 1)
+    return (out if out.is_contiguous() else out.contiguous()).reshape(-1)
+
+
+def _from_torch(flat, dtype) -> np.ndarray:
+    """A flat tensor from :func:`_shuffle` as a NumPy array of ``dtype`` (its bits: a view, no copy)."""
+    return flat.numpy().view(dtype)
 
 
 def _blocked(torch, out: np.ndarray, matrix: np.ndarray) -> None:

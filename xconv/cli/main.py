@@ -63,10 +63,10 @@ def import_user_modules(specs) -> None:
     from .._quiet import set_tf_log_default, tf_startup_quiet
     from ..errors import BadInputError
 
+    if specs and os.getcwd() not in sys.path:  # as `python -m` would: a module beside the user is found
+        sys.path.append(os.getcwd())
     for spec in specs:
         name = spec
-        if os.getcwd() not in sys.path:  # as `python -m` would: a module beside the user is found
-            sys.path.append(os.getcwd())
         if spec.endswith(".py") or os.sep in spec:
             if not os.path.isfile(spec):
                 raise BadInputError(f"--import {spec!r}: no such file.")

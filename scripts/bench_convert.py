@@ -13,9 +13,10 @@
    --arch-mb MB; peak RSS over the same commands on a one-conv model (the interpreter with
    TensorFlow loaded: the baseline), in units of the file and of the largest tensor.
 4. The in-memory kernel transform (`xconv.layouts`) against torch's `permute().contiguous()`
-   for 1x1, 3x3, 7x7, depthwise and Conv3D kernels, both directions, round-robin medians.
+   for 1x1, 3x3, 7x7, depthwise and Conv3D kernels, both directions, round-robin medians;
+   with --kernel-grid also on a grid of conv kernels (1 to 49 taps, 3 to 768 channels, to 6 MB).
 
-    python scripts/bench_convert.py [--gb 1] [--arch-mb 64] [--dir /tmp] [--repeat 3] [--json]
+    python scripts/bench_convert.py [--gb 1] [--arch-mb 64] [--dir /tmp] [--repeat 3] [--kernel-grid] [--json]
 
 The files live in a temporary folder under --dir and are deleted at the end.
 """
@@ -226,19 +227,54 @@ def layout_vs_torch(repeat: int = 15) -> dict:
                 "to_torch": (lambda: layouts.depthwise_kernel_to_torch(k), lambda: tk.reshape(*shape[:-2], -1).permute(rank, *range(rank)).unsqueeze(1).contiguous()),
                 "to_keras": (lambda: layouts.depthwise_kernel_to_keras(w), lambda: tw[:, 0].permute(*range(1, rank + 1), 0).reshape(shape).contiguous()),
             }
-        row = {}
-        for direction, (ours, theirs) in pairs.items():
-            assert ours().tobytes() == theirs().numpy().tobytes(), (label, direction)
-            times = {"xconv": [], "torch": []}
-            for _ in range(repeat):
-                for name, fn in (("xconv", ours), ("torch", theirs)):
-                    start = time.perf_counter()
-                    fn()
-                    times[name].append(time.perf_counter() - start)
-            x, t = statistics.median(times["xconv"]), statistics.median(times["torch"])
-            row[direction] = {"xconv_ms": round(x * 1e3, 3), "torch_ms": round(t * 1e3, 3), "ratio": round(x / t, 2)}
-        out[label] = row
+        out[label] = {direction: _against_torch(ours, theirs, repeat, f"{label} {direction}") for direction, (ours, theirs) in pairs.items()}
     return out
+
+
+def _against_torch(ours, theirs, repeat: int, what: str) -> dict:
+    """Round-robin medians of ``ours()`` (NumPy) and ``theirs()`` (torch), after checking they agree bit for bit."""
+    assert ours().tobytes() == theirs().numpy().tobytes(), what
+    times = {"xconv": [], "torch": []}
+    for _ in range(repeat):
+        for name, fn in (("xconv", ours), ("torch", theirs)):
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    x, t = statistics.median(times["xconv"]), statistics.median(times["torch"])
+    return {"xconv_ms": round(x * 1e3, 4), "torch_ms": round(t * 1e3, 4), "ratio": round(x / t, 2)}
+
+
+GRID_TAPS = ((1,), (3,), (5,), (3, 3), (5, 5), (3, 3, 3), (7, 7))
+GRID_CHANNELS = (3, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768)
+
+
+def layout_grid(repeat: int = 41, max_mb: float = 6.0) -> dict:
+    """The conv kernel transform, both directions, on every float32 kernel of GRID_TAPS windows and
+    GRID_CHANNELS inputs (outputs the same or twice as many) up to ``max_mb``: the shapes users bring
+    beside the benchmark's ten."""
+    import numpy as np
+    import torch
+
+    from xconv import layouts
+
+    rng = np.random.default_rng(0)
+    rows = {}
+    for taps in GRID_TAPS:
+        for cin in GRID_CHANNELS:
+            for cout in sorted({cin, 2 * cin if cin > 3 else 64}):
+                shape = (*taps, cin, cout)
+                if np.prod(shape) * 4 > max_mb * 1e6:
+                    continue
+                k = rng.standard_normal(shape).astype(np.float32)
+                w = layouts.conv_kernel_to_torch(k)
+                tk, tw, rank = torch.from_numpy(k), torch.from_numpy(w), len(taps)
+                label = "x".join(map(str, taps)) + f" {cin}->{cout}"
+                rows[label] = {
+                    "bytes": k.nbytes,
+                    "to_torch": _against_torch(lambda: layouts.conv_kernel_to_torch(k), lambda: tk.permute(*layouts.kernel_permutation(rank)).contiguous(), repeat, label),
+                    "to_keras": _against_torch(lambda: layouts.conv_kernel_to_keras(w), lambda: tw.permute(*layouts.kernel_permutation(rank, "keras")).contiguous(), repeat, label),
+                }
+    return rows
 
 
 def main() -> None:
@@ -249,6 +285,7 @@ def main() -> None:
     parser.add_argument("--kernel-repeat", type=int, default=15, help="rounds of the in-memory transform per kernel shape")
     parser.add_argument("--skip-files", action="store_true", help="only the in-memory transform (and --arch-mb, unless 0)")
     parser.add_argument("--arch-mb", type=float, default=64, help="size of the Keras model for the conversions with an architecture (0: skip)")
+    parser.add_argument("--kernel-grid", action="store_true", help="also the transform on a grid of conv kernels (1 to 49 taps, 3 to 768 channels)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     result = {"load_average_before": os.getloadavg()}
@@ -267,6 +304,8 @@ def main() -> None:
             with tempfile.TemporaryDirectory(dir=args.dir, prefix="xconv-bench-") as tmp:
                 result["arch"] = arch_conversions(tmp, args.arch_mb, args.repeat)
     result["layout_transform"] = layout_vs_torch(args.kernel_repeat)
+    if args.kernel_grid:
+        result["layout_grid"] = layout_grid(max(args.kernel_repeat, 41))
     result["load_average_after"] = os.getloadavg()
     if args.json:
         print(json.dumps(result, indent=2))
@@ -307,6 +346,13 @@ def main() -> None:
             f"{result['files']['cp_cpu_s']:.2f} s; peak RSS growth {r['rss_growth_over_largest_tensor']:.2f} x the largest tensor (target < 2)"
         )
     print(f"RESULT in-memory transform: worst ratio to torch {worst[0]:.2f} ({worst[1]}; target <= 1)")
+    if "layout_grid" in result:
+        cells = sorted((v["ratio"], f"{label} {d} ({r['bytes'] / 1024:.0f} KiB, torch {v['torch_ms'] * 1e3:.1f} us)") for label, r in result["layout_grid"].items() for d, v in r.items() if d != "bytes")
+        ratios = [c[0] for c in cells]
+        print(
+            f"RESULT kernel grid: {len(cells)} transforms ({len(result['layout_grid'])} kernels x 2 directions), ratio to torch median {statistics.median(ratios):.2f}, "
+            f"<= 1 in {sum(r <= 1 for r in ratios)}, worst: " + "; ".join(f"{r:.2f} {what}" for r, what in cells[-6:][::-1])
+        )
     print(f"(load average {result['load_average_before'][0]:.1f} before, {result['load_average_after'][0]:.1f} after, on {os.cpu_count()} cores: compare on an idle machine)")
 
 

@@ -1,6 +1,8 @@
 """Layouts: bit-exact round trips (property-based) and an independent oracle (a NumPy conv)."""
 
+import os
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -162,7 +164,7 @@ def test_describe_kernel_axes_answers_the_conv5_2_question():
 @pytest.mark.parametrize("dtype", ["float32", "int32", "uint8", "float64", "float16", "bfloat16", "int8", "bool", "complex128"])
 @pytest.mark.parametrize(
     "shape",
-    [(1, 1, 2048, 512), (1, 1, 512, 3), (3, 3, 512, 256), (3, 3, 128, 128), (7, 7, 96, 100), (3, 3, 3, 64, 130), (3, 3, 3, 200, 64), (5, 1, 700, 33), (1, 9, 1, 1000), (7, 7, 768, 1), (11, 2, 1)],
+    [(1, 1, 2048, 512), (1, 1, 512, 3), (1, 1, 1001, 300), (3, 3, 512, 256), (3, 3, 64, 512), (3, 3, 128, 128), (7, 7, 96, 100), (3, 3, 3, 64, 130), (3, 3, 3, 200, 64), (5, 1, 700, 33), (3, 48, 96), (5, 64, 64), (1, 9, 1, 1000), (7, 7, 768, 1), (11, 2, 1)],
 )
 @pytest.mark.parametrize("route", ["torch loaded", "NumPy only"])
 def test_fast_paths_equal_numpy_transpose_bit_for_bit(shape, dtype, route, monkeypatch):
@@ -189,3 +191,27 @@ def test_fast_paths_equal_numpy_transpose_bit_for_bit(shape, dtype, route, monke
     if len(shape) == 4 and shape[0] * shape[1] == 1:
         m = kernel.reshape(cin, mult)
         assert layouts.dense_kernel_to_torch(m).tobytes() == np.ascontiguousarray(m.T).tobytes()
+
+
+FORK_CHILD = """
+import os, sys
+sys.modules["torch"] = None  # the NumPy paths, whose halves run on xconv's worker pool
+import numpy as np
+from xconv import layouts
+k = np.ones((3, 3, 512, 512), np.float32)
+layouts.conv_kernel_to_torch(k)
+assert layouts._POOL is not None, "the parent never used the pool: the test would prove nothing"
+pid = os.fork()
+if pid == 0:
+    os._exit(0 if layouts.conv_kernel_to_torch(k).sum() == k.size else 3)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_makes_its_own_worker_pool():
+    """A child forked after the pool ran has none of its threads; work handed to the old pool would
+    wait for ever (a DataLoader worker, a multiprocessing fork pool)."""
+    run = subprocess.run([sys.executable, "-c", FORK_CHILD], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-2000:]

@@ -17,6 +17,7 @@ permutation for spatial rank ``n`` is ``(n + 1, n, 0, ..., n - 1)``. A transpose
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -81,19 +82,34 @@ _POOL = None
 _POOL_LOCK = threading.Lock()
 
 
-def _in_parallel(work, n: int, unit: int = 1) -> None:
-    """Run ``work(lo, hi)`` over ``range(n)`` split in two halves (on multiples of ``unit``) on two threads."""
+def _executor():
+    """The package's one worker pool (two threads, made once, under a lock): the layouts' halves,
+    compare's scans and the streamed writer's helper all run on it. A task on it must not wait
+    for another task on it."""
     global _POOL
-    mid = (n // 2 // unit) * unit
-    if mid <= 0 or mid >= n:
-        work(0, n)
-        return
     with _POOL_LOCK:
         if _POOL is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            _POOL = ThreadPoolExecutor(2, thread_name_prefix="xconv-layouts")
-    other = _POOL.submit(work, mid, n)
+            _POOL = ThreadPoolExecutor(2, thread_name_prefix="xconv-worker")
+    return _POOL
+
+
+def _forget_pool() -> None:  # a forked child has none of the parent's threads: it makes its own pool
+    global _POOL, _POOL_LOCK
+    _POOL, _POOL_LOCK = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _in_parallel(work, n: int, unit: int = 1) -> None:
+    """Run ``work(lo, hi)`` over ``range(n)`` split in two halves (on multiples of ``unit``) on two threads."""
+    mid = (n // 2 // unit) * unit
+    if mid <= 0 or mid >= n:
+        work(0, n)
+        return
+    other = _executor().submit(work, mid, n)
     work(0, mid)
     other.result()
 
@@ -141,11 +157,14 @@ def _transpose2d(matrix: np.ndarray) -> np.ndarray:
     """A contiguous transposed copy: torch's blocked transpose where torch is loaded and both
     sides are long, else cache-line banded NumPy when large."""
     n, m = matrix.shape
-    if n < 2 or m < 2 or matrix.nbytes < min(_SMALL, _SHUFFLE_2D if "torch" in sys.modules else _SMALL):
+    if n < 2 or m < 2 or matrix.nbytes < min(_SMALL, _SHUFFLE_2D if sys.modules.get("torch") is not None else _SMALL):
         return matrix.T.copy()
-    flat = _shuffle_view(matrix) if _SHUFFLE_2D <= matrix.nbytes < _PARALLEL_BYTES else None
-    if flat is not None:  # one SIMD transpose (single-threaded: above 1 MiB the blocked copy below is faster)
-        return _from_torch(_shuffle(sys.modules["torch"], flat, 1, n, m), matrix.dtype).reshape(m, n)
+    kind = _shuffles(matrix) if _SHUFFLE_2D <= matrix.nbytes < _HUGE else None
+    if kind is not None:
+        if matrix.nbytes < _PARALLEL_BYTES:  # one SIMD transpose (in cache: a second thread would cost more)
+            return _shuffle(matrix, kind, 1, n, m).reshape(m, n)
+        if _splits(n) > 1:  # SIMD transposes of row blocks on two threads, then their rows moved into place
+            return _split_reverse(matrix, kind, n, 1, m).reshape(m, n)
     torch, view = _torch_view(matrix)
     if torch is not None:
         out = np.empty((m, n), view.dtype)
@@ -168,9 +187,10 @@ def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
     """``(k, a, b) -> (b, a, k)`` of a C-contiguous ``array``.
 
     Small tensors: one NumPy pass (fits in cache). One of ``k, a, b`` 1: a 2D transpose
-    (:func:`_transpose2d`). Else, where the caller has loaded torch: for 4- and 1-byte elements
-    two :func:`_shuffle` passes (see ``_SHUFFLE_2D`` for the shapes), otherwise
-    :func:`_reverse3_torch` (torch's general copy). Else
+    (:func:`_transpose2d`). Else, where the caller has loaded torch, for 4- and 1-byte elements:
+    two :func:`_shuffle` passes where ``b >= k`` (a Keras kernel, window axis first), else
+    :func:`_split_reverse` (a torch weight, filters first); other element sizes take
+    :func:`_reverse3_torch` (torch's general copy). Without torch:
     two cache-friendly NumPy passes instead of one strided gather: pass one transposes
     ``(k, a * b) -> (a * b, k)`` in bands of 64 input rows; pass two moves whole ``k``-element
     rows, ``(a, b) -> (b, a)``, treating each row as one opaque element so NumPy copies it in
@@ -179,6 +199,11 @@ def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
     """
     x = array.reshape(k, a, b)
     if array.nbytes < _SMALL:  # fits in cache: one pass costs less than two calls
+        if k <= 5 < a and b >= k and array.nbytes >= 2**12 * k:  # a short window first (a 1D Keras kernel)
+            out = np.empty((b, a, k), array.dtype)
+            for t in range(k):  # one 2D transpose per tap: 0.6-0.75 of torch's copy, where one pass took 1.1-1.6
+                out[:, :, t] = x[t].T
+            return out
         return x.transpose(2, 1, 0).copy()
     if k == 1 or b == 1 or a == 1:  # one of the moves is trivial: a plain 2D transpose
         if k == 1:
@@ -186,10 +211,11 @@ def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
         if b == 1:
             return _transpose2d(x.reshape(k, a)).reshape(1, a, k)
         return _transpose2d(x.reshape(k, b)).reshape(b, 1, k)
-    flat = _shuffle_view(x) if b >= k or k <= 128 else None
-    if flat is not None:  # two batched SIMD transposes: (a, b) -> (b, a) per k, then (k, b * a) -> (b * a, k)
-        torch = sys.modules["torch"]
-        return _from_torch(_shuffle(torch, _shuffle(torch, flat, k, a, b), 1, k, b * a), array.dtype).reshape(b, a, k)
+    kind = _shuffles(x)
+    if kind is not None and b >= k:  # two batched SIMD transposes: (a, b) -> (b, a) per k, then (k, b * a) -> (b * a, k)
+        return _shuffle(_shuffle(x, kind, k, a, b), kind, 1, k, b * a).reshape(b, a, k)
+    if kind is not None:  # the window axis last (a torch weight): (k, a * b) transposed in row blocks, rows moved
+        return _split_reverse(x, kind, k, a, b)
     torch, view = _torch_view(x)
     if torch is not None:
         return _reverse3_torch(torch, view, k, a, b).view(array.dtype)
@@ -200,7 +226,8 @@ def _reverse3(array: np.ndarray, k: int, a: int, b: int) -> np.ndarray:
     return out
 
 
-_SMALL = 2**18  # bytes: below this one NumPy pass is cheapest (measured in scripts/bench_convert.py)
+_SMALL = 3 * 2**15  # bytes: below this one NumPy pass is cheapest (on a grid of 208 conv kernels of 3 to 49 taps
+# and 3 to 768 channels, scripts/bench_convert.py --kernel-grid: from 96 to 256 KiB it took 1.0-2.4 of torch's copy)
 _INT_OF_SIZE = {1: "uint8", 2: "int16", 4: "int32", 8: "int64"}
 
 
@@ -224,42 +251,71 @@ def _torch_view(array: np.ndarray):
 
 
 _SHUFFLE_2D = 2**16  # bytes: 2D transposes from here to 1 MiB go through one _shuffle (0.4-0.7 of torch's copy
-# on 25x1024 to 256x256 float32, where a NumPy pass took 0.6-2.9); 3D kernels from _SMALL, where the window
-# axis comes first (a Keras kernel) or the rows are at most 128 (a torch weight of <= 128 filters: above,
-# a shuffle per filter is too short and torch's general copy, whose inner loop then runs over the filters,
-# was as fast or faster on a grid of 9/25/27/49-tap kernels of 16-512 channels)
+# on 25x1024 to 256x256 float32, where a NumPy pass took 0.6-2.9), from 1 to 32 MiB through _split_reverse
+# (0.2-0.7 of it on 512x2048 to 4096x1000, where torch's blocked transpose took 0.4-1.2)
+_HUGE = 2**25  # bytes: 2D transposes above this (beyond the caches) take torch's blocked transpose, 0.2 of the
+# general copy on 4096x4096 float32, where _split_reverse took 0.4
 _SHUFFLED = {4: "float32", 1: "uint8"}  # element sizes torch's channel_shuffle transposes by SIMD (FBGEMM's
 # transpose_simd for float and uint8 on x86 builds; other dtypes take its scalar loop, slower than the general copy)
 
 
-def _shuffle_view(array: np.ndarray):
-    """``array`` as a flat torch tensor of a dtype :func:`_shuffle` moves fast (bits only: int32 as
-    float32, a shuffle never touches a value, NaN payloads included); None where torch is not loaded,
-    the array is read-only or its element size has no fast transpose."""
-    torch = sys.modules.get("torch")
+def _shuffles(array: np.ndarray) -> str | None:
+    """The dtype :func:`_shuffle` moves ``array``'s bits as (an int32 as float32: a shuffle never
+    touches a value, NaN payloads included); None where torch is not loaded, the array is
+    read-only or its element size has no fast transpose."""
     kind = _SHUFFLED.get(array.itemsize)
-    if torch is None or kind is None or not array.flags.writeable or array.dtype.kind not in "iufbV":
+    if kind is None or sys.modules.get("torch") is None or not array.flags.writeable or array.dtype.kind not in "iufbV":
         return None
-    return torch.from_numpy(array.reshape(-1).view(kind))
+    return kind
 
 
-def _shuffle(torch, flat, p: int, g: int, c: int):
-    """``(p, g, c) -> (p, c, g)`` of a flat contiguous tensor, as a new flat tensor.
+def _shuffle(x: np.ndarray, kind: str, p: int, g: int, c: int) -> np.ndarray:
+    """``(p, g, c) -> (p, c, g)`` of a C-contiguous array, as a new flat array of ``x``'s dtype.
 
     torch's channel_shuffle of a channels-last ``(1, g * c, p, 1)`` image is exactly this: one
     ``(g, c)`` transpose per pixel, pixels spread over torch's threads, each transpose cache-blocked
     and vectorised (FBGEMM). It took 0.3 to 0.8 of torch's ``permute().contiguous()`` on the conv
     kernels of scripts/bench_convert.py, where the general copy's inner loop runs over the short
-    window axis. The result is read in memory order, so any layout torch picks for it is right.
+    window axis. The views around it are NumPy's (a torch call costs about 1 us, several times a
+    NumPy view: a quarter of the time on a 150 KB kernel). The result is read in memory order, so
+    any layout torch picks for it is right.
     """
-    n = g * c
-    out = torch.channel_shuffle(flat.as_strided((1, n, p, 1), (p * n, 1, n, n)), g).permute(0, 2, 3, 1)
-    return (out if out.is_contiguous() else out.contiguous()).reshape(-1)
+    torch = sys.modules["torch"]
+    image = torch.from_numpy(x.reshape(1, p, 1, g * c).view(kind).transpose(0, 3, 1, 2))
+    out = torch.channel_shuffle(image, g).numpy().transpose(0, 2, 3, 1)
+    return out.reshape(-1).view(x.dtype)
 
 
-def _from_torch(flat, dtype) -> np.ndarray:
-    """A flat tensor from :func:`_shuffle` as a NumPy array of ``dtype`` (its bits: a view, no copy)."""
-    return flat.numpy().view(dtype)
+def _splits(k: int) -> int:
+    """Row blocks for :func:`_split_reverse`: 4 or 2 where each keeps rows of at least 128 elements, else 1.
+
+    On 2D and 3D float32 transposes of 0.1 to 70 MB, 4 blocks of 128+ elements took 0.25-0.75 of
+    torch's general copy; blocks of 32-64 elements (a 128-filter weight in 4) up to 1.3: short
+    rows make the second pass a gather."""
+    return 4 if k % 4 == 0 and k >= 512 else 2 if k % 2 == 0 and k >= 256 else 1
+
+
+def _split_reverse(x: np.ndarray, kind: str, k: int, a: int, b: int) -> np.ndarray:
+    """``(k, a, b) -> (b, a, k)`` in two passes, for a long ``k`` (a torch weight's filters, a matrix's rows).
+
+    Pass one transposes ``(k, a * b)`` as :func:`_splits` blocks of ``k / s`` rows, one
+    :func:`_shuffle` whose blocks torch spreads over its threads: ``(s, a, b, k / s)``. Pass two moves
+    the ``k / s``-element rows to ``(b, a, s, k / s)``, a copy with a contiguous inner loop (the cost of
+    a memcpy). torch's ``permute().contiguous()`` instead gathers each output row
+    from ``k`` rows ``a * b`` elements apart. One block and ``a == 1``: pass one is the result.
+    """
+    s = _splits(k)
+    step = _shuffle(x, kind, s, k // s, a * b)
+    if s == 1 and a == 1:
+        return step.reshape(b, a, k)
+    out = np.empty((b, a, k), x.dtype)
+    rows = step.reshape(s, a, b, k // s)
+    if out.nbytes < _PARALLEL_BYTES:  # in cache: NumPy's copy costs less to call (0.6-1.0 of torch's on 0.1-1 MB)
+        np.copyto(out.reshape(b, a, s, k // s), rows.transpose(2, 1, 0, 3))
+        return out
+    torch = sys.modules["torch"]  # torch's copy on its threads: 0.5-0.8 of NumPy's one thread from 1 MB
+    torch.from_numpy(out.view(kind).reshape(b, a, s, k // s)).copy_(torch.from_numpy(rows.view(kind)).permute(2, 1, 0, 3))
+    return out
 
 
 def _blocked(torch, out: np.ndarray, matrix: np.ndarray) -> None:

@@ -40,7 +40,7 @@ import numpy as np
 
 from . import by_rank
 from ..errors import BadInputError
-from ..layouts import _transpose_into
+from ..layouts import _executor, _transpose_into
 from .dtypes import st_dtype
 from .safetensors import header_bytes, safetensors_header, tensor_names
 
@@ -75,9 +75,6 @@ class _Pool:
     """Two threads (this one and a helper) running tasks from a shared list, each with its own slab."""
 
     def __init__(self):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._exec = ThreadPoolExecutor(1, thread_name_prefix="xconv-stream")
         self._slabs = [np.empty(SLAB, np.uint8), np.empty(SLAB, np.uint8)]
 
     def run(self, tasks: Iterable[Callable[[np.ndarray], None]]) -> None:
@@ -102,14 +99,14 @@ class _Pool:
                 except BaseException as exc:  # noqa: BLE001 - raised below, in the calling thread
                     failed.append(exc)
 
-        other = self._exec.submit(drain, self._slabs[1])
+        other = _executor().submit(drain, self._slabs[1])  # the package's pool; tasks here never use it (parallel=False)
         drain(self._slabs[0])
         other.result()
         if failed:
             raise failed[0]
 
     def close(self) -> None:
-        self._exec.shutdown(wait=True)
+        self._slabs.clear()
 
 
 def _pwrite_all(fd: int, data, offset: int) -> None:

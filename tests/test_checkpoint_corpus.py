@@ -159,6 +159,21 @@ def test_hf_sharded_checkpoint_diffs_and_inspects_through_its_index(tmp_path, ca
     assert rc == 1 and "fc.bias" in out, out
 
 
+def test_a_stale_total_size_is_noted_not_refused(tmp_path, capsys):
+    from xconv.files import safetensors as st
+
+    sd = state_dict()
+    index = _shard(tmp_path, sd)
+    rc, out = cli(capsys, "inspect", index)
+    assert rc == 0 and "total_size" not in out, out  # the figure save_pretrained writes matches
+    data = json.loads(index.read_text())
+    data["metadata"]["total_size"] += 4  # as if a shard had been re-saved with one more float
+    index.write_text(json.dumps(data))
+    st._NOTED_TOTALS.clear()
+    rc, out = cli(capsys, "inspect", index)
+    assert rc == 0 and "total_size" in out and str(data["metadata"]["total_size"]) in out, out
+
+
 def test_pytorch_model_bin_index_reads_bin_shards(tmp_path, capsys):
     sd = state_dict()
     names = sorted(sd)

@@ -211,6 +211,7 @@ def write_safetensors_stream(path: str, items: Iterator[tuple[str, np.ndarray]],
         raise BadInputError(f"tensors {sorted(set(shapes) - written)[:5]} were announced but not written")
 
 
+_NOTED_TOTALS: set[str] = set()  # indexes whose total_size note was given (once per run)
 MAX_INDEX = 64 * 2**20  # an index of a few hundred thousand tensor names is a few MB
 
 
@@ -265,6 +266,26 @@ class ShardedView(Mapping):
             if full in self._headers:
                 layouts.add(self._headers[full][0].get("__metadata__", {}).get("layout", "torch"))
         self.layout = layouts.pop() if len(layouts) == 1 else "torch"
+        self._check_total_size(index)
+
+    def _check_total_size(self, index: dict) -> None:
+        """A note where ``metadata.total_size`` (what save_pretrained wrote) is not the bytes the
+        safetensors shards hold: a shard replaced since the index was written (another dtype or
+        shape under the same names). Only a note: transformers itself does not read the figure.
+        ``.bin`` shards are not counted (tied weights share one storage there)."""
+        claimed = (index.get("metadata") or {}).get("total_size") if isinstance(index.get("metadata"), dict) else None
+        if not _is_int(claimed) or len(self._headers) != len(self._shards):
+            return
+        held = sum(e["data_offsets"][1] - e["data_offsets"][0] for h, _ in self._headers.values() for k, e in h.items() if k != "__metadata__")
+        if held != claimed and os.path.realpath(self.path) not in _NOTED_TOTALS:
+            from .torch_pt import _note
+
+            _NOTED_TOTALS.add(os.path.realpath(self.path))
+
+            _note(
+                f"{self.path!r}: the index's metadata.total_size is {claimed} bytes but its shards hold {held}: "
+                f"a shard may have been replaced since the index was written (the tensors' names still match)."
+            )
 
     def _bad(self, why: str) -> BadInputError:
         return BadInputError(f"Cannot read {self.path!r}: {why}.")
@@ -301,7 +322,7 @@ class ShardedView(Mapping):
             from .torch_pt import read_torch
 
             self._loaded = None
-            self._loaded = (full, read_torch(full))
+            self._loaded = (full, read_torch(full))  # read whole, not mapped: a shard cut meanwhile must be an error, not a SIGBUS
         return self._loaded[1]
 
     @property

@@ -211,7 +211,6 @@ def write_safetensors_stream(path: str, items: Iterator[tuple[str, np.ndarray]],
         raise BadInputError(f"tensors {sorted(set(shapes) - written)[:5]} were announced but not written")
 
 
-_NOTED_TOTALS: set[str] = set()  # indexes whose total_size note was given (once per run)
 MAX_INDEX = 64 * 2**20  # an index of a few hundred thousand tensor names is a few MB
 
 
@@ -273,15 +272,16 @@ class ShardedView(Mapping):
         safetensors shards hold: a shard replaced since the index was written (another dtype or
         shape under the same names). Only a note: transformers itself does not read the figure.
         ``.bin`` shards are not counted (tied weights share one storage there)."""
-        claimed = (index.get("metadata") or {}).get("total_size") if isinstance(index.get("metadata"), dict) else None
+        meta = index.get("metadata")
+        claimed = meta.get("total_size") if isinstance(meta, dict) else None
         if not _is_int(claimed) or len(self._headers) != len(self._shards):
             return
         held = sum(e["data_offsets"][1] - e["data_offsets"][0] for h, _ in self._headers.values() for k, e in h.items() if k != "__metadata__")
-        if held != claimed and os.path.realpath(self.path) not in _NOTED_TOTALS:
-            from .torch_pt import _note
+        from .torch_pt import _note, _noted
 
-            _NOTED_TOTALS.add(os.path.realpath(self.path))
-
+        seen = (os.path.realpath(self.path), "total_size")  # once per index and run, as checkpoint notes are
+        if held != claimed and seen not in _noted:
+            _noted.add(seen)
             _note(
                 f"{self.path!r}: the index's metadata.total_size is {claimed} bytes but its shards hold {held}: "
                 f"a shard may have been replaced since the index was written (the tensors' names still match)."

@@ -276,7 +276,7 @@ class ShardedView(Mapping):
         claimed = meta.get("total_size") if isinstance(meta, dict) else None
         if not _is_int(claimed) or len(self._headers) != len(self._shards):
             return
-        held = sum(e["data_offsets"][1] - e["data_offsets"][0] for h, _ in self._headers.values() for k, e in h.items() if k != "__metadata__")
+        held = sum(h[k]["data_offsets"][1] - h[k]["data_offsets"][0] for h, _ in self._headers.values() for k in tensor_names(h))
         from .torch_pt import _note, _noted
 
         seen = (os.path.realpath(self.path), "total_size")  # once per index and run, as checkpoint notes are
